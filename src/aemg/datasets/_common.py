@@ -1,0 +1,197 @@
+"""Helpers shared by the dataset readers: strict file parsing and Recording assembly.
+
+Every function here raises :class:`aemg.errors.DataFormatError` naming the offending file and what
+was expected, so a reader built from them never misreads a damaged file silently. Nothing here
+writes to, moves or deletes the user's files.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aemg.errors import DataFormatError
+from aemg.layouts import Layout
+from aemg.recording import Recording
+
+__all__ = [
+    "MYO_RANGE",
+    "check_range",
+    "find_root",
+    "myo_counts_from_scaled",
+    "natural_key",
+    "one_repetition_recording",
+    "read_int16_interleaved",
+    "read_numeric_text",
+    "relpath",
+    "warn_absent",
+]
+
+MYO_RANGE = (-128, 127)
+"""Value range of the Myo armband's raw EMG (signed 8-bit counts)."""
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that orders embedded integers numerically (``gesture_2`` before ``gesture_10``)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
+
+
+def relpath(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form (the ``source_file`` of a Recording)."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def read_numeric_text(path: Path, *, n_columns: int, delimiter: str | None = ",", skiprows: int = 0,
+                      integer: bool = False, what: str = "") -> np.ndarray:
+    """Read a delimited numeric text file into a float64 ``(rows, n_columns)`` array, strictly.
+
+    Raises :class:`DataFormatError` (naming ``path``) when the file is missing or unreadable, holds no
+    data rows, has a line with another number of fields (a truncated last line included), holds a
+    token that is not a number, holds NaN or infinity, or, with ``integer=True``, a non-integer
+    value. CRLF line endings and a missing final newline are accepted. ``what`` describes the
+    expected content for the message (default: "``n_columns`` <delimiter>-separated numeric columns").
+    """
+    path = Path(path)
+    sep_name = {",": "comma", "\t": "tab", None: "whitespace", " ": "space", ";": "semicolon"}.get(delimiter, repr(delimiter))
+    expected = what or f"{n_columns} {sep_name}-separated numeric columns"
+    if not path.is_file():
+        raise DataFormatError(path, expected, "file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns on empty input; reported below instead
+            data = np.loadtxt(path, delimiter=delimiter, skiprows=skiprows, ndmin=2, dtype=np.float64,
+                              comments=None, encoding="utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataFormatError(path, expected, f"malformed line: {exc}") from exc
+    except OSError as exc:
+        raise DataFormatError(path, expected, f"cannot read: {exc}") from exc
+    if data.shape[0] == 0:
+        raise DataFormatError(path, expected, "no data rows (empty or truncated file)")
+    if data.shape[1] != n_columns:
+        raise DataFormatError(path, expected, f"found {data.shape[1]} columns")
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DataFormatError(path, f"{expected}, all finite",
+                              f"{int(bad.sum())} NaN/inf values, first in data row {row + 1}, column {col + 1}")
+    if integer:
+        frac = data != np.round(data)
+        if frac.any():
+            row, col = (int(i) for i in np.argwhere(frac)[0])
+            raise DataFormatError(path, f"{expected}, integer values",
+                                  f"non-integer value {data[row, col]!r} in data row {row + 1}, column {col + 1}")
+    return data
+
+
+def read_int16_interleaved(path: Path, n_channels: int, *, byteorder: str = "<") -> np.ndarray:
+    """Read a raw binary file of int16 samples, channel fastest, as an int16 ``(samples, n_channels)`` array.
+
+    Raises :class:`DataFormatError` when the file is missing, empty, or its size is not a whole
+    number of frames (a truncated file).
+    """
+    path = Path(path)
+    frame = 2 * n_channels
+    expected = f"{byteorder == '<' and 'little' or 'big'}-endian int16, {n_channels} channels interleaved"
+    if not path.is_file():
+        raise DataFormatError(path, expected, "file not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise DataFormatError(path, expected, "empty file")
+    if size % frame:
+        raise DataFormatError(path, f"{expected} (file size a multiple of {frame} bytes)",
+                              f"{size} bytes: truncated or not this format")
+    return np.fromfile(path, dtype=f"{byteorder}i2").reshape(-1, n_channels)
+
+
+def check_range(path: Path, data: np.ndarray, lo: float, hi: float, what: str) -> None:
+    """Raise :class:`DataFormatError` when any value of ``data`` lies outside ``[lo, hi]``."""
+    if data.size and (data.min() < lo or data.max() > hi):
+        raise DataFormatError(path, f"{what} in [{lo:g}, {hi:g}]",
+                              f"values range over [{data.min():g}, {data.max():g}]")
+
+
+def myo_counts_from_scaled(path: Path, values: np.ndarray, scale: float) -> np.ndarray:
+    """Myo int8 counts from values stored as ``counts * scale`` (UCI stores counts x 1e-5).
+
+    Raises :class:`DataFormatError` when a value is not (within rounding) an integer multiple of
+    ``scale`` or lies outside the Myo's [-128, 127].
+    """
+    counts = values / scale
+    rounded = np.round(counts)
+    err = np.abs(counts - rounded)
+    if err.size and err.max() > 1e-3:
+        row, col = (int(i) for i in np.argwhere(err > 1e-3)[0])
+        raise DataFormatError(path, f"Myo counts scaled by {scale:g} (integer multiples of {scale:g})",
+                              f"value {values[row, col]!r} in data row {row + 1}")
+    check_range(path, rounded, *MYO_RANGE, what=f"Myo counts (values / {scale:g})")
+    return rounded
+
+
+def find_root(root: Path, candidates: Sequence[str], expected: str) -> Path:
+    """The dataset root: ``root`` itself when it holds any of ``candidates`` (names or glob patterns).
+
+    Also accepts ``root`` one level above (a folder that contains the dataset folder): the first
+    child directory holding a candidate is used. Raises :class:`DataFormatError` describing the
+    ``expected`` layout when neither holds one.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataFormatError(root, f"a dataset folder laid out as {expected}", "not a directory")
+
+    def holds(folder: Path) -> bool:
+        return any(any(folder.glob(c)) for c in candidates)
+
+    if holds(root):
+        return root
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        if holds(child):
+            return child
+    raise DataFormatError(root, f"a dataset folder laid out as {expected}",
+                          "found none of " + ", ".join(candidates))
+
+
+def warn_absent(logger: logging.Logger, dataset: str, root: Path, kind: str, expected: Iterable[str],
+                present: Iterable[str]) -> list[str]:
+    """Log one warning listing the ``expected`` names that are not ``present``; return them.
+
+    Public datasets are often downloaded in part: an absent subject is reported, never fatal.
+    """
+    have = set(present)
+    absent = [e for e in expected if e not in have]
+    if absent:
+        shown = ", ".join(absent[:40]) + (" ..." if len(absent) > 40 else "")
+        logger.warning("%s: %d %s absent from %s: %s", dataset, len(absent), kind, root, shown)
+    return absent
+
+
+def one_repetition_recording(samples: np.ndarray, *, path: Path, root: Path, fs: float, units: str, layout: Layout,
+                             dataset: str, subject: str, session: str, session_order: int, order: int,
+                             label: int, repetition: int, label_names: tuple[str, ...],
+                             gesture_keys: tuple[str, ...], recording_id: str, arm: str = "unknown",
+                             attrs: dict[str, Any] | None = None, mains_hz: float | None = None,
+                             hardware_band: tuple[float, float] | None = None) -> Recording:
+    """A Recording for a file that holds one repetition of one gesture (every sample labelled).
+
+    ``samples`` is ``(samples, channels)`` as stored in the file; the Recording's signal is its
+    float32 transpose. ``attrs`` gains ``fs_original = fs`` unless it sets it.
+    """
+    if samples.shape[1] != layout.n_channels:
+        raise DataFormatError(path, f"{layout.n_channels} channels ({layout.name})", f"found {samples.shape[1]}")
+    n = samples.shape[0]
+    return Recording(
+        signal=np.ascontiguousarray(samples.T, dtype=np.float32), fs=float(fs), units=units,
+        electrodes=layout.electrodes, dataset=dataset, subject=subject, session=session,
+        session_order=session_order, labels=np.full(n, label, np.int32), label_names=label_names,
+        gesture_keys=gesture_keys, repetition=np.full(n, repetition, np.int32),
+        attrs={"fs_original": float(fs), **(attrs or {})}, layout_rotation_unknown=layout.rotation_unknown,
+        arm=arm, source_file=relpath(path, root), recording_id=recording_id, order=order, mains_hz=mains_hz,
+        hardware_band=hardware_band)
