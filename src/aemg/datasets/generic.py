@@ -1,0 +1,278 @@
+"""The generic importer's reader: any dataset described by a ``manifest.csv`` (``aemg import``).
+
+A dataset folder holds ``manifest.csv`` and one signal file per row. Columns:
+
+======================  ======================================================================
+``file``                signal file, relative to the manifest folder: ``.npy`` (samples x
+                        channels) or ``.csv`` (one row per sample, one column per channel,
+                        comma-separated, optional header line)
+``subject``             subject name within the dataset
+``session``             session name (may be empty: ``session1``)
+``trial``               trial name (may be empty: the row number); part of ``recording_id``
+``gesture``             gesture name; empty = unlabelled recording (labels -1)
+``fs``                  sampling rate in Hz (> 0)
+``layout``              a layout name (``myo8``, ``unknown4`` ...; see :mod:`aemg.layouts`) or a
+                        layout JSON path relative to the manifest folder
+``repetition``          optional: repetition number (>= 0), chronological within subject,
+                        session and gesture; when the column is absent or a cell is empty, rows
+                        are numbered in row order
+``units``               optional: ``uV``, ``mV``, ``V``, ``adc`` ... (default ``adc``)
+======================  ======================================================================
+
+Rows are in time order within each subject and session (``Recording.order`` = rank of the row
+there; ``session_order`` = order in which the subject's sessions first appear). Each row is one
+Recording whose whole span is labelled with its gesture and repetition.
+
+Naming: the **dataset name** is the manifest folder's name, lower-cased with runs of characters
+other than letters, digits, ``-`` and ``_`` replaced by ``-`` (``ULB MLG/`` -> ``ulb-mlg``), unless
+``dataset=`` is given. Subject ids are ``generic/<dataset>/<subject>`` (unique in a corpus as long
+as two imported folders do not share a name; the ``generic`` part keeps them apart from the
+registered readers' ids). Gesture names that are shared-vocabulary keys keep that key; any other
+name ``g`` gets the key ``<dataset>:g``. ``label_names`` are the manifest's gesture names in order
+of first appearance, the same tuple for every Recording of the folder.
+
+Every error names the manifest row (1-based, header = row 1) and the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aemg.datasets._files import as_signal, check_finite
+from aemg.datasets.base import DatasetInfo
+from aemg.errors import DataFormatError
+from aemg.layouts import Layout, get_layout
+from aemg.recording import UNLABELLED, Recording
+from aemg.vocabulary import VOCABULARY
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.csv"
+REQUIRED_COLUMNS = ("file", "subject", "session", "trial", "gesture", "fs", "layout")
+OPTIONAL_COLUMNS = ("repetition", "units")
+PART = "generic"
+
+
+def dataset_name(folder: Path) -> str:
+    """The dataset name of a manifest folder: its name, lower-cased, safe characters only."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", Path(folder).resolve().name.lower()).strip("-")
+    return name or "generic"
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    line: int  # 1-based line in manifest.csv (header = 1)
+    file: str
+    subject: str
+    session: str
+    trial: str
+    gesture: str
+    fs: float
+    layout: str
+    repetition: int | None
+    units: str
+
+
+def read_rows(manifest_dir: Path) -> list[ManifestRow]:
+    """The manifest's rows, checked for columns and values (no signal file is opened)."""
+    manifest_dir = Path(manifest_dir)
+    path = manifest_dir / MANIFEST
+    if not path.is_file():
+        raise DataFormatError(path, f"a {MANIFEST} with columns {', '.join(REQUIRED_COLUMNS)}", "file not found")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise DataFormatError(path, f"columns {', '.join(REQUIRED_COLUMNS)}",
+                                      f"missing {', '.join(missing)} (header: {', '.join(header)})")
+            raw = [(None in row or any(v is None for v in row.values()),
+                    {k.strip(): v.strip() for k, v in row.items() if k is not None and isinstance(v, str)})
+                   for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataFormatError(path, "a readable CSV manifest", f"{type(exc).__name__}: {exc}") from exc
+    rows = []
+    for i, (ragged, r) in enumerate(raw, start=2):
+        where = f"{path} row {i} ({r.get('file') or 'no file'})"
+        if ragged:
+            raise DataFormatError(where, f"{len(header)} comma-separated cells", "found a different number")
+        for c in ("file", "subject", "fs", "layout"):
+            if not r[c]:
+                raise DataFormatError(where, f"a value in column {c!r}", "found an empty cell")
+        try:
+            fs = float(r["fs"])
+        except ValueError:
+            fs = math.nan
+        if not (math.isfinite(fs) and fs > 0):
+            raise DataFormatError(where, "fs a positive number of Hz", f"found {r['fs']!r}")
+        rep = None
+        if r.get("repetition"):
+            try:
+                rep = int(r["repetition"])
+            except ValueError:
+                rep = -1
+            if rep < 0:
+                raise DataFormatError(where, "repetition an integer >= 0 (or empty)", f"found {r['repetition']!r}")
+        rows.append(ManifestRow(line=i, file=r["file"], subject=r["subject"], session=r["session"] or "session1",
+                                trial=r["trial"], gesture=r["gesture"], fs=fs, layout=r["layout"], repetition=rep,
+                                units=r.get("units") or "adc"))
+    if not rows:
+        raise DataFormatError(path, "at least one row after the header", "found none")
+    return rows
+
+
+def load_signal(path: Path, where: str) -> np.ndarray:
+    """A ``.npy`` or ``.csv`` signal file as a ``(samples, channels)`` float64 array."""
+    if not path.is_file():
+        raise DataFormatError(path, f"the signal file named in {where}", "file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix == ".csv":
+            with path.open(encoding="utf-8") as f:
+                first = f.readline()
+            try:
+                [float(x) for x in first.strip().split(",")]
+                skip = 0
+            except ValueError:
+                skip = 1
+            arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+        else:
+            raise DataFormatError(path, f"a .npy or .csv signal file ({where})", f"found suffix {suffix!r}")
+    except DataFormatError:
+        raise
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
+        raise DataFormatError(path, f"a readable {suffix} signal file, samples x channels ({where})",
+                              f"{type(exc).__name__}: {exc}") from exc
+    if arr.ndim != 2:
+        raise DataFormatError(path, f"a 2-D samples x channels array ({where})", f"found shape {arr.shape}")
+    return arr
+
+
+class GenericReader:
+    """Reader of a manifest folder; ``read(root)`` is :func:`read_manifest`. Not in the registry."""
+
+    info = DatasetInfo(
+        name="generic", title="Any dataset described by a manifest.csv", device="any", fs=math.nan,
+        n_channels=0, n_subjects=0, gestures=(), layout="per row", citation="(the imported dataset's own)",
+        url="(local files)", notes="see aemg.datasets.generic: manifest.csv + one .npy/.csv per row",
+    )
+
+    def files(self, root: Path) -> list[Path]:
+        """The manifest, every signal file and every layout JSON it names (each once, in row order)."""
+        from aemg.layouts import LAYOUTS
+
+        root = Path(root)
+        out = [root / MANIFEST]
+        for r in read_rows(root):
+            out.append(root / r.file)
+            if r.layout not in LAYOUTS and not (r.layout.startswith("unknown") and r.layout[7:].isdigit()):
+                out.append(root / r.layout)
+        return list(dict.fromkeys(out))
+
+    def read(self, root: Path) -> Iterator[Recording]:
+        return read_manifest(root)
+
+    def describe(self, root: Path, dataset: str | None = None) -> DatasetInfo:
+        """Facts of one manifest folder (fs/channels of its first row)."""
+        root = Path(root)
+        rows = read_rows(root)
+        name = dataset or dataset_name(root)
+        layout = _layout(root, rows[0], None)
+        return DatasetInfo(name=name, title=f"imported: {root.name}", device="unknown", fs=rows[0].fs,
+                           n_channels=layout.n_channels, n_subjects=len({r.subject for r in rows}),
+                           gestures=_label_names(rows), layout=rows[0].layout, citation="", url=str(root))
+
+
+def _label_names(rows: list[ManifestRow]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(r.gesture for r in rows if r.gesture))
+
+
+def _layout(root: Path, row: ManifestRow, n_channels: int | None) -> Layout:
+    where = f"{root / MANIFEST} row {row.line}"
+    from aemg.layouts import LAYOUTS
+
+    key = row.layout
+    if key not in LAYOUTS and not (key.startswith("unknown") and key[7:].isdigit()):
+        key = str(root / key)  # a layout JSON, relative to the manifest folder
+    try:
+        return get_layout(key, n_channels)
+    except DataFormatError as exc:
+        raise DataFormatError(where, f"layout {row.layout!r} usable for {row.file}", str(exc)) from exc
+
+
+def read_manifest(manifest_dir: Path | str, dataset: str | None = None) -> Iterator[Recording]:
+    """Recordings of a manifest folder, one per row, in subject / session / row order.
+
+    ``dataset`` overrides the dataset name taken from the folder name (see the module docstring).
+    """
+    root = Path(manifest_dir)
+    rows = read_rows(root)
+    name = dataset or dataset_name(root)
+    names = _label_names(rows)
+    keys = tuple(g if g in VOCABULARY else f"{name}:{g}" for g in names)
+    # repetitions and orders, from row order
+    rep_count: dict[tuple[str, str, str], int] = {}
+    order_count: dict[tuple[str, str], int] = {}
+    sessions: dict[str, list[str]] = {}
+    seen_ids: dict[str, int] = {}
+    plan = []
+    for row in rows:
+        sess = sessions.setdefault(row.subject, [])
+        if row.session not in sess:
+            sess.append(row.session)
+        k = (row.subject, row.session)
+        order = order_count.get(k, 0)
+        order_count[k] = order + 1
+        rep = UNLABELLED
+        if row.gesture:
+            gk = (row.subject, row.session, row.gesture)
+            rep = row.repetition if row.repetition is not None else rep_count.get(gk, 0)
+            rep_count[gk] = max(rep_count.get(gk, 0), rep + 1)
+        plan.append((row, order, rep))
+    subjects = list(dict.fromkeys(r.subject for r in rows))
+    ordered = sorted(plan, key=lambda t: (subjects.index(t[0].subject), sessions[t[0].subject].index(t[0].session),
+                                          t[1]))
+    for row, order, rep in ordered:
+        where = f"{root / MANIFEST} row {row.line} ({row.file})"
+        path = root / row.file
+        arr = load_signal(path, where)
+        try:
+            check_finite(arr, path)
+        except DataFormatError as exc:
+            raise DataFormatError(where, "finite signal values", exc.found) from exc
+        layout = _layout(root, row, None)
+        if layout.n_channels != arr.shape[1]:
+            raise DataFormatError(where, f"{layout.n_channels} channels (columns) for layout {row.layout!r}",
+                                  f"found {arr.shape[1]} (shape {arr.shape})")
+        signal = as_signal(arr, path, layout.n_channels)
+        n = signal.shape[1]
+        labels = np.full(n, names.index(row.gesture) if row.gesture else UNLABELLED, np.int32)
+        repetition = np.full(n, rep, np.int32)
+        sid = f"{PART}/{name}/{row.subject}"
+        trial = row.trial or f"row{row.line}"
+        rid = f"{sid}/{row.session}/{trial}"
+        if rid in seen_ids:
+            raise DataFormatError(where, "a unique (subject, session, trial) per row",
+                                  f"same as row {seen_ids[rid]}")
+        seen_ids[rid] = row.line
+        yield Recording(
+            signal=signal, fs=row.fs, units=row.units, electrodes=layout.electrodes, dataset=name, subject=sid,
+            session=row.session, session_order=sessions[row.subject].index(row.session), labels=labels,
+            label_names=names, gesture_keys=keys, repetition=repetition,
+            attrs={"fs_original": row.fs, "manifest_row": row.line, "trial": row.trial, "layout": row.layout},
+            layout_rotation_unknown=layout.rotation_unknown, source_file=row.file, recording_id=rid, order=order,
+        )
+
+
+READER = GenericReader()

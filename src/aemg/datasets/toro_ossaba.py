@@ -1,0 +1,135 @@
+"""Toro-Ossaba et al. 2022: custom 4-channel EMG armband, 1024 Hz, 8 subjects, 5 gestures.
+
+Layout (Zenodo record 7668251, as read by Colot's loader): ``<root>/subject {s}/{c}.txt`` (a space in
+the folder name), s = 1..8, c = 0..4 the class index. Each file is one continuous ~20 s recording of
+one gesture: tab-separated numbers, one row per sample, EMG in columns 0..3 (further columns, if
+any, are ignored; a non-numeric first line is taken as a header and skipped).
+
+The gestures' names are not published with the files: labels keep ``class0`` .. ``class4`` and
+their keys stay ``toro-ossaba:classN``. The order in which a subject recorded the five files is
+unknown; ``order`` follows the class index (an assumption). Each file is one repetition (0) of its
+class. Values are stored without a stated unit: ``units = "adc"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from aemg.datasets._files import SINGLE_PART, as_signal, natural_key, rel, subject_id, warn_missing
+from aemg.datasets.base import DatasetInfo
+from aemg.errors import DataFormatError
+from aemg.layouts import get_layout
+from aemg.recording import Recording
+from aemg.vocabulary import gesture_keys
+
+log = logging.getLogger(__name__)
+
+NAME = "toro-ossaba"
+FS = 1024.0
+N_CHANNELS = 4
+N_CLASSES = 5
+N_SUBJECTS = 8
+GESTURES = tuple(f"class{c}" for c in range(N_CLASSES))
+_SUBJECT_RE = re.compile(r"^subject (\d+)$")
+
+INFO = DatasetInfo(
+    name=NAME, title="Toro-Ossaba hand gesture EMG (LSTM paper)", device="custom 4-channel EMG armband",
+    fs=FS, n_channels=N_CHANNELS, n_subjects=N_SUBJECTS, gestures=GESTURES, layout="toro4",
+    citation="Toro-Ossaba A. et al., LSTM Recurrent Neural Network for Hand Gesture Recognition Using EMG "
+             "Signals, Applied Sciences 12(19):9700 (2022), doi:10.3390/app12199700",
+    url="https://zenodo.org/records/7668251", license="unknown (see the Zenodo record)", mains_hz=60.0,
+    notes="one 20 s file per class; class names unpublished (class0..class4); units unknown; file time order assumed.",
+)
+
+
+def read_table(path: Path, min_columns: int) -> np.ndarray:
+    """A tab-separated numeric text file as a ``(rows, columns)`` float64 array (one header line allowed)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFormatError(path, "a readable tab-separated text file", f"{type(exc).__name__}: {exc}") from exc
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if lines:
+        try:
+            [float(x) for x in lines[0].strip().split("\t")]
+        except ValueError:
+            lines = lines[1:]  # header
+    if not lines:
+        raise DataFormatError(path, f"rows of >= {min_columns} tab-separated numbers", "found no data rows")
+    rows = [ln.strip().split("\t") for ln in lines]
+    width = min(len(r) for r in rows)
+    if width < min_columns:
+        i = next(i for i, r in enumerate(rows) if len(r) < min_columns)
+        raise DataFormatError(path, f">= {min_columns} tab-separated columns in every row",
+                              f"data row {i + 1} has {len(rows[i])} (a truncated file?)")
+    try:
+        return np.array([r[:min_columns] for r in rows], dtype=np.float64)
+    except ValueError as exc:
+        for i, r in enumerate(rows):
+            try:
+                [float(x) for x in r[:min_columns]]
+            except ValueError:
+                raise DataFormatError(path, "numbers in the EMG columns", f"data row {i + 1}: {r[:min_columns]}") from exc
+        raise DataFormatError(path, "numbers in the EMG columns", str(exc)) from exc
+
+
+class ToroOssabaReader:
+    info = INFO
+
+    def _subjects(self, root: Path) -> list[tuple[int, Path]]:
+        root = Path(root)
+        if not root.is_dir():
+            raise DataFormatError(root, "a folder holding 'subject {s}/{c}.txt'")
+        subs = []
+        for d in root.iterdir():
+            m = _SUBJECT_RE.match(d.name)
+            if d.is_dir() and m:
+                subs.append((int(m.group(1)), d))
+        if not subs:
+            raise DataFormatError(root, "Toro-Ossaba folders named 'subject 1' .. 'subject 8'", "found none")
+        return sorted(subs, key=lambda t: natural_key(t[1].name))
+
+    def files(self, root: Path) -> list[Path]:
+        return [d / f"{c}.txt" for _, d in self._subjects(Path(root)) for c in range(N_CLASSES)
+                if (d / f"{c}.txt").is_file()]
+
+    def read(self, root: Path) -> Iterator[Recording]:
+        root = Path(root)
+        subs = self._subjects(root)
+        present = {s for s, _ in subs}
+        warn_missing(log, NAME, "subjects", [f"subject {s}" for s in range(1, N_SUBJECTS + 1) if s not in present])
+        layout = get_layout(INFO.layout, N_CHANNELS)
+        keys = gesture_keys(NAME, GESTURES, {})
+        for s, folder in subs:
+            missing = [f"{folder.name}/{c}.txt" for c in range(N_CLASSES) if not (folder / f"{c}.txt").is_file()]
+            warn_missing(log, NAME, "class files", missing)
+            unexpected = [p.name for p in folder.glob("*.txt") if p.stem not in {str(c) for c in range(N_CLASSES)}]
+            if unexpected:
+                log.warning("%s: %s: ignoring files outside the class scheme 0..%d.txt: %s", NAME, folder.name,
+                            N_CLASSES - 1, ", ".join(sorted(unexpected)))
+            sid = subject_id(NAME, SINGLE_PART, f"subject{s}")
+            order = 0
+            for c in range(N_CLASSES):
+                path = folder / f"{c}.txt"
+                if not path.is_file():
+                    continue
+                table = read_table(path, N_CHANNELS)
+                signal = as_signal(table, path, N_CHANNELS)
+                n = signal.shape[1]
+                yield Recording(
+                    signal=signal, fs=FS, units="adc", electrodes=layout.electrodes, dataset=NAME, subject=sid,
+                    session="session1", session_order=0, labels=np.full(n, c, np.int32), label_names=GESTURES,
+                    gesture_keys=keys, repetition=np.zeros(n, np.int32),
+                    attrs={"fs_original": FS, "class_index": c, "subject_number": s},
+                    layout_rotation_unknown=layout.rotation_unknown, source_file=rel(path, root),
+                    recording_id=f"{sid}/session1/{c}", order=order,
+                )
+                order += 1
+
+
+READER = ToroOssabaReader()

@@ -1,0 +1,207 @@
+"""Simulate a gesture dataset and write it in the generic import layout (manifest.csv + .npy files).
+
+Protocol per subject (one session): for each repetition, for each gesture other than ``rest``: a
+rest period, then the gesture (reaction delay, onset ramp, hold, release). Every period is one row
+and one ``.npy`` file; rest periods are rows with gesture ``rest`` when ``rest`` is among the
+gestures, else unlabelled rows (empty gesture). The session is simulated as one continuous signal
+(mains phase, noise and fatigue run on across rows) and then cut at the row boundaries.
+
+Layout written (read back by :func:`aemg.datasets.generic.read_manifest`)::
+
+    OUT/manifest.csv          file,subject,session,trial,gesture,fs,layout,repetition,units
+    OUT/S01/t000_rest.npy     float32 (samples, 8), uV
+    OUT/simulation.json       seed, parameters, and each subject's true armband rotation, gains ...
+
+Deterministic for a seed: subject k draws from ``SeedSequence(seed).spawn(n)[k]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from aemg.simulate._names import DEFAULT_GESTURES
+from aemg.simulate.physiology import (
+    GESTURE_PATTERNS,
+    MUSCLES,
+    REST_TONE,
+    MotorUnitPools,
+    Subject,
+    activation_envelope,
+    emg_from_activation,
+    fatigue_state,
+)
+
+log = logging.getLogger(__name__)
+
+SIM_FS = 1000.0  # internal rate: surface EMG has power up to ~450 Hz
+MANIFEST_COLUMNS = ("file", "subject", "session", "trial", "gesture", "fs", "layout", "repetition", "units")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Timing of the simulated session (seconds; each drawn uniformly from its range)."""
+
+    rest_s: tuple[float, float] = (1.6, 2.4)
+    delay_s: tuple[float, float] = (0.15, 0.35)  # reaction time after the cue
+    ramp_s: tuple[float, float] = (0.2, 0.4)
+    hold_s: tuple[float, float] = (1.5, 2.5)
+    release_s: tuple[float, float] = (0.2, 0.4)
+    tail_s: float = 0.25  # after the release, still in the gesture's row
+    level_cv: float = 0.12  # repetition-to-repetition variation of the contraction level
+
+
+def _u(rng: np.random.Generator, r: tuple[float, float]) -> float:
+    return float(rng.uniform(*r))
+
+
+def simulate_subject(rng: np.random.Generator, gestures: Sequence[str], reps: int, fs: float = SIM_FS,
+                     protocol: Protocol | None = None, n_mu: int = 100) -> tuple[np.ndarray, list[dict], Subject]:
+    """One subject's continuous session: ``(E, T)`` uV at ``fs``, its rows, and the subject's facts.
+
+    Each row dict has ``gesture`` (``""`` for an unlabelled rest), ``repetition``, ``start``, ``stop``.
+    """
+    protocol = protocol or Protocol()
+    subject = Subject.draw(rng)
+    pools = MotorUnitPools.build(len(MUSCLES), n_mu, rng)
+    motions = [g for g in gestures if g != "rest"]
+    label_rest = "rest" in gestures
+    segments: list[tuple[str, int, np.ndarray | None]] = []  # (gesture, n samples, activation (M, n) or None)
+    for _ in range(reps):
+        for g in motions:
+            segments.append(("rest", int(round(_u(rng, protocol.rest_s) * fs)), None))
+            d, r, h, rl = (_u(rng, protocol.delay_s), _u(rng, protocol.ramp_s), _u(rng, protocol.hold_s),
+                           _u(rng, protocol.release_s))
+            n = int(round((d + r + h + rl + protocol.tail_s) * fs))
+            level = rng.lognormal(0.0, protocol.level_cv)
+            env = activation_envelope(n, fs, 1.0, rng, delay_s=d, ramp_s=r, hold_s=h, release_s=rl)
+            pattern = np.clip(GESTURE_PATTERNS[g] * subject.style * level, 0.0, 1.0)
+            segments.append((g, n, pattern[:, None] * env[None, :]))
+    if not segments:  # only "rest" asked for: reps rest periods
+        segments = [("rest", int(round(_u(rng, protocol.rest_s) * fs)), None) for _ in range(reps)]
+    total = sum(n for _, n, _ in segments)
+    activation = np.full((len(MUSCLES), total), REST_TONE)
+    rows, pos, counts = [], 0, {}
+    for g, n, act in segments:
+        if act is not None:
+            activation[:, pos:pos + n] = np.maximum(activation[:, pos:pos + n], act)
+        name = g if (g != "rest" or label_rest) else ""
+        rep = counts.get(name, 0)
+        counts[name] = rep + 1
+        rows.append({"gesture": name, "repetition": rep if name else None, "start": pos, "stop": pos + n})
+        pos += n
+    fatigue = fatigue_state(activation, fs, subject.fatigue_rate)
+    emg = emg_from_activation(activation, fs, subject, pools, rng, fatigue=fatigue)
+    return emg, rows, subject
+
+
+def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    frac = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return resample_poly(x, frac.numerator, frac.denominator, axis=1)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs: float = SIM_FS,
+                     gestures: Sequence[str] = DEFAULT_GESTURES, reps: int = 3, overwrite: bool = False,
+                     progress: bool = True) -> Path:
+    """Write a simulated dataset in the generic import layout under ``out``; returns the manifest path.
+
+    ``progress`` shows a tqdm bar on stderr (when it is a terminal). Refuses a non-empty ``out``
+    unless ``overwrite``; then files of a previous manifest there are
+    replaced or removed, and nothing else in the folder is touched.
+    """
+    out = Path(out)
+    if n_subjects < 1 or reps < 1:
+        raise ValueError(f"need at least 1 subject and 1 repetition, got {n_subjects} and {reps}")
+    if not fs > 0:
+        raise ValueError(f"fs must be > 0, got {fs}")
+    unknown = [g for g in gestures if g not in GESTURE_PATTERNS]
+    if unknown or not gestures:
+        raise ValueError(f"unknown gestures {unknown}; choose from {', '.join(GESTURE_PATTERNS)}")
+    if len(set(gestures)) != len(gestures):
+        raise ValueError(f"gestures repeated: {list(gestures)}")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty; pass --overwrite to replace a previous simulation there")
+        _remove_previous(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from tqdm import tqdm
+
+    sim_fs = max(fs, SIM_FS)
+    children = np.random.SeedSequence(seed).spawn(n_subjects)
+    manifest_rows, truth = [], []
+    for k in tqdm(range(n_subjects), desc="simulate", unit="subject", disable=None if progress else True):
+        rng = np.random.default_rng(children[k])
+        emg, rows, subject = simulate_subject(rng, list(gestures), reps, sim_fs)
+        scale = fs / sim_fs
+        if fs != sim_fs:
+            emg = _resample(emg, sim_fs, fs)
+        name = f"S{k + 1:02d}"
+        (out / name).mkdir(exist_ok=True)
+        for t, row in enumerate(rows):
+            a, b = int(round(row["start"] * scale)), int(round(row["stop"] * scale))
+            rel_file = f"{name}/t{t:03d}_{row['gesture'] or 'unlabelled'}.npy"
+            np.save(out / rel_file, np.ascontiguousarray(emg[:, a:b].T, dtype=np.float32))
+            manifest_rows.append({"file": rel_file, "subject": name, "session": "session1", "trial": f"t{t:03d}",
+                                  "gesture": row["gesture"], "fs": f"{fs:g}", "layout": "myo8",
+                                  "repetition": "" if row["repetition"] is None else row["repetition"],
+                                  "units": "uV"})
+        truth.append({"subject": name, "rotation_deg": subject.rotation_deg, "z_armband": subject.z_armband,
+                      "gains": subject.gains.round(6).tolist(), "noise_uv": subject.noise_uv.round(6).tolist(),
+                      "mains_hz": subject.mains_hz, "mains_uv": subject.mains_uv.round(6).tolist(),
+                      "style": dict(zip((m.name for m in MUSCLES), subject.style.round(6).tolist())),
+                      "muap_half_width_ms": subject.muap_ms, "fatigue_rate": subject.fatigue_rate})
+    meta = {"generator": "aemg simulate", "seed": seed, "n_subjects": n_subjects, "fs": fs,
+            "simulated_at_fs": sim_fs, "gestures": list(gestures), "repetitions": reps, "layout": "myo8",
+            "units": "uV", "muscles": [vars(m) for m in MUSCLES],
+            "patterns": {g: dict(zip((m.name for m in MUSCLES), GESTURE_PATTERNS[g].tolist())) for g in gestures},
+            "subjects": truth}
+    _atomic_write_text(out / "simulation.json", json.dumps(meta, indent=1))
+    lines = [",".join(MANIFEST_COLUMNS)]
+    for r in manifest_rows:
+        lines.append(",".join(str(r[c]) for c in MANIFEST_COLUMNS))
+    _atomic_write_text(out / "manifest.csv", "\n".join(lines) + "\n")  # last: never points at missing files
+    log.info("simulated %d subjects, %d recordings -> %s", n_subjects, len(manifest_rows), out)
+    return out / "manifest.csv"
+
+
+def _remove_previous(out: Path) -> None:
+    """Remove the files a previous simulation's manifest lists (and the manifest): nothing else."""
+    manifest = out / "manifest.csv"
+    if not manifest.is_file():
+        raise FileExistsError(f"{out} is not empty and holds no manifest.csv of a previous simulation; "
+                              f"refusing to write into it even with --overwrite: choose an empty folder")
+    with manifest.open(newline="", encoding="utf-8") as f:
+        files = [r.get("file", "") for r in csv.DictReader(f)]
+    root = out.resolve()
+    for rel_file in files:
+        p = (out / rel_file).resolve()
+        if rel_file and p.is_relative_to(root) and p.is_file() and p.suffix == ".npy":
+            p.unlink()
+    for p in {(out / f).parent for f in files if f}:
+        if p.is_dir() and p.resolve() != root and not any(p.iterdir()):
+            p.rmdir()
+    manifest.unlink()
+    if (out / "simulation.json").is_file():
+        (out / "simulation.json").unlink()
