@@ -1,0 +1,44 @@
+"""Harmonization: resampling, DC removal, robust amplitude scale, causal filters, mains, channel QC.
+
+Everything here is numpy/scipy only. The causal filters (:class:`CausalSOS`) are the same objects
+offline and live: a recording filtered whole or in chunks gives the same output. See docs/signal.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aemg.signal.filters import CausalSOS, apply_causal_filter, bandpass_sos, make_causal_filter, notch_sos
+from aemg.signal.mains import detect_mains
+from aemg.signal.qc import channel_qc
+from aemg.signal.resample import DEFAULT_FS, resample
+from aemg.signal.scale import apply_scale, remove_dc, robust_scale
+
+_HOLDS = ("detect_sample_and_hold", "rebuild_sample_and_hold")
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy re-export of :mod:`aemg.signal.holds` (written separately; imported on first use)."""
+    if name in _HOLDS:
+        from aemg.signal import holds
+
+        return getattr(holds, name)
+    raise AttributeError(f"module 'aemg.signal' has no attribute {name!r}")
+
+
+__all__ = [
+    "DEFAULT_FS",
+    "CausalSOS",
+    "apply_causal_filter",
+    "apply_scale",
+    "bandpass_sos",
+    "channel_qc",
+    "detect_mains",
+    "detect_sample_and_hold",
+    "make_causal_filter",
+    "notch_sos",
+    "rebuild_sample_and_hold",
+    "remove_dc",
+    "resample",
+    "robust_scale",
+]

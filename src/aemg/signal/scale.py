@@ -1,0 +1,99 @@
+"""Offset and amplitude normalisation: DC removal per recording, one robust scale per subject-session.
+
+Amplitude depends on skin, electrode contact, device gain and units, none of which say anything
+about the gesture. :func:`robust_scale` measures it once per subject and session, without labels,
+and the corpus stores it so that a live decoder divides by the very same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import numpy as np
+
+from aemg.recording import Recording
+
+
+def remove_dc(rec: Recording, method: Literal["median", "mean"] = "median") -> Recording:
+    """Subtract each channel's offset (its median by default, or its mean) over the whole recording.
+
+    The median is the default because it ignores bursts and spikes (3DC Participant1's channel 1
+    bursts, Participant5's transmission glitches) that would drag a mean; for the zero-mean EMG of
+    a clean channel both agree. This is an offline step on a whole recording; a live stream gets
+    the same effect from the causal high-pass (:func:`aemg.signal.bandpass_sos`), which removes DC.
+    Appends ``"remove_dc(median)"`` (or ``mean``) to ``processing``.
+    """
+    if method not in ("median", "mean"):
+        raise ValueError(f"method must be 'median' or 'mean', got {method!r}")
+    x = rec.signal.astype(np.float64)
+    if rec.n_samples:
+        offset = np.median(x, axis=1, keepdims=True) if method == "median" else x.mean(axis=1, keepdims=True)
+        x = x - offset
+    return rec.with_step(f"remove_dc({method})", signal=np.ascontiguousarray(x, dtype=np.float32))
+
+
+def robust_scale(recordings: Iterable[Recording], *, window_ms: float = 100.0, percentile: float = 90.0) -> np.ndarray:
+    """One amplitude scale per channel for a subject's session, from all its recordings, without labels.
+
+    Definition: the ``percentile`` (default 90th) of the per-channel RMS of non-overlapping
+    ``window_ms`` (default 100 ms) windows, pooled over the whole session. Each window's mean is
+    removed first (so its RMS is a standard deviation), which keeps a residual DC offset or slow
+    drift out of the scale. The windows are laid on the session's recordings joined end to end in
+    the order given (a window may span two files; the last partial window is dropped, unless the
+    whole session is shorter than one window, in which case it is used), so the scale is the same
+    however the session is split into files: many datasets store one repetition per file,
+    starting at rest or mid-contraction, and a per-file statistic would depend on that split.
+
+    Why a high percentile: a session mixes rest and contractions in dataset-dependent proportions
+    (3DC: 10 of 11 gestures active; UCI: long unmarked pauses). The 90th percentile of window RMS
+    sits on the contraction level whenever at least ~10% of the session is active, so it measures
+    "how strong is this subject's EMG on this channel", while a median would land on the rest
+    level for some datasets and the contraction level for others. Isolated spikes touch a few
+    windows and do not move it. Scaling every signal by ``k`` scales the result by ``k``.
+
+    Pass the recordings after DC removal and filtering (the signal the decoder will see). All must
+    share the channel count and ``fs``. Channels whose scale is 0 or not finite (flat) get the
+    median of the other channels' scales (1.0 if none), so dividing by the scale never makes
+    infinities. Returns ``(C,)`` float64.
+    """
+    recs = list(recordings)
+    if not recs:
+        raise ValueError("robust_scale needs at least one recording")
+    n_ch, fs = recs[0].n_channels, recs[0].fs
+    for r in recs[1:]:
+        if r.n_channels != n_ch or r.fs != fs:
+            raise ValueError(f"recordings of one session must share channels and fs: {r.recording_id or r.source_file} "
+                             f"has {r.n_channels} channels at {r.fs} Hz, expected {n_ch} at {fs} Hz")
+    win = max(1, int(round(window_ms * 1e-3 * fs)))
+    rms: list[np.ndarray] = []
+    carry = np.zeros((n_ch, 0))
+    for r in recs:
+        x = np.concatenate([carry, r.signal.astype(np.float64)], axis=1)
+        n_win = x.shape[1] // win
+        if n_win:
+            w = x[:, : n_win * win].reshape(n_ch, n_win, win)
+            rms.append(w.std(axis=2))
+        carry = x[:, n_win * win:]
+    if not rms:  # the whole session is shorter than one window
+        rms.append(carry.std(axis=1, keepdims=True) if carry.shape[1] else np.zeros((n_ch, 1)))
+    scale = np.percentile(np.concatenate(rms, axis=1), percentile, axis=1)
+    bad = ~(np.isfinite(scale) & (scale > 0))
+    if bad.any():
+        good = scale[~bad]
+        scale[bad] = float(np.median(good)) if good.size else 1.0
+    return scale
+
+
+def apply_scale(rec: Recording, scale: np.ndarray) -> Recording:
+    """Divide each channel by its ``scale`` (from :func:`robust_scale`); appends a ``"scale"`` step.
+
+    The scale itself is stored by the corpus per subject and session, not in the recording.
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    if scale.shape != (rec.n_channels,):
+        raise ValueError(f"scale must have shape ({rec.n_channels},), got {scale.shape}")
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        raise ValueError(f"scale must be finite and > 0, got {scale}")
+    y = rec.signal.astype(np.float64) / scale[:, None]
+    return rec.with_step("scale(robust)", signal=np.ascontiguousarray(y, dtype=np.float32))
