@@ -1,0 +1,171 @@
+"""The corpus index: flat tables of sessions, recordings and trials (CSV under ``index/``).
+
+One row per item, one column per fact (a closed schema, below), so a split is a ``groupby``:
+leave-one-subject-out is ``corpus.recordings.groupby("subject")``. Rows are in corpus order
+(subject in natural order, session_order, order). CSV keeps the store free of optional
+dependencies; the tables are small (one row per recording or trial, never per sample).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aemg.corpus.store import atomic_write_text, dumps
+from aemg.errors import DataFormatError
+from aemg.recording import Recording
+
+INDEX_DIR = "index"
+
+# column -> (kind, meaning). kind: str, int, float, bool, json
+RECORDING_COLUMNS: dict[str, tuple[str, str]] = {
+    "recording_id": ("str", "unique id within the corpus (reader's subject/session/file)"),
+    "subject": ("str", "subject id, unique in the corpus (dataset/part/name)"),
+    "session": ("str", "session name within the subject"),
+    "session_order": ("int", "chronological rank of the session within the subject"),
+    "order": ("int", "chronological rank of the recording within its session"),
+    "dataset": ("str", "dataset name"),
+    "n_samples": ("int", "samples at the corpus rate"),
+    "n_channels": ("int", "channels"),
+    "fs": ("float", "sampling rate in Hz (the corpus rate)"),
+    "fs_original": ("float", "the device's own rate in Hz"),
+    "duration_s": ("float", "n_samples / fs"),
+    "units": ("str", "signal units (before scaling)"),
+    "layout": ("str", "electrode layout name(s), '+'-joined when mixed"),
+    "rotation_unknown": ("bool", "armband whose rotation on the arm is unknown"),
+    "arm": ("str", "right, left or unknown"),
+    "mains_hz": ("float", "detected mains frequency of the session (NaN when none)"),
+    "channel_flags": ("json", "per channel QC flag: '' ok, dead, saturated, mains"),
+    "n_trials": ("int", "labelled trials in the recording"),
+    "source_file": ("str", "raw file(s), relative to the dataset root"),
+    "raw_sha256": ("str", "sha256 of the raw signal as read (deduplication identity)"),
+    "h5_file": ("str", "session HDF5 file, relative to the corpus folder"),
+    "h5_group": ("str", "group of the recording inside h5_file"),
+}
+TRIAL_COLUMNS: dict[str, tuple[str, str]] = {
+    "recording_id": ("str", "recording holding the trial"),
+    "subject": ("str", "subject id"),
+    "session": ("str", "session name"),
+    "trial": ("int", "trial id, unique in the corpus (0, 1, ... in corpus order)"),
+    "start": ("int", "first sample (corpus rate) within the recording"),
+    "stop": ("int", "one past the last sample"),
+    "label": ("int", "index into the recording's label_names"),
+    "label_name": ("str", "the dataset's own gesture name"),
+    "gesture_key": ("str", "shared-vocabulary key (or dataset:name)"),
+    "repetition": ("int", "repetition number within subject, session and gesture (-1 none)"),
+}
+SESSION_COLUMNS: dict[str, tuple[str, str]] = {
+    "subject": ("str", "subject id"),
+    "session": ("str", "session name"),
+    "session_order": ("int", "chronological rank within the subject"),
+    "h5_file": ("str", "session HDF5 file, relative to the corpus folder"),
+    "n_recordings": ("int", "recordings in the session"),
+    "n_channels": ("int", "channels"),
+    "mains_hz": ("float", "detected mains frequency (NaN when none)"),
+    "scale": ("json", "robust amplitude scale per channel (Corpus.load(scaled=True) divides by it)"),
+    "flagged_channels": ("json", "{channel: flag} of channels flagged in any recording of the session"),
+    "fingerprint": ("str", "sha256 of what the session file was built from (resume check)"),
+}
+TABLES = {"recordings": RECORDING_COLUMNS, "trials": TRIAL_COLUMNS, "sessions": SESSION_COLUMNS}
+
+
+def recording_row(rec: Recording, *, h5_file: str, h5_group: str, raw_sha256: str) -> dict[str, Any]:
+    layouts = "+".join(dict.fromkeys(e.layout for e in rec.electrodes))
+    return {
+        "recording_id": rec.recording_id, "subject": rec.subject, "session": rec.session,
+        "session_order": int(rec.session_order), "order": int(rec.order), "dataset": rec.dataset,
+        "n_samples": rec.n_samples, "n_channels": rec.n_channels, "fs": float(rec.fs),
+        "fs_original": float(rec.attrs.get("fs_original", rec.fs)), "duration_s": rec.duration_s,
+        "units": rec.units, "layout": layouts, "rotation_unknown": bool(rec.layout_rotation_unknown),
+        "arm": rec.arm, "mains_hz": np.nan if rec.mains_hz is None else float(rec.mains_hz),
+        "channel_flags": list(rec.channel_flags) or [""] * rec.n_channels, "n_trials": len(rec.trials()),
+        "source_file": rec.source_file, "raw_sha256": raw_sha256, "h5_file": h5_file, "h5_group": h5_group,
+    }
+
+
+def trial_rows(rec: Recording) -> list[dict[str, Any]]:
+    """Trials of ``rec`` (``trial`` is numbered later, when the whole corpus is in order)."""
+    rows = []
+    for start, stop, label, rep in rec.trials():
+        rows.append({"recording_id": rec.recording_id, "subject": rec.subject, "session": rec.session,
+                     "trial": -1, "start": start, "stop": stop, "label": label,
+                     "label_name": rec.label_names[label], "gesture_key": rec.gesture_keys[label],
+                     "repetition": rep})
+    return rows
+
+
+def session_row(recs: Sequence[Recording], *, h5_file: str, scale: np.ndarray, fingerprint: str) -> dict[str, Any]:
+    first = recs[0]
+    flagged: dict[str, str] = {}
+    for rec in recs:
+        for ch, flag in enumerate(rec.channel_flags):
+            if flag and str(ch) not in flagged:
+                flagged[str(ch)] = flag
+    return {"subject": first.subject, "session": first.session, "session_order": int(first.session_order),
+            "h5_file": h5_file, "n_recordings": len(recs), "n_channels": first.n_channels,
+            "mains_hz": np.nan if first.mains_hz is None else float(first.mains_hz),
+            "scale": [float(s) for s in np.asarray(scale, dtype=np.float64)], "flagged_channels": flagged,
+            "fingerprint": fingerprint}
+
+
+def to_csv(rows: list[dict[str, Any]], columns: dict[str, tuple[str, str]]) -> str:
+    """CSV text of ``rows`` with exactly ``columns`` (JSON columns as JSON text)."""
+    import csv
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(list(columns))
+    for r in rows:
+        out = []
+        for c, (kind, _) in columns.items():
+            v = r[c]
+            if kind == "json":
+                out.append(dumps(v))
+            elif kind == "float":
+                out.append("" if v is None or (isinstance(v, float) and np.isnan(v)) else repr(float(v)))
+            elif kind == "bool":
+                out.append("true" if v else "false")
+            else:
+                out.append(str(v))
+        w.writerow(out)
+    return buf.getvalue()
+
+
+def write_table(folder: Path, name: str, rows: list[dict[str, Any]]) -> None:
+    atomic_write_text(Path(folder) / INDEX_DIR / f"{name}.csv", to_csv(rows, TABLES[name]))
+
+
+def read_table(folder: Path, name: str) -> Any:
+    """An index table as a pandas DataFrame with the schema's column types."""
+    import pandas as pd
+
+    path = Path(folder) / INDEX_DIR / f"{name}.csv"
+    columns = TABLES[name]
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(path, f"an aemg index table ({', '.join(columns)})", str(exc)) from exc
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataFormatError(path, f"columns {', '.join(columns)}", f"missing {', '.join(missing)}")
+    out = {}
+    for c, (kind, _) in columns.items():
+        col = df[c]
+        if kind == "int":
+            out[c] = np.array([int(v) for v in col], dtype=np.int64)
+        elif kind == "float":
+            out[c] = np.array([float(v) if v else np.nan for v in col], dtype=np.float64)
+        elif kind == "bool":
+            out[c] = col.str.lower().eq("true")
+        elif kind == "json":
+            out[c] = [json.loads(v) for v in col]
+        else:
+            out[c] = col.astype(object)
+    return pd.DataFrame(out, columns=list(columns))

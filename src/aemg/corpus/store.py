@@ -1,0 +1,257 @@
+"""HDF5 storage of Recordings: one file per subject and session, one group per recording.
+
+File layout (``subjects/<safe subject>/<safe session>.h5``)::
+
+    /                       attrs: format="aemg-session", format_version, subject, session,
+                                   session_order, dataset, scale (float64 (C,) robust scale of the
+                                   session), mains_hz, fingerprint (what it was built from),
+                                   recordings (JSON list of recording ids, in order)
+    /r00000/                one group per recording, in chronological order; attrs:
+                              meta      JSON of every scalar field of the Recording (fs, units,
+                                        dataset, subject, session, session_order, label_names,
+                                        gesture_keys, attrs, layout_rotation_unknown, arm,
+                                        source_file, recording_id, order, mains_hz,
+                                        hardware_band, channel_flags, processing)
+        signal              float32 (C, T), gzip + shuffle (lossless: the round trip is bit-exact)
+        labels, repetition  (T,) integer arrays, absent when the Recording has None
+        tracks/<name>       (T,) named extra arrays, dtype kept
+        electrodes/         site, layout (UTF-8 strings), angle_deg, z (float64, nan kept), index
+
+Writes are atomic: the whole file is written under a temporary name in the same folder, flushed and
+fsync'd, then renamed over the final name (``os.replace``), so a reader never sees half a file.
+``h5py`` is imported inside the functions (``import aemg.corpus`` stays light).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aemg.errors import DataFormatError
+from aemg.recording import Electrode, Recording
+
+FORMAT = "aemg-session"
+FORMAT_VERSION = 1
+COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+# Recording fields kept in the JSON ``meta`` attribute (everything that is not an array)
+_META_FIELDS = ("fs", "units", "dataset", "subject", "session", "session_order", "label_names",
+                "gesture_keys", "attrs", "layout_rotation_unknown", "arm", "source_file", "recording_id",
+                "order", "mains_hz", "hardware_band", "channel_flags", "processing")
+_TUPLE_FIELDS = ("label_names", "gesture_keys", "channel_flags", "processing")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, Path):
+        return obj.as_posix()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def dumps(obj: Any, **kw: Any) -> str:
+    """JSON text (numpy scalars and arrays become numbers and lists; NaN kept as ``NaN``)."""
+    return json.dumps(obj, default=_json_default, **kw)
+
+
+def group_name(i: int) -> str:
+    """Name of the ``i``-th recording's group inside a session file."""
+    return f"r{i:05d}"
+
+
+def _meta(rec: Recording) -> dict[str, Any]:
+    meta = {f: getattr(rec, f) for f in _META_FIELDS}
+    meta["fs"] = float(rec.fs)
+    meta["mains_hz"] = None if rec.mains_hz is None else float(rec.mains_hz)
+    meta["hardware_band"] = None if rec.hardware_band is None else [float(x) for x in rec.hardware_band]
+    for f in _TUPLE_FIELDS:
+        meta[f] = list(meta[f])
+    return meta
+
+
+def write_recording(group: Any, rec: Recording) -> None:
+    """Write ``rec`` into an (empty) h5py group."""
+    group.attrs["meta"] = dumps(_meta(rec))
+    sig = np.ascontiguousarray(rec.signal)
+    chunks = (sig.shape[0], max(1, min(sig.shape[1], 65536))) if sig.size else None
+    group.create_dataset("signal", data=sig, chunks=chunks, **(COMPRESSION if sig.size else {}))
+    for name in ("labels", "repetition"):
+        arr = getattr(rec, name)
+        if arr is not None:
+            group.create_dataset(name, data=np.asarray(arr), **(COMPRESSION if arr.size else {}))
+    tracks = group.create_group("tracks")
+    names = list(rec.tracks)
+    tracks.attrs["order"] = dumps(names)
+    for i, name in enumerate(names):
+        arr = np.asarray(rec.tracks[name])
+        ds = tracks.create_dataset(f"t{i}", data=arr, **(COMPRESSION if arr.size and arr.dtype != object else {}))
+        ds.attrs["name"] = name
+    el = group.create_group("electrodes")
+    es = rec.electrodes
+    str_dt = _str_dtype()
+    el.create_dataset("site", data=np.array([e.site for e in es], dtype=object), dtype=str_dt)
+    el.create_dataset("layout", data=np.array([e.layout for e in es], dtype=object), dtype=str_dt)
+    el.create_dataset("angle_deg", data=np.array([e.angle_deg for e in es], dtype=np.float64))
+    el.create_dataset("z", data=np.array([e.z for e in es], dtype=np.float64))
+    el.create_dataset("index", data=np.array([e.index for e in es], dtype=np.int64))
+
+
+def _str_dtype() -> Any:
+    import h5py
+
+    return h5py.string_dtype("utf-8")
+
+
+def _strings(ds: Any) -> list[str]:
+    return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[()]]
+
+
+def read_recording(group: Any, path: str | Path = "") -> Recording:
+    """The Recording stored in an h5py group by :func:`write_recording`."""
+    try:
+        meta = json.loads(group.attrs["meta"])
+        signal = group["signal"][()]
+        labels = group["labels"][()] if "labels" in group else None
+        repetition = group["repetition"][()] if "repetition" in group else None
+        tracks: dict[str, np.ndarray] = {}
+        tg = group["tracks"]
+        for i, name in enumerate(json.loads(tg.attrs["order"])):
+            tracks[name] = tg[f"t{i}"][()]
+        el = group["electrodes"]
+        sites, layouts = _strings(el["site"]), _strings(el["layout"])
+        angles, zs, idx = el["angle_deg"][()], el["z"][()], el["index"][()]
+    except (KeyError, OSError, ValueError) as exc:
+        raise DataFormatError(path, f"an aemg recording group {group.name}", f"{type(exc).__name__}: {exc}") from exc
+    electrodes = tuple(Electrode(s, float(a), float(z), lay, int(i))
+                       for s, a, z, lay, i in zip(sites, angles, zs, layouts, idx))
+    for f in _TUPLE_FIELDS:
+        meta[f] = tuple(meta[f])
+    if meta["hardware_band"] is not None:
+        meta["hardware_band"] = tuple(meta["hardware_band"])
+    return Recording(signal=signal, electrodes=electrodes, labels=labels, repetition=repetition, tracks=tracks,
+                     **meta)
+
+
+def fsync_dir(folder: Path) -> None:
+    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success fsync it and rename it to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary name, fsync, rename)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_session(path: Path, recordings: Sequence[Recording], *, scale: np.ndarray,
+                  fingerprint: str = "", extra: dict[str, Any] | None = None) -> None:
+    """Write one subject-session file (atomically) holding ``recordings`` in order."""
+    import h5py
+
+    if not recordings:
+        raise ValueError(f"{path}: no recordings to write")
+    first = recordings[0]
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["dataset"] = first.dataset
+            f.attrs["subject"] = first.subject
+            f.attrs["session"] = first.session
+            f.attrs["session_order"] = int(first.session_order)
+            f.attrs["scale"] = np.asarray(scale, dtype=np.float64)
+            f.attrs["mains_hz"] = dumps(first.mains_hz)
+            f.attrs["fingerprint"] = fingerprint
+            f.attrs["recordings"] = dumps([r.recording_id for r in recordings])
+            f.attrs["extra"] = dumps(extra or {})
+            for i, rec in enumerate(recordings):
+                write_recording(f.create_group(group_name(i)), rec)
+            f.flush()
+
+
+def session_attrs(path: Path) -> dict[str, Any]:
+    """The root attributes of a session file (raises DataFormatError when it is not one)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: f.attrs[k] for k in f.attrs}
+    except OSError as exc:
+        raise DataFormatError(path, "an aemg session HDF5 file", str(exc)) from exc
+    if attrs.get("format") != FORMAT:
+        raise DataFormatError(path, "an aemg session HDF5 file", f"format attribute {attrs.get('format')!r}")
+    attrs["recordings"] = json.loads(attrs["recordings"])
+    attrs["mains_hz"] = json.loads(attrs["mains_hz"])
+    attrs["extra"] = json.loads(attrs.get("extra", "{}"))
+    attrs["scale"] = np.asarray(attrs["scale"], dtype=np.float64)
+    return attrs
+
+
+def read_session(path: Path) -> list[Recording]:
+    """Every Recording of a session file, in order."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            n = len(json.loads(f.attrs["recordings"]))
+            return [read_recording(f[group_name(i)], path) for i in range(n)]
+    except OSError as exc:
+        raise DataFormatError(path, "an aemg session HDF5 file", str(exc)) from exc
+
+
+def read_one(path: Path, group: str) -> Recording:
+    """One Recording (group ``group``) of a session file; the file is opened and closed here."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if group not in f:
+                raise DataFormatError(path, f"recording group {group!r}", "absent")
+            return read_recording(f[group], path)
+    except OSError as exc:
+        raise DataFormatError(path, "an aemg session HDF5 file", str(exc)) from exc

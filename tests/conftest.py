@@ -1,0 +1,110 @@
+"""Session-wide fixtures: the real data folder and corpora prepared from it once per test session.
+
+Preparing a real dataset takes seconds to tens of seconds on a small machine, so each is prepared
+at most once per ``pytest`` run (into ``tmp_path_factory``) and shared by every test that asks for it.
+The real data is part of the repository's working set: a missing folder is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REAL_FOLDERS = {"uci-gestures": "uci-gestures", "cote-allard": "cote-allard", "ciil": "ciil", "3dc": "3dc"}
+
+
+@pytest.fixture(scope="session")
+def real_root() -> Path:
+    """``/work/shared/data``-style folder beside the repository, holding the four real datasets."""
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    assert root.is_dir(), f"real data folder not found: {root}"
+    return root
+
+
+@pytest.fixture(scope="session")
+def prepared_corpus(real_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], object]:
+    """``prepared_corpus(name)``: the :class:`aemg.corpus.Corpus` of a real dataset, prepared once per session."""
+    from aemg.corpus import prepare
+
+    cache: dict[str, object] = {}
+
+    def get(name: str) -> object:
+        if name not in cache:
+            raw = real_root / REAL_FOLDERS[name]
+            out = tmp_path_factory.mktemp(f"corpus-{name}") / "corpus"
+            cache[name] = prepare(name, raw, out, progress=False)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def corpus_uci(prepared_corpus):
+    return prepared_corpus("uci-gestures")
+
+
+@pytest.fixture(scope="session")
+def corpus_cote_allard(prepared_corpus):
+    return prepared_corpus("cote-allard")
+
+
+@pytest.fixture(scope="session")
+def corpus_ciil(prepared_corpus):
+    return prepared_corpus("ciil")
+
+
+@pytest.fixture(scope="session")
+def corpus_3dc(prepared_corpus):
+    return prepared_corpus("3dc")
+
+
+def write_manifest(folder: Path, rows: list[dict], signals: dict[str, np.ndarray]) -> Path:
+    """A generic-importer folder: ``signals`` (file name -> (samples, channels) array) + manifest rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, arr in signals.items():
+        np.save(folder / name, arr)
+    cols = ["file", "subject", "session", "trial", "gesture", "fs", "layout", "repetition", "units"]
+    with open(folder / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+    return folder
+
+
+def small_dataset(folder: Path, *, n_subjects: int = 3, sessions: tuple[str, ...] = ("s1", "s2"),
+                  gestures: tuple[str, ...] = ("rest", "hand_close", "wave"), fs: float = 1000.0, n: int = 1500,
+                  duplicate: bool = False, seed: int = 0) -> Path:
+    """A tiny manifest dataset (noise with 60 Hz mains); ``duplicate`` files subject B's first session twice."""
+    rng = np.random.default_rng(seed)
+    rows, signals = [], {}
+    t = np.arange(n) / fs
+    for s in range(n_subjects):
+        for sess in sessions:
+            for rep in range(2):
+                for g in gestures:
+                    name = f"S{s}_{sess}_{g}_{rep}.npy"
+                    amp = 1.0 + s + 3.0 * (g != "rest")
+                    sig = rng.normal(0.0, amp, (n, 4)) + 4.0 * np.sin(2 * np.pi * 60.0 * t)[:, None] + 7.0
+                    signals[name] = sig.astype(np.float32)
+                    rows.append({"file": name, "subject": f"S{s}", "session": sess, "trial": f"{g}_{rep}",
+                                 "gesture": g, "fs": fs, "layout": "unknown4", "repetition": rep, "units": "uV"})
+    if duplicate:
+        for r in [r for r in rows if r["subject"] == "S0" and r["session"] == sessions[0]]:
+            rows.append({**r, "subject": f"S{n_subjects}"})
+    return write_manifest(folder, rows, signals)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Callable[..., Path]:
+    """``tiny_dataset(**kw)``: a fresh tiny manifest folder (see :func:`small_dataset`)."""
+    count = iter(range(1000))
+
+    def make(**kw) -> Path:
+        return small_dataset(tmp_path / f"raw{next(count)}" / "tiny", **kw)
+
+    return make
