@@ -1,0 +1,76 @@
+"""``aemg tokenize CORPUS_DIR``: contraction events -> token groups, stored beside the corpus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tokenize", help="tokenize a prepared corpus into neuromuscular tokens",
+                       description="Detect contraction events (causal detector, session noise floor), cut them into "
+                                   "segments of at most 100 ms and describe each channel's burst as a token. The "
+                                   "TokenSet is written beside the corpus (CORPUS_DIR/tokens/events.npz, or "
+                                   "windows-<N>ms.npz with --window-ms). Prints counts and, where the corpus has "
+                                   "labels, coverage of gestures, false events in rest and onset delays.")
+    p.add_argument("corpus", metavar="CORPUS_DIR", type=Path, help="a corpus folder from `aemg prepare`/`aemg import`")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--plot", nargs="?", const="", default=None, metavar="RECORDING_ID",
+                   help="also write a PNG of a recording's channels with its events and groups (default: the "
+                        "first recording with an event)")
+    p.add_argument("--window-ms", type=float, default=None, metavar="N",
+                   help="fixed windows of N ms instead of events (the ablation)")
+    p.add_argument("--out", type=Path, default=None, help="where to write the TokenSet (default: beside the corpus)")
+    p.add_argument("--notch", action="store_true", help="add a notch at the corpus's detected mains frequency")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aemg.corpus import Corpus
+    from aemg.tokens import TokenSet, tokenize_corpus
+
+    if args.window_ms is not None and not args.window_ms > 0:
+        raise ValueError(f"--window-ms must be > 0, got {args.window_ms}")
+    corpus = Corpus(args.corpus)
+    ts = tokenize_corpus(corpus, window_ms=args.window_ms, notch=args.notch, progress=not args.json)
+    path = ts.save(args.out or TokenSet.default_path(args.corpus, args.window_ms))
+    out = {"path": str(path), **ts.metrics()}
+    if args.plot is not None:
+        from aemg.tokens.plot import plot_recording
+
+        rid = args.plot or first_with_event(ts)
+        png = path.with_name(f"{path.stem}-{_safe(rid)}.png")
+        plot_recording(corpus, rid, png, tokens=ts)
+        out["plot"] = str(png)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{ts!r}\nwritten to {path}")
+    for key, value in out.items():
+        if key not in ("path",) and value is not None:
+            print(f"  {key}: {_fmt(value)}")
+    sys.stdout.flush()
+    return 0
+
+
+def first_with_event(ts) -> str:
+    """The id of the first recording that has a token group (else the first recording)."""
+    if ts.n_groups:
+        return str(ts.recording_id[int(ts.group_recording[0])])
+    if len(ts.recording_id):
+        return str(ts.recording_id[0])
+    raise ValueError("the corpus has no recordings to plot")
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    return str(value)

@@ -1,0 +1,300 @@
+"""aemg.tokens on synthetic signals: detection accuracy, causality and chunking, invariances, TokenSet.
+
+Synthetic EMG: Gaussian noise (the rest floor) with bursts of 8x amplitude (a contraction), 8
+channels at the corpus rate of 200 Hz. Stated tolerances: a burst's onset is found within 50 ms and
+its end within -50..+250 ms (the 100 ms moving average and the off threshold lag the true end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from aemg.layouts import get_layout
+from aemg.recording import Recording
+from aemg.tokens import (
+    IGNORE,
+    N_FEATURES,
+    DetectorConfig,
+    EventDetector,
+    GroupBatch,
+    TokenSet,
+    WindowDetector,
+    estimate_floor,
+    tokenize_recordings,
+    tokenize_session,
+)
+from aemg.tokens.detector import dense_rank
+
+FS = 200.0
+ONSET_TOL_MS = 50.0
+END_TOL_MS = (-50.0, 250.0)
+
+
+def noise_with_bursts(bursts: list[tuple[float, float]], seconds: float = 20.0, n_channels: int = 8,
+                      amp: float = 8.0, seed: int = 0) -> np.ndarray:
+    """(C, T) float32: unit noise with bursts ``(start_s, duration_s)`` of ``amp`` x amplitude."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_channels, int(seconds * FS)))
+    for start, dur in bursts:
+        a, b = int(start * FS), int((start + dur) * FS)
+        x[:, a:b] *= amp
+    return x.astype(np.float32)
+
+
+def make_rec(signal: np.ndarray, rid: str = "r0", labels: np.ndarray | None = None, order: int = 0,
+             electrodes=None) -> Recording:
+    n = signal.shape[1]
+    if labels is None:
+        labels = np.full(n, -1, np.int32)
+    return Recording(signal=np.ascontiguousarray(signal, dtype=np.float32), fs=FS, units="adc",
+                     electrodes=electrodes or get_layout("myo8").electrodes, dataset="synthetic",
+                     subject="synthetic/s0", session="a", labels=labels.astype(np.int32),
+                     label_names=("rest", "fist"), gesture_keys=("rest", "hand_close"),
+                     repetition=np.where(labels >= 0, 0, -1).astype(np.int32), recording_id=rid, order=order,
+                     layout_rotation_unknown=True)
+
+
+def run_detector(sig: np.ndarray, chunk: int | None = None, floor: np.ndarray | None = None,
+                 config: DetectorConfig | None = None, boundaries: tuple[int, ...] = ()):
+    """Events and groups of one detector fed ``sig`` in chunks (``None``: whole)."""
+    floor = estimate_floor([sig], FS) if floor is None else floor
+    det = EventDetector(FS, floor, config)
+    parts = []
+    edges = sorted({0, sig.shape[1], *boundaries})
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        if k:
+            det.boundary()
+        step = chunk or (b - a)
+        for i in range(a, b, step):
+            parts.append(det.process(sig[:, i:min(i + step, b)]))
+    parts.append(det.flush())
+    return det.pop_events(), GroupBatch.concat(parts, sig.shape[0])
+
+
+def assert_same_groups(g1: GroupBatch, g2: GroupBatch) -> None:
+    for f in fields(GroupBatch):
+        np.testing.assert_array_equal(getattr(g1, f.name), getattr(g2, f.name), err_msg=f.name)
+
+
+# ---------------------------------------------------------------------------------------- detection
+
+def test_burst_found_within_tolerance():
+    sig = noise_with_bursts([(5.0, 3.0), (12.0, 1.5)])
+    events, groups = run_detector(sig)
+    assert len(events) == 2
+    for e, (start, dur) in zip(events, [(5.0, 3.0), (12.0, 1.5)]):
+        assert abs(e.onset / FS - start) * 1000 <= ONSET_TOL_MS
+        end_err = (e.offset / FS - (start + dur)) * 1000
+        assert END_TOL_MS[0] <= end_err <= END_TOL_MS[1]
+        assert not e.open_start and not e.open_end
+        # detection delay: at least the minimum duration, bounded by it plus the backtrack
+        assert 0.5 * FS - 1 <= e.delay <= 0.6 * FS + 1
+    # segments: at most max_span (100 ms), contiguous, covering each event exactly
+    span = groups.stop - groups.start
+    assert span.max() <= 20 and span.min() >= 1
+    for e in events:
+        sel = groups.event == e.event
+        assert groups.start[sel][0] == e.onset and groups.stop[sel][-1] == e.offset
+        np.testing.assert_array_equal(groups.start[sel][1:], groups.stop[sel][:-1])
+        assert sel.sum() == e.n_segments
+    # the first group of an event closes within ~100 ms of its onset
+    first = groups.stop[groups.segment == 0] - groups.start[groups.segment == 0]
+    assert (first <= 0.1 * FS).all()
+    assert groups.content.shape == (len(groups), 8, N_FEATURES)
+    assert np.isfinite(groups.content).all()
+
+
+def test_noise_at_floor_gives_no_events():
+    for seed in range(3):
+        sig = noise_with_bursts([], seconds=60.0, seed=seed)
+        events, groups = run_detector(sig)
+        assert len(events) == 0 and len(groups) == 0
+
+
+def test_short_blip_is_dropped_and_gaps_merge():
+    # 200 ms blip: below the 500 ms minimum; two bursts 100 ms apart: one event
+    sig = noise_with_bursts([(3.0, 0.2), (8.0, 1.0), (9.1, 1.0)])
+    events, _ = run_detector(sig)
+    assert len(events) == 1
+    assert abs(events[0].onset / FS - 8.0) * 1000 <= ONSET_TOL_MS
+    assert events[0].offset / FS > 10.0
+
+
+def test_open_at_start_and_end():
+    sig = noise_with_bursts([(0.0, 2.0), (18.5, 5.0)], seconds=20.0)
+    sig = np.concatenate([sig, noise_with_bursts([], seconds=20.0, seed=5)], axis=1)  # rest for the floor
+    sig = sig[:, : int(20.0 * FS)]
+    floor = estimate_floor([noise_with_bursts([], seconds=20.0, seed=6)], FS)
+    events, _ = run_detector(sig, floor=floor)
+    assert events[0].open_start and events[0].onset == 0
+    assert events[-1].open_end and events[-1].offset == sig.shape[1]
+
+
+def test_amplitude_scaling_keeps_events_and_tokens():
+    sig = noise_with_bursts([(4.0, 2.0), (10.0, 3.0)])
+    ev1, g1 = run_detector(sig)
+    for scale in (3.7, 1e-3, 250.0):
+        ev2, g2 = run_detector((sig * scale).astype(np.float32))
+        assert ev1 == ev2
+        np.testing.assert_array_equal(g1.start, g2.start)
+        np.testing.assert_array_equal(g1.rank, g2.rank)
+        np.testing.assert_allclose(g1.content, g2.content, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_chunked_equals_whole(chunk):
+    sig = noise_with_bursts([(2.0, 2.5), (6.0, 0.7), (6.9, 1.0), (11.0, 3.0)], seconds=15.0)
+    cuts = (1100, 2000)  # recording boundaries, one inside an event
+    ev1, g1 = run_detector(sig, boundaries=cuts)
+    ev2, g2 = run_detector(sig, chunk=chunk, boundaries=cuts)
+    assert ev1 == ev2 and len(ev1) >= 3
+    assert_same_groups(g1, g2)
+    # no group straddles a boundary
+    for c in cuts:
+        assert not ((g1.start < c) & (g1.stop > c)).any()
+
+
+def test_offline_tokenizer_is_the_streaming_detector():
+    sig = noise_with_bursts([(2.0, 2.5), (6.0, 1.0), (11.0, 3.0)], seconds=15.0)
+    recs = [make_rec(sig[:, :1100], "r0", order=0), make_rec(sig[:, 1100:], "r1", order=1)]
+    out = tokenize_session(recs)
+    floor = estimate_floor([r.signal for r in recs], FS)
+    np.testing.assert_array_equal(out.floor, floor)
+    events, groups = run_detector(sig, chunk=64, floor=floor, boundaries=(1100,))
+    assert out.events == events
+    assert_same_groups(out.groups, groups)
+
+
+def test_state_dict_roundtrip_continues_exactly():
+    sig = noise_with_bursts([(2.0, 3.0), (8.0, 2.0)], seconds=12.0)
+    floor = estimate_floor([sig], FS)
+    ev_whole, g_whole = run_detector(sig, floor=floor)
+    det = EventDetector(FS, floor)
+    half = 2 * 200 + 37  # inside the first event
+    parts = [det.process(sig[:, :half])]
+    state = det.state_dict()
+    det2 = EventDetector(FS, floor)
+    det2.load_state_dict(state)
+    parts += [det2.process(sig[:, half:]), det2.flush()]
+    assert det.pop_events() + det2.pop_events() == ev_whole
+    assert_same_groups(GroupBatch.concat(parts, 8), g_whole)
+
+
+def test_channel_permutation_permutes_tokens():
+    sig = noise_with_bursts([(3.0, 2.0), (8.0, 3.0)], seconds=14.0)
+    # make the channels differ: burst amplitude and timing per channel
+    rng = np.random.default_rng(1)
+    sig = sig * rng.uniform(0.5, 2.0, size=(8, 1)).astype(np.float32)
+    sig[:3, int(3.0 * FS):int(3.15 * FS)] /= 8.0  # three channels activate 150 ms late
+    labels = np.full(sig.shape[1], -1, np.int32)
+    labels[int(3 * FS):int(5 * FS)] = 1
+    rec = make_rec(sig, labels=labels)
+    perm = np.array([3, 0, 7, 5, 1, 6, 2, 4])
+    ts1 = tokenize_recordings([rec])
+    ts2 = tokenize_recordings([rec.pick(perm)])
+    assert ts1.n_groups == ts2.n_groups > 0
+    c = 8
+    for name in ("content", "coords", "onset_ms", "event_onset_ms", "time_ms", "duration_ms", "rank", "active"):
+        a = getattr(ts1, name).reshape(ts1.n_groups, c, -1)
+        b = getattr(ts2, name).reshape(ts2.n_groups, c, -1)
+        np.testing.assert_array_equal(a[:, perm], b, err_msg=name)
+    # ranks: the late channels activate after the others in the first group of the event
+    first = ts1.rank.reshape(-1, c)[ts1.group_segment == 0][0]
+    assert (first[:3] > first[3:].max()).all()
+
+
+def test_dense_rank_ties_and_inactive():
+    never = np.iinfo(np.int64).max
+    r = dense_rank(np.array([[5, 3, 5, never, 3, never]]))
+    np.testing.assert_array_equal(r, [[1, 0, 1, 2, 0, 2]])
+
+
+def test_window_tokenizer_same_interface():
+    sig = noise_with_bursts([(2.0, 2.0)], seconds=5.0)
+    floor = estimate_floor([sig], FS)
+    whole = WindowDetector(FS, floor, 200.0)
+    g1 = GroupBatch.concat([whole.process(sig[:, :333]), whole.boundary() or GroupBatch.empty(8),
+                            whole.process(sig[:, 333:]), whole.flush()], 8)
+    chunked = WindowDetector(FS, floor, 200.0)
+    parts = [chunked.process(sig[:, i:min(i + 7, 333)]) for i in range(0, 333, 7)]
+    chunked.boundary()
+    parts += [chunked.process(sig[:, i:min(i + 7, sig.shape[1])]) for i in range(333, sig.shape[1], 7)]
+    parts.append(chunked.flush())
+    g2 = GroupBatch.concat(parts, 8)
+    assert_same_groups(g1, g2)
+    # windows of 40 samples, restarting at the boundary, the last shorter one kept
+    assert g1.stop[-1] == sig.shape[1] and 333 in g1.stop and (g1.stop - g1.start).max() == 40
+    assert len(whole.pop_events()) == len(g1)
+
+
+def test_config_in_ms_and_floor_multiples():
+    with pytest.raises(ValueError):
+        DetectorConfig(on=2.0, off=3.0)
+    cfg = DetectorConfig()
+    assert cfg.min_duration_ms == 500.0 and cfg.max_span_ms == 100.0 and cfg.on > cfg.off
+    assert DetectorConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# ---------------------------------------------------------------------------------------- TokenSet
+
+def two_trial_recordings() -> list[Recording]:
+    sig = noise_with_bursts([(4.0, 3.0)], seconds=10.0)
+    labels = np.full(sig.shape[1], -1, np.int32)
+    labels[int(0.5 * FS):int(2.5 * FS)] = 0  # a rest trial: no event in it
+    labels[int(4.2 * FS):int(7.0 * FS)] = 1  # a gesture trial
+    rest = noise_with_bursts([], seconds=3.0, seed=3)
+    rest_labels = np.zeros(rest.shape[1], np.int32)
+    return [make_rec(sig, "r0", labels, order=0), make_rec(rest, "r1", rest_labels, order=1)]
+
+
+def test_tokenset_keeps_every_trial_and_collates(tmp_path):
+    ts = tokenize_recordings(two_trial_recordings())
+    assert ts.n_trials == 3
+    seqs = ts.sequences()
+    assert [len(s) > 0 for s in seqs] == [False, True, False]  # rest trials kept, without tokens
+    assert list(ts.trial_gesture_key) == ["rest", "hand_close", "rest"]
+    m = ts.metrics()
+    assert m["coverage"] == 1.0 and m["coverage_any"] == 1.0
+    assert m["rest_events_per_minute"] == 0.0 and m["rest_hit_fraction"] == 0.0
+    assert m["n_groups"] == ts.n_groups and m["n_tokens"] == ts.n_tokens == 8 * ts.n_groups
+
+    batch = ts.collate([0, 1, 2])
+    b, n = 3, len(seqs[1])
+    assert batch["content"].shape == (b, n, N_FEATURES)
+    assert batch["coords"].shape == (b, n, 4)
+    for key in ("onset_ms", "t_ms", "duration_ms"):
+        assert batch[key].shape == (b, n) and str(batch[key].dtype) == "torch.float32"
+    for key in ("group_order", "rank", "channel"):
+        assert batch[key].shape == (b, n) and str(batch[key].dtype) == "torch.int64"
+    assert batch["pad_mask"].shape == (b, n) and batch["pad_mask"][0].all() and not batch["pad_mask"][1].any()
+    assert batch["rotation_unknown"].tolist() == [True, True, True]
+    assert batch["label"].tolist() == [0, 1, 0]
+    assert batch["t_ms"][1, 0] == 0 and batch["group_order"][1, -1] == n // 8 - 1
+    assert (batch["channel"][1, :8] == np.arange(8)).all()
+    # unlabelled sequences (events outside trials) get IGNORE
+    ev = ts.collate(ts.sequences("event"), labels=None)
+    assert ev["label"].tolist() == [1]
+    assert IGNORE == -100
+
+    gt = ts.group_table()
+    assert len(gt) == ts.n_groups and set(gt["gesture_key"]) <= {"hand_close", ""}
+    assert (gt["label"][gt["trial"] < 0] == IGNORE).all()
+    np.testing.assert_allclose(ts.time_ms, ts.group_t_ms[ts.group] + ts.onset_ms, atol=1e-3)
+
+    path = ts.save(tmp_path / "tokens" / "events.npz")
+    back = TokenSet.load(path)
+    assert back.meta == ts.meta
+    for f in fields(TokenSet):
+        if f.name != "meta":
+            np.testing.assert_array_equal(getattr(back, f.name), getattr(ts, f.name), err_msg=f.name)
+
+
+def test_fixed_window_tokenset():
+    recs = two_trial_recordings()
+    ts = tokenize_recordings(recs, window_ms=200.0)
+    assert ts.meta["mode"] == "windows"
+    assert ts.n_groups == sum(-(-r.n_samples // 40) for r in recs)
+    assert all(len(s) for s in ts.sequences())  # every trial has windows
