@@ -1,0 +1,59 @@
+"""``aemg pretrain``: two-stage self-supervised pre-training on one or more corpora."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pretrain", help="pre-train the encoder (stage 1 VQ prototypes, stage 2 masked token modelling)",
+        description="Pre-train without labels on the token sets of one or more corpora: stage 1 learns a codebook of "
+                    "contraction prototypes, stage 2 predicts masked tokens' prototype ids. Writes RUN_DIR with "
+                    "config.json, metrics.jsonl, atomic checkpoints and summary.json. CPU by default; "
+                    "--devices/--num-nodes/--strategy ddp for GPUs and clusters (see docs/model.md).")
+    p.add_argument("--corpus", action="append", required=True, metavar="DIR",
+                   help="a prepared corpus folder (repeatable); its token set is loaded, or made with the default "
+                        "tokenizer if the corpus has none")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create (or continue with --resume)")
+    p.add_argument("--config", default="small", help="tiny, small, base, or a config.json path (default: small)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override one config field, e.g. --set stage1.lr=3e-4 (repeatable)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="cap each stage at N steps")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR (bitwise as if uninterrupted)")
+    p.add_argument("--exclude", action="append", default=[], metavar="DATASET",
+                   help="leave a dataset out (repeatable), e.g. the evaluation target")
+    p.add_argument("--accelerator", default="cpu", help="cpu (default), cuda, gpu, auto")
+    p.add_argument("--devices", default="1", help="devices per node (an int, or 'auto'; default 1)")
+    p.add_argument("--num-nodes", type=int, default=1, help="machines (default 1)")
+    p.add_argument("--strategy", default="auto", help="auto (default) or ddp")
+    p.add_argument("--precision", default="32-true", help="32-true (default), bf16-mixed, 16-mixed")
+    p.add_argument("--seed", type=int, default=None, help="base seed (default: the config's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aemg.model import get_config
+    from aemg.train import pretrain
+    from aemg.train.sources import load_token_sources
+
+    cfg = get_config(args.config).override(args.overrides)
+    if args.max_steps is not None:
+        if args.max_steps < 1:
+            raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
+        cfg = cfg.override([f"stage1.max_steps={min(args.max_steps, cfg.stage1.max_steps)}",
+                            f"stage2.max_steps={min(args.max_steps, cfg.stage2.max_steps)}"])
+    if args.seed is not None:
+        cfg = cfg.override([f"seed={args.seed}"])
+    devices = args.devices if args.devices == "auto" else int(args.devices)
+    sources = load_token_sources(args.corpus, exclude=args.exclude)
+    summary = pretrain(cfg, sources, args.out, accelerator=args.accelerator, devices=devices,
+                       num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,
+                       resume=args.resume, exclude=tuple(args.exclude), progress=not args.no_progress)
+    if summary:
+        brief = {k: {f: v for f, v in summary[k].items() if f != "heldout_recordings"} for k in ("stage1", "stage2")}
+        print(json.dumps(brief, indent=2))
+        print(f"run directory: {args.out} (summary.json, metrics.jsonl, ckpt.pt, encoder.pt)")
+    return 0

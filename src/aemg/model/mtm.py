@@ -1,0 +1,79 @@
+"""Stage 2: masked token modelling on the spatio-temporal encoder.
+
+A fraction ``mask_ratio`` of each sequence's real tokens (never padding) has its content replaced
+by the ``[MASK]`` vector; the encoder sees every token's position, time, group order and rank, and a
+linear head predicts the stage-1 prototype id of each masked token. Symmetric masking (LaBraM):
+the complement of the mask is scored in a second pass, so every real token is a target once per
+step; both passes run as one batch of 2B sequences.
+
+``forward(batch, targets=None, mask=None) -> (logits, loss)``: ``logits`` (B, N, K); ``targets``
+(B, N) prototype ids with ``IGNORE`` where not scored; cross-entropy with ``ignore_index=IGNORE``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from aemg.model.config import EncoderConfig, MTMConfig
+from aemg.model.encoder import Encoder, n_params
+from aemg.model.optim import configure_optimizers
+from aemg.model.quantizer import IGNORE
+
+log = logging.getLogger(__name__)
+
+
+def random_token_mask(pad_mask: torch.Tensor, ratio: float, generator: torch.Generator | None = None
+                      ) -> torch.Tensor:
+    """(B, N) True = masked: round(ratio * n_real) real tokens per sequence, at least 1 and, where a
+    sequence has two or more real tokens, at most n_real - 1 (so the complement is never empty)."""
+    B, N = pad_mask.shape
+    real = ~pad_mask
+    n_real = real.sum(1)
+    n_mask = torch.round(n_real.float() * ratio).long()
+    n_mask = torch.minimum(torch.clamp(n_mask, min=1), torch.clamp(n_real - 1, min=1))
+    scores = torch.rand(B, N, generator=generator, device="cpu").to(pad_mask.device)
+    scores = scores.masked_fill(pad_mask, 2.0)  # padding sorts last
+    order = scores.argsort(dim=1)
+    ranks = order.argsort(dim=1)
+    return (ranks < n_mask.unsqueeze(1)) & real
+
+
+def symmetric_batch(batch: dict[str, torch.Tensor], codes: torch.Tensor, mask: torch.Tensor
+                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Stack a batch with itself: the first copy masked by ``mask``, the second by its complement among
+    real tokens. Returns (batch 2B, content mask 2B, targets 2B with IGNORE where not masked)."""
+    comp = ~mask & ~batch["pad_mask"]
+    both = torch.cat([mask, comp], 0)
+    big = {k: torch.cat([v, v], 0) for k, v in batch.items()}
+    codes2 = torch.cat([codes, codes], 0)
+    targets = torch.where(both, codes2, torch.full_like(codes2, IGNORE))
+    return big, both, targets
+
+
+class MaskedTokenModel(nn.Module):
+    def __init__(self, enc_cfg: EncoderConfig, mtm_cfg: MTMConfig, codebook_size: int):
+        super().__init__()
+        self.cfg = mtm_cfg
+        self.encoder = Encoder(enc_cfg)
+        self.head = nn.Linear(enc_cfg.d_model, codebook_size)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+        log.info("MTM: encoder %.3fM parameters, head %.3fM", n_params(self.encoder) / 1e6,
+                 n_params(self.head) / 1e6)
+
+    def forward(self, batch: dict[str, torch.Tensor], targets: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h, _ = self.encoder(batch, content_mask=mask)
+        logits = self.head(h)  # (B, N, K)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+        return logits, loss
+
+    def configure_optimizers(self, weight_decay: float, lr: float, betas: tuple[float, float],
+                             device_type: str = "cpu") -> torch.optim.AdamW:
+        return configure_optimizers(self, weight_decay, lr, betas, device_type)

@@ -1,0 +1,120 @@
+"""Pieces of the training loop that are not the loop: LR schedule, seeds, RNG state, atomic files.
+
+The loop itself is in :mod:`aemg.train.pretrain`, readable top to bottom (nanoGPT ``train.py``,
+torchtune recipes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aemg.model.config import StageConfig
+
+
+def get_lr(step: int, cfg: StageConfig) -> float:
+    """Pure function of the step (nanoGPT): linear warm-up, cosine decay to ``min_lr`` at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
+    if step >= cfg.max_steps:
+        return cfg.min_lr
+    ratio = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+
+
+def step_seed(*parts: int | str) -> int:
+    """A 63-bit seed from any parts (seed, stage, step, rank, purpose): independent streams, no state."""
+    h = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def generator(*parts: int | str) -> torch.Generator:
+    return torch.Generator().manual_seed(step_seed(*parts))
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU and CUDA) global RNG states."""
+    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st: dict[str, Any]) -> None:
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_metrics(path: str | Path, stage: int, step: int) -> None:
+    """Keep only rows up to (stage, step), the point a checkpoint was taken (a resume rewrites the rest)."""
+    rows = [r for r in read_metrics(path) if (r["stage"], r["step"]) <= (stage, step)]
+    atomic_write_text("".join(json.dumps(r) + "\n" for r in rows), path)
+
+
+def mean_first_last(values: list[float], n: int = 10) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return float(np.mean(values[:n])), float(np.mean(values[-n:]))
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under Fabric / DDP / compile wrappers (its state dict has no prefixes)."""
+    while True:
+        for attr in ("_forward_module", "module", "_orig_mod"):
+            inner = getattr(module, attr, None)
+            if isinstance(inner, torch.nn.Module):
+                module = inner
+                break
+        else:
+            return module

@@ -1,0 +1,462 @@
+"""Two-stage self-supervised pre-training: one recipe, one loop, on Lightning Fabric.
+
+Recipe shape (torchtune "recipes, not trainers"): :class:`PretrainRecipe` checks the options in
+``__init__``, builds components in dependency order in ``setup``, runs ``train`` (stage 1, the VQ
+tokenizer; then stage 2, masked token modelling) and writes ``summary.json`` in ``cleanup``.
+:func:`pretrain` calls them in sequence. Fabric replaces device, precision and DDP code; the same
+loop runs on one CPU process and on many GPUs across nodes.
+
+Run directory::
+
+    config.json        resolved config (also stored in every checkpoint)
+    run.json           corpora, excluded datasets, held-out recordings, world size
+    metrics.jsonl      one row per step and stage (rank 0)
+    ckpt.pt            latest checkpoint (atomic): models, optimizer, schedule step, RNG, sampler position
+    rng_rank{r}.pt     every process's RNG state at that checkpoint
+    tokenizer.pt       the frozen stage-1 tokenizer (config + state), written when stage 1 ends
+    encoder.pt         the stage-2 encoder (config + state), what evaluation fine-tunes or probes
+    summary.json       stage1 / stage2 figures and the corpora it saw
+    code_usage.json    how often the frozen tokenizer used each code (aemg prototypes draws the top ones)
+    seen_rank{r}.txt   multi-process runs: the span indices each process trained on, per step
+
+Determinism: an item of the span dataset is a pure function of (seed, epoch, index); masks and
+augmentations draw from generators seeded by (seed, stage, step, rank); the global RNGs (dropout,
+k-means init, dead-code revival) are saved and restored. A run stopped and resumed therefore ends
+with bitwise the same weights as one that was not interrupted (same machine, same thread count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aemg.model import (
+    IGNORE,
+    MaskedTokenModel,
+    PretrainConfig,
+    VQTokenizer,
+    n_params,
+    random_token_mask,
+    rotate_flip,
+    symmetric_batch,
+)
+from aemg.train.data import ResumableSampler, SpanDataset, TokenRecording, collate, split_holdout
+from aemg.train.engine import (
+    atomic_torch_save,
+    atomic_write_text,
+    generator,
+    get_lr,
+    mean_first_last,
+    read_metrics,
+    rng_state,
+    seed_all,
+    set_rng_state,
+    truncate_metrics,
+    unwrap,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenSource:
+    """The tokens of one corpus, with what evaluation needs to prove it never pre-trained on its target."""
+
+    dataset: str
+    path: str
+    provenance_hash: str
+    recordings: list[TokenRecording] = field(default_factory=list)
+    content_names: tuple[str, ...] | None = None  # names of the content vector's entries (for drawings)
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({r.subject for r in self.recordings})
+
+    def describe(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "path": self.path, "provenance_hash": self.provenance_hash,
+                "subjects": self.subjects, "n_recordings": len(self.recordings),
+                "n_tokens": int(sum(len(r) for r in self.recordings))}
+
+
+def _with_content_dim(cfg: PretrainConfig, F: int) -> PretrainConfig:
+    return dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, content_dim=F),
+                               tokenizer=dataclasses.replace(cfg.tokenizer, encoder=dataclasses.replace(
+                                   cfg.tokenizer.encoder, content_dim=F)))
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out += _diff(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            out.append(f"{prefix}{k}: run {a.get(k)!r}, given {b.get(k)!r}")
+    return out
+
+
+class InjectedStop(RuntimeError):
+    """Raised after the checkpoint at ``stop_at`` (tests interrupt a run this way)."""
+
+
+class PretrainRecipe:
+    def __init__(self, cfg: PretrainConfig, sources: list[TokenSource], out: str | Path, *,
+                 accelerator: str = "cpu", devices: int | str = 1, num_nodes: int = 1, strategy: str = "auto",
+                 precision: str = "32-true", resume: bool = False, exclude: tuple[str, ...] = (),
+                 progress: bool = True, stop_at: tuple[int, int] | None = None):
+        self.out = Path(out)
+        self.resume = resume
+        self.exclude = tuple(exclude)
+        self.sources = [s for s in sources if s.dataset not in self.exclude]
+        if not self.sources:
+            raise ValueError(f"nothing to pre-train on: every corpus was excluded ({', '.join(self.exclude)})")
+        content_dims = {r.content.shape[1] for s in self.sources for r in s.recordings}
+        if len(content_dims) != 1:
+            raise ValueError(f"corpora disagree on the token content dim: {sorted(content_dims)}; tokenize them alike")
+        cfg = _with_content_dim(cfg, content_dims.pop())
+        if resume:
+            if not (self.out / "ckpt.pt").exists():
+                raise FileNotFoundError(f"{self.out / 'ckpt.pt'}: --resume needs a checkpoint in the run directory")
+            saved = PretrainConfig.load(self.out / "config.json")
+            if saved.to_dict() != cfg.to_dict():
+                diff = _diff(saved.to_dict(), cfg.to_dict())
+                log.warning("--resume: the given config differs from the run's config.json (%s); using the run's",
+                            ", ".join(diff))
+            cfg = saved
+        elif (self.out / "ckpt.pt").exists():
+            raise FileExistsError(f"{self.out}: holds a run already; pass --resume to continue it or choose another --out")
+        if not 0.0 < cfg.mtm.mask_ratio < 1.0:
+            raise ValueError(f"mtm.mask_ratio must be in (0, 1), got {cfg.mtm.mask_ratio}")
+        if cfg.log_every != 1:
+            raise ValueError("log_every must be 1: summary.json's _first/_last are means over single steps")
+        self.cfg = cfg
+        self.fabric_kwargs = dict(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
+                                  precision=precision)
+        self.progress = progress
+        self.stop_at = stop_at
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        from lightning_fabric import Fabric
+
+        cfg = self.cfg
+        self.fabric = fabric = Fabric(**self.fabric_kwargs)
+        fabric.launch()
+        self.rank, self.world = fabric.global_rank, fabric.world_size
+        if fabric.is_global_zero:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if not self.resume:
+                cfg.save(self.out / "config.json")
+                (self.out / "metrics.jsonl").write_text("")
+        fabric.barrier()
+        log.info("resolved config: %s", json.dumps(cfg.to_dict()))
+        recordings = [r for s in self.sources for r in s.recordings]
+        self.train_recs, self.heldout_recs = split_holdout(recordings, cfg.data.holdout_fraction, cfg.seed)
+        self.train_ds = SpanDataset(self.train_recs, cfg.data.max_tokens, seed=cfg.seed)
+        if len(self.train_ds) < self.world:
+            raise ValueError(f"{len(self.train_ds)} training spans for {self.world} processes: add data or use fewer devices")
+        self.sampler = ResumableSampler(self.train_ds, self.world, self.rank, cfg.seed)
+        # models: the same initial weights on every rank (DDP also broadcasts rank 0's)
+        seed_all(cfg.seed)
+        sync = self.world > 1
+        self.tokenizer = VQTokenizer(cfg.tokenizer, sync_codebook=sync)
+        self.mtm = MaskedTokenModel(cfg.encoder, cfg.mtm, cfg.tokenizer.quantizer.codebook_size)
+        content = torch.from_numpy(np.concatenate([r.content for r in self.train_recs]))
+        self.tokenizer.fit_standardization(content)
+        log.info("encoder %.3fM parameters (+ MTM head %.3fM); tokenizer %.3fM", n_params(self.mtm.encoder) / 1e6,
+                 n_params(self.mtm.head) / 1e6, n_params(self.tokenizer) / 1e6)
+        self.state = {"stage": 1, "step": 0, "epoch": 0, "pos": 0}
+        self.ckpt: dict[str, Any] | None = None
+        if self.resume:
+            self.ckpt = torch.load(self.out / "ckpt.pt", map_location="cpu", weights_only=False)
+            self.state = dict(self.ckpt["state"])
+            if self.ckpt["world_size"] != self.world:
+                raise ValueError(f"{self.out}: the run used {self.ckpt['world_size']} processes, this resume has "
+                                 f"{self.world}; resume with the same --devices and --num-nodes")
+            self.tokenizer.load_state_dict(self.ckpt["tokenizer"])
+            if self.ckpt.get("mtm") is not None:
+                self.mtm.load_state_dict(self.ckpt["mtm"])
+            if fabric.is_global_zero:
+                truncate_metrics(self.out / "metrics.jsonl", self.state["stage"], self.state["step"])
+            rng = torch.load(self.out / f"rng_rank{self.rank}.pt", map_location="cpu", weights_only=False)
+            if (rng["stage"], rng["step"]) != (self.state["stage"], self.state["step"]):
+                raise ValueError(f"{self.out}: rng_rank{self.rank}.pt is from another checkpoint; cannot resume bitwise")
+            set_rng_state(rng["rng"])
+            log.info("resumed at stage %d step %d", self.state["stage"], self.state["step"])
+        else:
+            seed_all(cfg.seed + 1000 * self.rank)
+        if fabric.is_global_zero:
+            run = {"corpora": [s.describe() for s in self.sources], "excluded": list(self.exclude),
+                   "heldout_recordings": [r.key for r in self.heldout_recs], "world_size": self.world,
+                   "fabric": {k: str(v) for k, v in self.fabric_kwargs.items()},
+                   "content_names": list(self.sources[0].content_names or []) or None}
+            atomic_write_text(json.dumps(run, indent=2), self.out / "run.json")
+
+    # ------------------------------------------------------------------ data
+    def _loader(self):
+        from torch.utils.data import DataLoader
+
+        return DataLoader(self.train_ds, batch_size=self.cfg.data.batch_size, sampler=self.sampler, collate_fn=collate,
+                          num_workers=self.cfg.data.num_workers, generator=torch.Generator().manual_seed(0),
+                          persistent_workers=False)
+
+    def _batches(self):
+        """Endless batches; ``state['epoch']`` and ``state['pos']`` (batches consumed this epoch) track position."""
+        bs = self.cfg.data.batch_size
+        while True:
+            ep = self.state["epoch"] + 100_000 * (self.state["stage"] - 1)  # stage 2 draws other spans and orders
+            self.train_ds.set_epoch(ep)
+            self.sampler.set_epoch(ep, start=self.state["pos"] * bs)
+            for batch in self._loader():
+                self.state["pos"] += 1
+                yield batch
+            self.state["epoch"] += 1
+            self.state["pos"] = 0
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self, model, optimizer, stage: int) -> None:
+        fabric = self.fabric
+        state = dict(self.state)
+        atomic_torch_save({"stage": state["stage"], "step": state["step"], "rng": rng_state()},
+                          self.out / f"rng_rank{self.rank}.pt")
+        fabric.barrier()
+        if fabric.is_global_zero:
+            atomic_torch_save({
+                "state": state, "config": self.cfg.to_dict(),
+                "tokenizer": unwrap(self.tokenizer).state_dict(),
+                "mtm": unwrap(self.mtm).state_dict() if stage == 2 else None,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": {"kind": "warmup_cosine", "step": state["step"],
+                              "lr": get_lr(state["step"], self._stage_cfg(stage))},
+                "world_size": self.world,
+            }, self.out / "ckpt.pt")
+        fabric.barrier()
+
+    def _stage_cfg(self, stage: int):
+        return self.cfg.stage1 if stage == 1 else self.cfg.stage2
+
+    # ------------------------------------------------------------------ train
+    def train(self) -> None:
+        if self.state["stage"] == 1:
+            self._run_stage(1)
+            self.state.update(stage=2, step=0, epoch=0, pos=0)
+            self._finish_stage1()
+        self._run_stage(2)
+        if self.fabric.is_global_zero:
+            atomic_torch_save({"config": dataclasses.asdict(self.cfg.encoder), "state": unwrap(self.mtm).encoder.state_dict()},
+                              self.out / "encoder.pt")
+
+    def _finish_stage1(self) -> None:
+        tok = unwrap(self.tokenizer)
+        tok.eval()
+        for p in tok.parameters():
+            p.requires_grad_(False)
+        if self.fabric.is_global_zero:
+            atomic_torch_save({"config": dataclasses.asdict(self.cfg.tokenizer), "state": tok.state_dict()},
+                              self.out / "tokenizer.pt")
+        self.stage1_stats = self._codebook_stats()
+
+    def _run_stage(self, stage: int) -> None:
+        from tqdm import tqdm
+
+        fabric, cfg = self.fabric, self.cfg
+        scfg = self._stage_cfg(stage)
+        fmodel, foptimizer = self.setup_stage(stage)
+        bar = tqdm(total=scfg.max_steps, initial=self.state["step"], desc=f"stage {stage}", file=sys.stderr,
+                   disable=not (self.progress and fabric.is_global_zero), dynamic_ncols=True)
+        metrics_f = open(self.out / "metrics.jsonl", "a") if fabric.is_global_zero else None  # noqa: SIM115
+        batches = self._batches()
+        try:
+            while self.state["step"] < scfg.max_steps:
+                step = self.state["step"]
+                t0 = time.perf_counter()
+                batch = fabric.to_device(next(batches))
+                lr = get_lr(step, scfg)
+                for g in foptimizer.param_groups:
+                    g["lr"] = lr
+                loss, row = self.train_step(stage, step, fmodel, foptimizer, batch)
+                row["lr"] = lr
+                self.state["step"] = step + 1
+                n_tok = int((~batch["pad_mask"]).sum()) * self.world
+                dt = time.perf_counter() - t0
+                row.update(loss=loss.item(), tokens=n_tok, tokens_per_s=n_tok / dt, epoch=self.state["epoch"])
+                if metrics_f is not None:
+                    metrics_f.write(json.dumps(row) + "\n")
+                    metrics_f.flush()
+                if self.world > 1:
+                    self._record_seen(stage, batch["index"])
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
+                at_stop = self.stop_at == (stage, self.state["step"])
+                if at_stop or self.state["step"] % cfg.ckpt_every == 0 or self.state["step"] == scfg.max_steps:
+                    self._save(fmodel, foptimizer, stage)
+                if at_stop:
+                    raise InjectedStop(f"stopped after stage {stage} step {self.state['step']} (injected)")
+        finally:
+            bar.close()
+            if metrics_f is not None:
+                metrics_f.close()
+
+    def train_step(self, stage: int, step: int, fmodel, foptimizer, batch: dict[str, torch.Tensor]
+                   ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One optimizer step of ``stage`` on ``batch`` (on the device); returns the loss and a metrics row."""
+        cfg, fabric = self.cfg, self.fabric
+        if cfg.data.rotate_unknown:
+            batch = rotate_flip(batch, generator(cfg.seed, stage, step, self.rank, "rotate"))
+        row: dict[str, Any] = {"stage": stage, "step": step + 1}
+        if stage == 1:
+            out, loss = fmodel(batch, targets=True)
+            ids = out["indices"][out["indices"] != IGNORE]
+            counts = torch.bincount(ids.cpu(), minlength=cfg.tokenizer.quantizer.codebook_size).float()
+            p = counts[counts > 0] / counts.sum()
+            row.update(recon_loss=out["recon_loss"].item(), commit_loss=out["commit_loss"].item(),
+                       batch_perplexity=float(torch.exp(-(p * p.log()).sum())),
+                       batch_usage=float((counts > 0).float().mean()))
+        else:
+            codes = unwrap(self.tokenizer).tokenize(batch)
+            mask = random_token_mask(batch["pad_mask"], cfg.mtm.mask_ratio,
+                                     generator(cfg.seed, stage, step, self.rank, "mask"))
+            if cfg.mtm.symmetric:
+                big, cmask, targets = symmetric_batch(batch, codes, mask)
+            else:
+                big, cmask = batch, mask
+                targets = torch.where(mask, codes, torch.full_like(codes, IGNORE))
+            logits, loss = fmodel(big, targets, cmask)
+            scored = targets != IGNORE
+            row["masked_accuracy_train"] = float((logits.argmax(-1)[scored] == targets[scored]).float().mean())
+        foptimizer.zero_grad(set_to_none=True)
+        fabric.backward(loss)
+        if self._stage_cfg(stage).grad_clip > 0:
+            fabric.clip_gradients(fmodel, foptimizer, max_norm=self._stage_cfg(stage).grad_clip)
+        foptimizer.step()
+        return loss, row
+
+    def setup_stage(self, stage: int):
+        """Fabric-wrapped model and optimizer of ``stage`` (restoring the optimizer from a resumed checkpoint)."""
+        fabric = self.fabric
+        scfg = self._stage_cfg(stage)
+        model = self.tokenizer if stage == 1 else self.mtm
+        model.train()
+        optimizer = model.configure_optimizers(scfg.weight_decay, scfg.lr, scfg.betas, fabric.device.type)
+        fmodel, foptimizer = fabric.setup(model, optimizer)
+        if stage == 2:
+            self.tokenizer = self.tokenizer.to(fabric.device)
+            self.tokenizer.eval()
+        if self.ckpt is not None and self.ckpt["state"]["stage"] == stage:
+            foptimizer.load_state_dict(self.ckpt["optimizer"])
+            self.ckpt = None
+        return fmodel, foptimizer
+
+    def _record_seen(self, stage: int, index: torch.Tensor) -> None:
+        """Every process appends the span indices it trained on (the DDP test checks they are disjoint)."""
+        with open(self.out / f"seen_rank{self.rank}.txt", "a") as f:
+            f.write(f"{stage} {self.state['epoch']} " + " ".join(str(int(i)) for i in index) + "\n")
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_batches(self, recordings: list[TokenRecording], n_batches: int):
+        if not recordings:
+            return
+        ds = SpanDataset(recordings, self.cfg.data.max_tokens, seed=self.cfg.seed, random_start=False)
+        bs = self.cfg.data.batch_size
+        idx = np.random.default_rng(self.cfg.seed).permutation(len(ds))[: n_batches * bs]
+        for i in range(0, len(idx), bs):
+            yield self.fabric.to_device(collate([ds[int(j)] for j in idx[i:i + bs]]))
+
+    @torch.no_grad()
+    def _codebook_stats(self) -> dict[str, float]:
+        """Codebook usage and perplexity of the frozen tokenizer over training spans (same on every rank)."""
+        tok = unwrap(self.tokenizer)
+        K = self.cfg.tokenizer.quantizer.codebook_size
+        counts = torch.zeros(K)
+        for batch in self._eval_batches(self.train_recs, self.cfg.eval_batches):
+            ids = tok.tokenize(batch)
+            counts += torch.bincount(ids[ids != IGNORE].cpu(), minlength=K).float()
+        p = counts / counts.sum().clamp(min=1)
+        nz = p[p > 0]
+        return {"perplexity": float(torch.exp(-(nz * nz.log()).sum())), "codebook_usage": float((counts > 0).float().mean()),
+                "codes_used": int((counts > 0).sum()), "code_counts": counts.long().tolist()}
+
+    @torch.no_grad()
+    def _masked_accuracy(self) -> dict[str, Any]:
+        """Masked-token accuracy on held-out recordings vs always predicting their most common id."""
+        tok, mtm = unwrap(self.tokenizer), unwrap(self.mtm)
+        recs, heldout = (self.heldout_recs, True) if self.heldout_recs else (self.train_recs, False)
+        was = mtm.training
+        mtm.eval()
+        correct = total = 0
+        targets_all: list[torch.Tensor] = []
+        for bi, batch in enumerate(self._eval_batches(recs, self.cfg.eval_batches)):
+            codes = tok.tokenize(batch)
+            mask = random_token_mask(batch["pad_mask"], self.cfg.mtm.mask_ratio, generator(self.cfg.seed, "eval", bi))
+            big, cmask, targets = symmetric_batch(batch, codes, mask)
+            logits, _ = mtm(big, targets, cmask)
+            scored = targets != IGNORE
+            correct += int((logits.argmax(-1)[scored] == targets[scored]).sum())
+            total += int(scored.sum())
+            targets_all.append(targets[scored].cpu())
+        mtm.train(was)
+        t = torch.cat(targets_all) if targets_all else torch.zeros(0, dtype=torch.long)
+        maj_id, maj_n = Counter(t.tolist()).most_common(1)[0] if len(t) else (None, 0)
+        return {"masked_accuracy": correct / max(total, 1), "majority_accuracy": maj_n / max(total, 1),
+                "majority_id": maj_id, "n_scored": total, "heldout": heldout,
+                "heldout_recordings": [r.key for r in recs] if heldout else []}
+
+    # ------------------------------------------------------------------ cleanup
+    def cleanup(self) -> dict[str, Any]:
+        if not hasattr(self, "stage1_stats"):
+            self.stage1_stats = self._codebook_stats()
+        acc = self._masked_accuracy()
+        summary: dict[str, Any] = {}
+        if self.fabric.is_global_zero:
+            rows = read_metrics(self.out / "metrics.jsonl")
+            r1 = [r["recon_loss"] for r in rows if r["stage"] == 1]
+            l2 = [r["loss"] for r in rows if r["stage"] == 2]
+            f1, la1 = mean_first_last(r1)
+            f2, la2 = mean_first_last(l2)
+            s1 = dict(self.stage1_stats)
+            counts = s1.pop("code_counts")
+            summary = {
+                "config": self.cfg.name, "world_size": self.world,
+                "stage1": {"recon_loss_first": f1, "recon_loss_last": la1, "steps": len(r1), **s1},
+                "stage2": {"loss_first": f2, "loss_last": la2, "steps": len(l2), **acc},
+                "corpora": [s.describe() for s in self.sources], "excluded": list(self.exclude),
+                "params": {"encoder": n_params(unwrap(self.mtm).encoder), "mtm_head": n_params(unwrap(self.mtm).head),
+                           "tokenizer": n_params(unwrap(self.tokenizer))},
+            }
+            atomic_write_text(json.dumps({"code_counts": counts}), self.out / "code_usage.json")
+            atomic_write_text(json.dumps(summary, indent=2), self.out / "summary.json")
+        self.fabric.barrier()
+        return summary
+
+
+def pretrain(cfg: PretrainConfig, sources: list[TokenSource], out: str | Path, **kwargs) -> dict[str, Any]:
+    """Run both stages (or resume them) and return the summary (rank 0; ``{}`` on other ranks)."""
+    recipe = PretrainRecipe(cfg, sources, out, **kwargs)
+    recipe.setup()
+    recipe.train()
+    return recipe.cleanup()
+
+
+def load_stage_models(run_dir: str | Path) -> tuple[VQTokenizer, MaskedTokenModel | None, PretrainConfig]:
+    """The frozen tokenizer and (if stage 2 has started) the MTM model from a run directory's checkpoint."""
+    run_dir = Path(run_dir)
+    ck = torch.load(run_dir / "ckpt.pt", map_location="cpu", weights_only=False)
+    cfg = PretrainConfig.from_dict(ck["config"])
+    tok = VQTokenizer(cfg.tokenizer)
+    tok.load_state_dict(ck["tokenizer"])
+    tok.eval()
+    mtm = None
+    if ck.get("mtm") is not None:
+        mtm = MaskedTokenModel(cfg.encoder, cfg.mtm, cfg.tokenizer.quantizer.codebook_size)
+        mtm.load_state_dict(ck["mtm"])
+        mtm.eval()
+    return tok, mtm, cfg

@@ -1,0 +1,88 @@
+"""Pre-training sources: a corpus folder -> its TokenSet -> per-recording token tables.
+
+``load_token_sources(dirs)`` opens each prepared corpus (:class:`aemg.corpus.Corpus`, for its
+dataset name, subjects and provenance hash), loads the token set stored beside it
+(``CORPUS_DIR/tokens/events.npz``, written by ``aemg tokenize``) or, when there is none or it was
+made from another version of the corpus, tokenizes the corpus with the default event tokenizer in
+memory. Pre-training writes nothing outside its run directory; ``aemg tokenize CORPUS_DIR`` stores
+the token set so later runs load it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aemg.train.data import IGNORE, TokenRecording
+from aemg.train.pretrain import TokenSource
+
+log = logging.getLogger(__name__)
+
+
+def token_recordings(ts: Any) -> list[TokenRecording]:
+    """One :class:`TokenRecording` per recording of a ``TokenSet`` with at least one token group."""
+    out = []
+    trial_label = np.asarray(ts.trial_label, np.int64)
+    for r, idx in enumerate(ts.sequences("recording")):
+        if len(idx) == 0:
+            continue
+        g = ts.group[idx]
+        tri = ts.group_trial[g]
+        label = np.where(tri >= 0, trial_label[np.clip(tri, 0, None)] if len(trial_label) else IGNORE, IGNORE)
+        out.append(TokenRecording(
+            key=str(ts.recording_id[r]), dataset=str(ts.recording_dataset[r]), subject=str(ts.recording_subject[r]),
+            content=np.ascontiguousarray(ts.content[idx], np.float32),
+            coords=np.ascontiguousarray(ts.coords[idx], np.float32),
+            onset_ms=np.asarray(ts.onset_ms[idx], np.float32),
+            group_start_ms=np.asarray(ts.group_t_ms[g], np.float64),
+            duration_ms=np.asarray(ts.duration_ms[idx], np.float32),
+            group=np.asarray(g, np.int64), rank=np.asarray(ts.rank[idx], np.int64),
+            channel=np.asarray(ts.channel[idx], np.int64),
+            rotation_unknown=bool(ts.recording_rotation_unknown[r]), label=label.astype(np.int64)))
+    return out
+
+
+def load_token_set(corpus: Any, *, progress: bool = True, save: bool = False) -> Any:
+    """The event TokenSet of a corpus: the stored one if it matches the corpus's hash, else made now."""
+    import aemg.tokens as tokens
+
+    path = tokens.TokenSet.default_path(corpus.path)
+    if path.exists():
+        ts = tokens.TokenSet.load(path)
+        if ts.meta.get("corpus_hash") in (None, corpus.hash):
+            return ts
+        log.warning("%s was made from another version of %s; tokenizing again", path, corpus.path)
+    log.info("%s: no stored token set; tokenizing with the default event tokenizer (aemg tokenize %s stores it)",
+             corpus.path, corpus.path)
+    ts = tokens.tokenize_corpus(corpus, progress=progress)
+    if save:
+        try:
+            ts.save(path)
+        except OSError as exc:  # a read-only corpus still pre-trains
+            log.warning("could not store the token set at %s (%s); continuing", path, exc)
+    return ts
+
+
+def load_token_sources(corpus_dirs: Sequence[str | Path], exclude: Sequence[str] = (), *,
+                       progress: bool = True) -> list[TokenSource]:
+    """One :class:`TokenSource` per corpus folder (datasets in ``exclude`` are not even tokenized)."""
+    from aemg.corpus import Corpus
+
+    sources = []
+    for d in corpus_dirs:
+        corpus = Corpus(d)
+        if corpus.dataset in set(exclude):
+            log.info("leaving out %s (%s): --exclude", d, corpus.dataset)
+            sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, []))
+            continue
+        ts = load_token_set(corpus, progress=progress)
+        recs = token_recordings(ts)
+        if not recs:
+            raise ValueError(f"{d}: the token set holds no tokens (no contraction events were found)")
+        sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, recs,
+                                   content_names=tuple(ts.meta.get("feature_names") or ()) or None))
+    return sources

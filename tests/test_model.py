@@ -1,0 +1,206 @@
+"""The spatio-temporal encoder, the quantizer and the two pre-training models (synthetic batches)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("vector_quantize_pytorch")
+
+from aemg.model import (  # noqa: E402
+    IGNORE,
+    MaskedTokenModel,
+    PretrainConfig,
+    Quantizer,
+    QuantizerConfig,
+    VQTokenizer,
+    aemg_base,
+    aemg_small,
+    aemg_tiny,
+    get_config,
+    n_params,
+    random_token_mask,
+    rotate_flip,
+    symmetric_batch,
+)
+from aemg.train.synthetic import synthetic_batch  # noqa: E402
+
+F = 16
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return synthetic_batch(batch_size=6, max_tokens=40, content_dim=F, seed=3)
+
+
+def _tiny_encoder(seed: int = 0):
+    torch.manual_seed(seed)
+    enc = aemg_tiny(F)
+    enc.eval()
+    return enc
+
+
+def _pad_more(batch: dict, extra: int) -> dict:
+    out = {}
+    for k, v in batch.items():
+        if v.dim() >= 2:
+            fill = True if k == "pad_mask" else 0
+            pad = torch.full((v.shape[0], extra, *v.shape[2:]), fill, dtype=v.dtype)
+            if k != "pad_mask":
+                pad = torch.randn(pad.shape).to(v.dtype) * 5 if v.is_floating_point() else torch.randint_like(pad, 0, 7)
+            out[k] = torch.cat([v, pad], 1)
+        else:
+            out[k] = v
+    return out
+
+
+def test_ignore_value_is_the_tokens_one():
+    tokens = pytest.importorskip("aemg.tokens")
+    assert IGNORE == tokens.IGNORE == -100
+
+
+def test_batch_follows_contract(batch):
+    B, N = batch["pad_mask"].shape
+    assert batch["content"].shape == (B, N, F) and batch["content"].dtype == torch.float32
+    assert batch["coords"].shape == (B, N, 4)
+    for k in ("onset_ms", "t_ms", "duration_ms"):
+        assert batch[k].shape == (B, N) and batch[k].dtype == torch.float32
+    for k in ("group_order", "rank", "channel"):
+        assert batch[k].dtype == torch.int64
+    assert batch["pad_mask"].dtype == torch.bool and batch["pad_mask"].any()
+    assert batch["rotation_unknown"].shape == (B,) and batch["label"].shape == (B,)
+
+
+def test_quantized_output_is_codebook_entries_in_eval():
+    torch.manual_seed(0)
+    q = Quantizer(QuantizerConfig(dim=8, codebook_size=16, kmeans_iters=2))
+    z = torch.randn(3, 10, 8)
+    pad = torch.zeros(3, 10, dtype=torch.bool)
+    pad[1, 6:] = True
+    q.train()
+    q(z, pad)  # k-means init + one EMA update
+    q.eval()
+    quantized, idx, commit = q(z, pad)
+    assert (idx[pad] == IGNORE).all() and (idx[~pad] >= 0).all()
+    assert torch.equal(quantized[~pad], q.codebook[idx[~pad]])
+    assert torch.allclose(q.codebook.norm(dim=-1), torch.ones(16), atol=1e-5)  # cosine codebook
+    assert commit.dim() == 0
+
+
+def test_extra_padding_leaves_real_token_encodings_unchanged(batch):
+    enc = _tiny_encoder()
+    with torch.no_grad():
+        h1, p1 = enc(batch)
+        h2, p2 = enc(_pad_more(batch, 9))
+    real = ~batch["pad_mask"]
+    N = real.shape[1]
+    assert torch.allclose(h1[real], h2[:, :N][real], atol=1e-5)
+    assert torch.allclose(p1, p2, atol=1e-5)
+
+
+def test_permuting_channels_with_coordinates_leaves_pooled_encoding_unchanged(batch):
+    enc = _tiny_encoder(1)
+    g = torch.Generator().manual_seed(0)
+    perm_batch = {k: v.clone() for k, v in batch.items()}
+    for b in range(batch["pad_mask"].shape[0]):
+        n = int((~batch["pad_mask"][b]).sum())
+        perm = torch.randperm(n, generator=g)
+        for k, v in batch.items():
+            if v.dim() >= 2:
+                perm_batch[k][b, :n] = v[b, :n][perm]
+    # a relabelled channel index changes nothing either: the encoder does not embed it
+    perm_batch["channel"] = (perm_batch["channel"] * 7 + 3) % 11
+    with torch.no_grad():
+        _, p1 = enc(batch)
+        _, p2 = enc(perm_batch)
+    assert torch.allclose(p1, p2, atol=1e-5)
+    # while moving the coordinates (not the tokens) does change it
+    moved = dict(batch)
+    moved["coords"] = rotate_flip({**batch, "rotation_unknown": torch.ones_like(batch["rotation_unknown"])},
+                                  torch.Generator().manual_seed(1))["coords"]
+    with torch.no_grad():
+        _, p3 = enc(moved)
+    assert not torch.allclose(p1, p3, atol=1e-4)
+
+
+def test_rotate_flip_touches_only_unknown_on_forearm_real_tokens(batch):
+    out = rotate_flip(batch, torch.Generator().manual_seed(0))
+    c0, c1 = batch["coords"], out["coords"]
+    unknown = batch["rotation_unknown"][:, None] & (c0[..., 3] < 0.5) & ~batch["pad_mask"]
+    assert torch.equal(c0[~unknown], c1[~unknown])
+    assert torch.equal(c0[..., 2:], c1[..., 2:])
+    assert torch.allclose(c1[unknown][:, :2].norm(dim=-1), torch.ones(int(unknown.sum())), atol=1e-5)
+    # a rigid motion of the ring: angles between two electrodes of one sequence keep their |difference|
+    b = int(torch.nonzero(batch["rotation_unknown"])[0])
+    a0 = torch.atan2(c0[b, :2, 1], c0[b, :2, 0])
+    a1 = torch.atan2(c1[b, :2, 1], c1[b, :2, 0])
+    d0, d1 = (a0[1] - a0[0]) % (2 * math.pi), (a1[1] - a1[0]) % (2 * math.pi)
+    assert min(abs(d1 - d0), abs(d1 - (2 * math.pi - d0))) < 1e-4
+
+
+def test_symmetric_masks_never_touch_padding_and_cover_every_real_token(batch):
+    pad = batch["pad_mask"]
+    mask = random_token_mask(pad, 0.5, torch.Generator().manual_seed(0))
+    assert not (mask & pad).any()
+    n_real = (~pad).sum(1)
+    assert ((mask.sum(1) - n_real * 0.5).abs() <= 1).all()
+    codes = torch.randint(0, 5, pad.shape).masked_fill(pad, IGNORE)
+    big, cmask, targets = symmetric_batch(batch, codes, mask)
+    B = pad.shape[0]
+    assert big["content"].shape[0] == 2 * B
+    assert torch.equal(cmask[:B] | cmask[B:], ~pad) and not (cmask[:B] & cmask[B:]).any()
+    assert ((targets != IGNORE) == cmask).all()
+
+
+def test_models_forward_return_out_and_loss(batch):
+    cfg = get_config("tiny")
+    tcfg = dataclasses.replace(cfg.tokenizer, encoder=dataclasses.replace(cfg.tokenizer.encoder, content_dim=F))
+    torch.manual_seed(0)
+    tok = VQTokenizer(tcfg)
+    out, loss = tok(batch)
+    assert loss is None and out["recon"].shape == batch["content"].shape
+    out, loss = tok(batch, targets=True)
+    assert loss.dim() == 0 and loss.requires_grad
+    mtm = MaskedTokenModel(dataclasses.replace(cfg.encoder, content_dim=F), cfg.mtm, tcfg.quantizer.codebook_size)
+    codes = tok.tokenize(batch)
+    mask = random_token_mask(batch["pad_mask"], 0.5)
+    logits, loss = mtm(batch, torch.where(mask, codes, IGNORE), mask)
+    assert logits.shape == (*batch["pad_mask"].shape, tcfg.quantizer.codebook_size) and loss.requires_grad
+    logits, loss = mtm(batch)
+    assert loss is None
+
+
+def test_config_round_trip_and_overrides(tmp_path):
+    for name in ("tiny", "small", "base"):
+        cfg = get_config(name)
+        cfg.save(tmp_path / f"{name}.json")
+        assert PretrainConfig.load(tmp_path / f"{name}.json") == cfg
+        assert get_config(str(tmp_path / f"{name}.json")) == cfg
+    cfg = get_config("tiny").override(["stage1.lr=0.01", "data.max_tokens=64", "tokenizer.quantizer.codebook_size=8"])
+    assert (cfg.stage1.lr, cfg.data.max_tokens, cfg.tokenizer.quantizer.codebook_size) == (0.01, 64, 8)
+    with pytest.raises(ValueError, match="no config field"):
+        get_config("tiny").override(["stage1.learning_rate=1"])
+    with pytest.raises(ValueError, match="unknown config"):
+        get_config("huge")
+
+
+def test_named_sizes_and_rebuild_from_saved_config(tmp_path):
+    sizes = {name: n_params(build(F)) for name, build in (("tiny", aemg_tiny), ("small", aemg_small), ("base", aemg_base))}
+    assert sizes["tiny"] < sizes["small"] < sizes["base"]
+    base = get_config("base")
+    mtm = MaskedTokenModel(dataclasses.replace(base.encoder, content_dim=F), base.mtm,
+                           base.tokenizer.quantizer.codebook_size)
+    assert 5e6 <= n_params(mtm) <= 10e6
+    # rebuild from the saved config gives the same architecture and accepts the saved weights
+    torch.manual_seed(0)
+    enc = aemg_tiny(F)
+    cfg = get_config("tiny")
+    cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, content_dim=F))
+    cfg.save(tmp_path / "c.json")
+    from aemg.model import Encoder
+
+    enc2 = Encoder(PretrainConfig.load(tmp_path / "c.json").encoder)
+    enc2.load_state_dict(enc.state_dict())
