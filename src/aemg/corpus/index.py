@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from aemg.corpus.store import atomic_write_text, dumps
+from aemg.atomic import atomic_write_text
+from aemg.corpus.store import dumps
 from aemg.errors import DataFormatError
 from aemg.recording import Recording
 

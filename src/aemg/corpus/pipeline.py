@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from aemg.atomic import atomic_write_text, fsync_dir
 from aemg.corpus import dedupe as dd
 from aemg.corpus import index as ix
 from aemg.corpus import provenance as pv
@@ -264,7 +265,7 @@ def _build(*, reader: Any, reader_name: str, dataset: str, root: Path, out: Path
     files = reader.files(root)  # checks the raw folder's layout before anything is written
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    store.atomic_write_text(out / MARKER, store.dumps(
+    atomic_write_text(out / MARKER, store.dumps(
         {"format": pv.FORMAT, "dataset": dataset, "reader": reader_name, "params": params, "started": started,
          "root": str(root.resolve())}, indent=2))
 
@@ -392,9 +393,9 @@ def _build(*, reader: Any, reader_name: str, dataset: str, root: Path, out: Path
         "n_sessions_written": n_written, "duplicates": duplicates,
         "dropped_duplicates": [d for d in duplicates if d["dropped"]], "sources": sources,
     }
-    store.atomic_write_text(out / PROVENANCE, store.dumps(prov, indent=2))
+    atomic_write_text(out / PROVENANCE, store.dumps(prov, indent=2))
     (out / MARKER).unlink(missing_ok=True)
-    store.fsync_dir(out)
+    fsync_dir(out)
     log.info("%s: corpus in %s: %d subjects, %d sessions (%d written), %d recordings, %d trials", dataset, out,
              prov["n_subjects"], prov["n_sessions"], n_written, prov["n_recordings"], prov["n_trials"])
     return Corpus(out)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aemg.atomic import atomic_write_text
 
 
 @dataclass
@@ -120,14 +120,7 @@ class PretrainConfig:
 
     def save(self, path: str | Path) -> None:
         """Write JSON atomically (temporary file, fsync, rename)."""
-        path = Path(path)
-        text = json.dumps(self.to_dict(), indent=2)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> PretrainConfig:

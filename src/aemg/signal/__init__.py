@@ -6,25 +6,12 @@ offline and live: a recording filtered whole or in chunks gives the same output.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aemg.signal.filters import CausalSOS, apply_causal_filter, bandpass_sos, make_causal_filter, notch_sos
+from aemg.signal.holds import detect_sample_and_hold, rebuild_sample_and_hold
 from aemg.signal.mains import detect_mains
 from aemg.signal.qc import channel_qc
-from aemg.signal.resample import DEFAULT_FS, resample
+from aemg.signal.resample import DEFAULT_FS, resample, resample_array
 from aemg.signal.scale import apply_scale, remove_dc, robust_scale
-
-_HOLDS = ("detect_sample_and_hold", "rebuild_sample_and_hold")
-
-
-def __getattr__(name: str) -> Any:
-    """Lazy re-export of :mod:`aemg.signal.holds` (written separately; imported on first use)."""
-    if name in _HOLDS:
-        from aemg.signal import holds
-
-        return getattr(holds, name)
-    raise AttributeError(f"module 'aemg.signal' has no attribute {name!r}")
-
 
 __all__ = [
     "DEFAULT_FS",
@@ -40,5 +27,6 @@ __all__ = [
     "rebuild_sample_and_hold",
     "remove_dc",
     "resample",
+    "resample_array",
     "robust_scale",
 ]

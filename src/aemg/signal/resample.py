@@ -44,6 +44,21 @@ def nearest_index(n_in: int, n_out: int, up: int, down: int) -> np.ndarray:
     return np.minimum(idx, max(n_in - 1, 0))
 
 
+def resample_array(x: np.ndarray, fs_from: float, fs_to: float, *, max_denominator: int = 1000) -> np.ndarray:
+    """Resample ``x (channels, samples)`` from ``fs_from`` to ``fs_to`` Hz, anti-aliased (float64 out).
+
+    :func:`scipy.signal.resample_poly` with the factor of :func:`rational_ratio`, each channel
+    padded with its own mean (``padtype="mean"``) so a DC offset makes no edge transient.
+    """
+    up, down = rational_ratio(fs_from, fs_to, max_denominator)
+    x = np.asarray(x, dtype=np.float64)
+    if up == down:
+        return x
+    if x.shape[1] == 0:
+        return np.zeros((x.shape[0], 0))
+    return resample_poly(x, up, down, axis=1, padtype="mean")
+
+
 def resample(rec: Recording, fs: float = DEFAULT_FS, *, max_denominator: int = 1000) -> Recording:
     """Resample ``rec`` to ``fs`` Hz with :func:`scipy.signal.resample_poly` (anti-aliased).
 
@@ -67,11 +82,7 @@ def resample(rec: Recording, fs: float = DEFAULT_FS, *, max_denominator: int = 1
     if up == down:
         return rec if attrs == rec.attrs else rec.replace(attrs=attrs)
     n_in = rec.n_samples
-    x = rec.signal.astype(np.float64)
-    if n_in:
-        y = resample_poly(x, up, down, axis=1, padtype="mean")
-    else:
-        y = np.zeros((rec.n_channels, 0))
+    y = resample_array(rec.signal, rec.fs, fs, max_denominator=max_denominator)
     n_out = y.shape[1]
     idx = nearest_index(n_in, n_out, up, down)
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from aemg.atomic import atomic_write_text
+from aemg.signal.resample import resample_array
 from aemg.simulate._names import DEFAULT_GESTURES
 from aemg.simulate.physiology import (
     GESTURE_PATTERNS,
@@ -103,22 +103,6 @@ def simulate_subject(rng: np.random.Generator, gestures: Sequence[str], reps: in
     return emg, rows, subject
 
 
-def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    frac = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return resample_poly(x, frac.numerator, frac.denominator, axis=1)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs: float = SIM_FS,
                      gestures: Sequence[str] = DEFAULT_GESTURES, reps: int = 3, overwrite: bool = False,
                      progress: bool = True) -> Path:
@@ -156,7 +140,7 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
         emg, rows, subject = simulate_subject(rng, list(gestures), reps, sim_fs)
         scale = fs / sim_fs
         if fs != sim_fs:
-            emg = _resample(emg, sim_fs, fs)
+            emg = resample_array(emg, sim_fs, fs)
         name = f"S{k + 1:02d}"
         (out / name).mkdir(exist_ok=True)
         for t, row in enumerate(rows):
@@ -177,11 +161,11 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
             "units": "uV", "muscles": [vars(m) for m in MUSCLES],
             "patterns": {g: dict(zip((m.name for m in MUSCLES), GESTURE_PATTERNS[g].tolist())) for g in gestures},
             "subjects": truth}
-    _atomic_write_text(out / "simulation.json", json.dumps(meta, indent=1))
+    atomic_write_text(out / "simulation.json", json.dumps(meta, indent=1))
     lines = [",".join(MANIFEST_COLUMNS)]
     for r in manifest_rows:
         lines.append(",".join(str(r[c]) for c in MANIFEST_COLUMNS))
-    _atomic_write_text(out / "manifest.csv", "\n".join(lines) + "\n")  # last: never points at missing files
+    atomic_write_text(out / "manifest.csv", "\n".join(lines) + "\n")  # last: never points at missing files
     log.info("simulated %d subjects, %d recordings -> %s", n_subjects, len(manifest_rows), out)
     return out / "manifest.csv"
 

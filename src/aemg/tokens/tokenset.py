@@ -29,7 +29,6 @@ Tables (row counts ``N`` tokens, ``G`` groups, ``E`` event pieces, ``K`` trials,
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from aemg.atomic import atomic_path
 from aemg.recording import Electrode, Recording
 
 IGNORE = -100
@@ -296,12 +296,8 @@ class TokenSet:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "meta"}
         arrays["meta"] = np.array(json.dumps(self.meta))
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
         return path
 
     @classmethod

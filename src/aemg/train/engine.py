@@ -9,15 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from aemg.atomic import atomic_path, atomic_write_text
 from aemg.model.config import StageConfig
 
 
@@ -64,29 +63,9 @@ def seed_all(seed: int) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(text: str, path: str | Path) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """``torch.save`` through :func:`aemg.atomic.atomic_path` (temporary file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -99,7 +78,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 def truncate_metrics(path: str | Path, stage: int, step: int) -> None:
     """Keep only rows up to (stage, step), the point a checkpoint was taken (a resume rewrites the rest)."""
     rows = [r for r in read_metrics(path) if (r["stage"], r["step"]) <= (stage, step)]
-    atomic_write_text("".join(json.dumps(r) + "\n" for r in rows), path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def mean_first_last(values: list[float], n: int = 10) -> tuple[float | None, float | None]:

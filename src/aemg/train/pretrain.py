@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aemg.atomic import atomic_write_text
 from aemg.model import (
     IGNORE,
     MaskedTokenModel,
@@ -53,7 +54,6 @@ from aemg.model import (
 from aemg.train.data import ResumableSampler, SpanDataset, TokenRecording, collate, split_holdout
 from aemg.train.engine import (
     atomic_torch_save,
-    atomic_write_text,
     generator,
     get_lr,
     mean_first_last,
@@ -199,7 +199,7 @@ class PretrainRecipe:
                    "heldout_recordings": [r.key for r in self.heldout_recs], "world_size": self.world,
                    "fabric": {k: str(v) for k, v in self.fabric_kwargs.items()},
                    "content_names": list(self.sources[0].content_names or []) or None}
-            atomic_write_text(json.dumps(run, indent=2), self.out / "run.json")
+            atomic_write_text(self.out / "run.json", json.dumps(run, indent=2))
 
     # ------------------------------------------------------------------ data
     def _loader(self):
@@ -432,8 +432,8 @@ class PretrainRecipe:
                 "params": {"encoder": n_params(unwrap(self.mtm).encoder), "mtm_head": n_params(unwrap(self.mtm).head),
                            "tokenizer": n_params(unwrap(self.tokenizer))},
             }
-            atomic_write_text(json.dumps({"code_counts": counts}), self.out / "code_usage.json")
-            atomic_write_text(json.dumps(summary, indent=2), self.out / "summary.json")
+            atomic_write_text(self.out / "code_usage.json", json.dumps({"code_counts": counts}))
+            atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
         self.fabric.barrier()
         return summary
 
