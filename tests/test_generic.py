@@ -74,6 +74,43 @@ def test_repetition_and_units_columns(tmp_path):
     assert recs[0].gesture_keys == ("my-data:fist",)
 
 
+def test_repetitions_number_on_across_sessions_without_a_column(tmp_path):
+    """Without a repetition column, a subject's rows of one gesture are numbered in time order across
+    its sessions (session_order, then row order), not restarting in each session."""
+    root = _folder(tmp_path, [
+        "d1a.npy,S,day1,a,fist,200,unknown2",
+        "d1b.npy,S,day1,b,rest,200,unknown2",
+        "d1c.npy,S,day1,c,fist,200,unknown2",
+        "d2a.npy,S,day2,a,fist,200,unknown2",
+        "d2b.npy,S,day2,b,rest,200,unknown2",
+        "d1d.npy,S,day1,d,fist,200,unknown2",  # listed late, but day1 comes first (session_order 0)
+        "t1.npy,T,day1,a,fist,200,unknown2",
+    ])
+    for f in ("d1a", "d1b", "d1c", "d2a", "d2b", "d1d", "t1"):
+        _npy(root, f"{f}.npy", ch=2)
+    recs = list(read_manifest(root))
+    got = [(r.subject[-1], r.session, r.order, r.label_names[r.labels[0]], int(r.repetition[0])) for r in recs]
+    assert got == [("S", "day1", 0, "fist", 0), ("S", "day1", 1, "rest", 0), ("S", "day1", 2, "fist", 1),
+                   ("S", "day1", 3, "fist", 2), ("S", "day2", 0, "fist", 3), ("S", "day2", 1, "rest", 1),
+                   ("T", "day1", 0, "fist", 0)]
+    seq: dict[tuple[str, int], list[int]] = {}
+    for r in sorted(recs, key=lambda r: (r.subject, r.session_order, r.order)):
+        seq.setdefault((r.subject, int(r.labels[0])), []).append(int(r.repetition[0]))
+    assert all(v == list(range(len(v))) for v in seq.values())
+
+
+def test_repetition_column_values_are_kept_across_sessions(tmp_path):
+    root = _folder(tmp_path, [
+        "a.npy,S,day1,a,fist,200,unknown2,0",
+        "b.npy,S,day1,b,fist,200,unknown2,1",
+        "c.npy,S,day2,a,fist,200,unknown2,0",  # the user restarts per session: kept as given
+        "d.npy,S,day2,b,fist,200,unknown2,",  # empty cell: next after the largest so far (1) -> 2
+    ], header=HEADER + ",repetition")
+    for f in "abcd":
+        _npy(root, f"{f}.npy", ch=2)
+    assert [int(r.repetition[0]) for r in read_manifest(root)] == [0, 1, 0, 2]
+
+
 @pytest.mark.parametrize("case,match", [
     ("missing_file", "file not found"),
     ("channels", "8 channels"),

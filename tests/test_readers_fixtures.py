@@ -21,6 +21,18 @@ from aemg.datasets.mcs_emg import McsEmgReader, McsTiming
 from aemg.errors import DataFormatError
 from aemg.recording import Recording
 
+
+def _assert_chronological(recs: list[Recording]) -> None:
+    """Per (subject, gesture), the repetition ids in time order ((session_order, order, start sample))
+    increase strictly and cover 0..n-1: chronological across the subject's sessions, hence within each."""
+    seq: dict[tuple[str, int], list[int]] = {}
+    for r in sorted(recs, key=lambda r: (r.subject, r.session_order, r.order)):
+        for _, _, lab, rep in r.trials():
+            seq.setdefault((r.subject, lab), []).append(rep)
+    assert seq
+    for key, reps in seq.items():
+        assert reps == list(range(len(reps))), (key, reps)
+
 # ---------------------------------------------------------------------------------------------- Ninapro
 
 
@@ -103,6 +115,7 @@ def test_ninapro_reads_published_layout(tmp_path, caplog, db, n_ch, fs, layout, 
     # rest runs are distinct, chronological repetitions across the subject's files
     rest_reps = [rep for rec in s1 for _, _, lab, rep in rec.trials() if lab == 0]
     assert rest_reps == sorted(rest_reps) and len(set(rest_reps)) == len(rest_reps)
+    _assert_chronological(recs)
 
 
 def test_ninapro_movement_ids_fitting_neither_convention_raise(tmp_path):
@@ -246,9 +259,17 @@ def test_epn612_reads_both_parts(tmp_path, caplog):
     assert [x.order for x in train_u1] == list(range(12))
     trials = Counter((x.label_names[lab], rep) for x in train_u1 for _, _, lab, rep in x.trials())
     assert trials == Counter({(g, rep): 1 for g in _EPN_ORDER for rep in (0, 1)})
+    # the labelled testingSamples of a trainingJSON user number on (2, 3); the group's own count is kept
+    test_u1 = [x for x in recs if x.subject.endswith("training/user1") and x.session == "testingSamples"]
+    trials = Counter((x.label_names[lab], rep) for x in test_u1 for _, _, lab, rep in x.trials())
+    assert trials == Counter({(g, rep): 1 for g in _EPN_ORDER for rep in (2, 3)})
+    assert [x.attrs["file_repetition"] for x in test_u1] == [0, 1] * 6
+    assert [x.attrs["file_repetition"] for x in train_u1] == [0, 1] * 6
+    _assert_chronological(recs)
     # testingJSON testingSamples: unlabelled recordings, not an error
     unl = [x for x in recs if x.attrs["part"] == "testing" and x.session == "testingSamples"]
     assert len(unl) == 24 and all(np.all(x.labels == -1) and x.attrs["gesture_name"] is None for x in unl)
+    assert all("file_repetition" not in x.attrs for x in unl)
     assert {x.session_order for x in recs if x.session == "testingSamples"} == {1}
     assert len({x.recording_id for x in recs}) == len(recs)
 
@@ -310,6 +331,7 @@ def test_toro_ossaba_reads_published_layout(tmp_path, caplog):
     assert r.gesture_keys == tuple(f"toro-ossaba:class{c}" for c in range(5))
     assert r.trials() == [(0, 300, 2, 0)] and r.order == 2
     assert r.electrodes[0].layout == "toro4"
+    _assert_chronological(recs)
 
 
 @pytest.mark.parametrize("case", ["truncated", "channels", "nan", "text"])
@@ -375,6 +397,7 @@ def test_mcs_emg_reads_stated_layout(tmp_path, caplog):
     a, b, lab, rep = trials[-1]
     assert (a, b, lab, rep) == (int(round((4.5 + 0.9) * 2000)), int(round((4.5 + 0.9) * 2000)) + 120, 9, 4)
     assert r.labels[0] == -1  # before the first cue: unlabelled
+    _assert_chronological(recs)
 
 
 def test_mcs_emg_default_timing_rejects_short_file(tmp_path):

@@ -78,6 +78,15 @@ def _by(recs, key):
     return out
 
 
+def _chronological_reps(recs) -> dict[tuple[str, int], list[int]]:
+    """Per (subject, label): the repetition ids of its trials in time order ((session_order, order, start))."""
+    seq: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for r in sorted(recs, key=lambda r: (r.subject, r.session_order, r.order)):
+        for _, _, lab, rep in r.trials():
+            seq[(r.subject, lab)].append(rep)
+    return seq
+
+
 def _reps_per_label(recs) -> dict[int, set[int]]:
     out: dict[int, set[int]] = defaultdict(set)
     for r in recs:
@@ -131,6 +140,23 @@ def test_common_contract(request, fixture, name, layout, fs, units):
     listed = reader.files(root)
     assert all(p.is_file() for p in listed)
     assert sorted(p.name for p in listed) == sorted(Path(r.source_file).name for r in recs)
+
+
+@pytest.mark.parametrize("fixture", ["uci", "cote", "ciil", "threedc"])
+def test_repetitions_are_chronological_per_subject_and_gesture(request, fixture):
+    """Per (subject, gesture), the repetition ids sorted by (session_order, order) increase strictly and
+    cover 0..n-1: chronological across the subject's sessions, hence within each session too."""
+    recs, _ = request.getfixturevalue(fixture)
+    seq = _chronological_reps(recs)
+    assert seq
+    for key, reps in seq.items():
+        assert reps == list(range(len(reps))), (key, reps)
+    # and the dataset's own per-file number is kept where it restarts per session (not for UCI)
+    for r in recs:
+        if fixture == "uci":
+            assert "file_repetition" not in r.attrs
+        else:
+            assert isinstance(r.attrs["file_repetition"], int) and 0 <= r.attrs["file_repetition"] <= r.repetition[0]
 
 
 def test_info_facts_are_complete():
@@ -246,11 +272,15 @@ def test_cote_allard_counts_and_subjects(cote):
                               + [f"cote-allard/evaluation/{s}" for s in ("Female0", "Female1", "Male0")])
     for (subject, session), group in sessions.items():
         assert len(group) == 28
+        # 4 repetitions per gesture and session, numbered on across the subject's sessions:
+        # training0 0-3, Test0 4-7, Test1 8-11 (every subject here has all its sessions)
+        first = 4 * group[0].session_order
         reps = _reps_per_label(group)
-        assert {lab: sorted(v) for lab, v in reps.items()} == {lab: [0, 1, 2, 3] for lab in range(7)}
+        assert {lab: sorted(v) for lab, v in reps.items()} == {lab: list(range(first, first + 4)) for lab in range(7)}
         for r in group:
             n = int(r.source_file.rsplit("_", 1)[1].split(".")[0])
-            assert r.order == n and r.labels[0] == n % 7 and r.repetition[0] == n // 7
+            assert r.order == n and r.labels[0] == n % 7 and r.attrs["file_repetition"] == n // 7
+            assert r.repetition[0] == first + n // 7
             assert 988 <= r.n_samples <= 1002 and r.fs == 200.0
             assert r.signal.min() >= -128 and r.signal.max() <= 127
         part = subject.split("/")[1]
@@ -297,7 +327,9 @@ def test_ciil_counts(ciil):
                 for lab, v in _reps_per_label(g).items():
                     test_reps[lab] += len(v)
         assert test_reps == {c: 15 for c in range(5)}
-        assert sorted(_reps_per_label(sessions["trial_0"])[0]) == [0, 1, 2]
+        assert sorted(_reps_per_label(sessions["trial_0"])[0]) == [1, 2, 3]  # after train's repetition 0
+        assert sorted(_reps_per_label(sessions["trial_6"])[0]) == [14, 15]
+        assert sorted({r.attrs["file_repetition"] for r in sessions["trial_0"]}) == [0, 1, 2]
     for subject, group in shift.items():
         sessions = _by(group, lambda r: r.session)
         trials = [f"trial_{k}" for k in range(1, 5)]
@@ -310,7 +342,9 @@ def test_ciil_counts(ciil):
                 shifted[lab] += len(v)
         assert shifted == {c: 8 for c in range(5)}
         if "trial_0" in sessions:
-            assert {lab: sorted(v) for lab, v in _reps_per_label(sessions["trial_0"]).items()} == {c: [0, 1] for c in range(5)}
+            assert {lab: sorted(v) for lab, v in _reps_per_label(sessions["trial_0"]).items()} == {c: [5, 6] for c in range(5)}
+        last = _reps_per_label(sessions["trial_4"])
+        assert {lab: max(v) for lab, v in last.items()} == {c: 14 if "trial_0" in sessions else 12 for c in range(5)}
     assert any("subject10" in m for m in warnings) and any("subject15" in m and "subject20" in m for m in warnings)
 
 
@@ -322,6 +356,7 @@ def test_ciil_short_files_are_data_and_order_is_rep_then_class(ciil):
     group = sorted((r for r in recs if r.subject == "ciil/electrodeshift/subject0" and r.session == "training"),
                    key=lambda r: r.order)
     assert [(int(r.repetition[0]), int(r.labels[0])) for r in group] == [(rep, c) for rep in range(5) for c in range(5)]
+    assert all(r.attrs["file_repetition"] == int(r.repetition[0]) for r in group)  # training is the first session
     for r in recs:
         assert np.array_equal(r.signal, np.round(r.signal)) and r.signal.min() >= -128 and r.signal.max() <= 127
         assert r.attrs["set"] == ("train" if r.session in ("train", "training") else "test")
@@ -367,9 +402,14 @@ def test_3dc_counts_sessions_and_short_files(threedc):
         assert {s: g[0].session_order for s, g in sessions.items()} == {"train": 0, "test": 1}
         for g in sessions.values():
             assert len(g) == 44
-            assert {lab: sorted(v) for lab, v in _reps_per_label(g).items()} == {c: [0, 1, 2, 3] for c in range(11)}
+            # the file names say 0-3 in both sessions; repetition numbers on: train 0-3, test 4-7
+            first = 4 * g[0].session_order
+            assert {lab: sorted(v) for lab, v in _reps_per_label(g).items()} == {c: list(range(first, first + 4))
+                                                                                   for c in range(11)}
             for r in g:
-                assert r.order == int(r.repetition[0]) * 11 + int(r.labels[0])
+                assert r.order == r.attrs["file_repetition"] * 11 + int(r.labels[0])
+                assert r.repetition[0] == first + r.attrs["file_repetition"]
+                assert r.source_file.endswith(f"_{r.attrs['file_repetition']}_{int(r.labels[0])}.txt")
                 assert r.fs == 1000.0 and np.array_equal(r.signal, np.round(r.signal))
     ids = {r.recording_id: r for r in recs}
     assert ids["3dc/all/Participant1/train/3dc_EMG_gesture_3_5"].n_samples == 363
@@ -469,6 +509,7 @@ def test_cote_allard_bad_inputs(tmp_path):
     sess = _cote_copy(tmp_path / "ok")
     recs, warnings = _read("cote-allard", tmp_path / "ok")
     assert len(recs) == 28 and recs[0].session_order == 1  # Test0 after training0, even alone
+    assert sorted(int(r.repetition[0]) for r in recs) == [k for k in range(4) for _ in range(7)]  # 0..3 present
     assert any("lacks session(s) training0, Test1" in m for m in warnings)
     assert any("part PreTrainingDataset absent" in m for m in warnings)
 
@@ -541,6 +582,7 @@ def test_3dc_bad_inputs(tmp_path):
     _3dc_copy(tmp_path / "ok")
     recs, warnings = _read("3dc", tmp_path / "ok")
     assert len(recs) == 44 and recs[0].session_order == 1 and any("lacks session(s) train" in m for m in warnings)
+    assert {int(r.repetition[0]) for r in recs} == {0, 1, 2, 3}  # numbered over the sessions present
     name = "3dc_EMG_gesture_2_7.txt"
 
     def edit(case: str, fn) -> None:

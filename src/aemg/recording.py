@@ -11,6 +11,27 @@ Electrode coordinates (forearm frame, the same for left and right arms after mir
 * ``z``: along the forearm, 0 at the elbow crease, 1 at the wrist crease (fraction of forearm length).
 * Electrodes off the forearm (Ninapro's biceps and triceps) or with an unpublished position have
   ``angle_deg = z = nan`` and a ``site`` name; :attr:`Electrode.on_forearm` is False for them.
+
+Repetitions: ``Recording.repetition`` is chronological within subject and gesture across the
+subject's sessions in ``session_order``, hence also within each session. Sorting a subject's
+trials of one gesture by ``(session_order, order, start sample)`` gives ids that increase strictly:
+0, 1, 2, ... for every reader (3DC's ``test`` files, named 0-3 again, get 4-7), except where a
+generic-import manifest gives its own ``repetition`` values, which are kept as given.
+
+Standard ``attrs`` keys set by the readers and the signal functions (each recording may hold
+further, dataset-specific ones, listed in its reader's docstring):
+
+* ``fs_original``: the device's own sampling rate in Hz (every reader; kept through resampling).
+* ``fs_logged``: the rate at which rows were logged when it differs from the device's (UCI's
+  ~960 Hz sample-and-hold rows); ``sample_and_hold``: True while the signal still holds repeated
+  rows, False once rebuilt; ``change_rate_hz``: measured rate of value changes (after the rebuild).
+* ``file_repetition``: the dataset's own repetition number of the recording, as its file or
+  folder numbers it (restarting per session in 3DC, Côté-Allard and CIIL; per sample group in
+  EMG-EPN-612); ``repetition`` itself is renumbered as above.
+* ``part``, ``set``, ``series``, ``start_time``, ``user``, ``samples_group``, ``sample_index``,
+  ``exercise``, ``subject_number``, ``participant_id``, ``manifest_row``, ``trial``, ``layout``,
+  ``analog_lowpass_hz``: where a recording came from within its dataset (see each reader).
+* ``mains_source``: how ``mains_hz`` was decided (set by corpus preparation).
 """
 
 from __future__ import annotations
@@ -55,7 +76,9 @@ class Recording:
     per-sample int arrays (``-1`` = unlabelled / not in a repetition). ``labels`` index
     ``label_names`` (the dataset's own gesture names); ``gesture_keys[i]`` is the shared-vocabulary
     name of ``label_names[i]`` or ``"dataset:name"`` when it is outside the vocabulary.
-    ``repetition`` is chronological within (subject, session, gesture). ``fs`` changes only through
+    ``repetition`` is chronological within subject and gesture across the subject's sessions in
+    ``session_order``, hence also within each session (the dataset's own per-file number, where it
+    restarts per session, is ``attrs["file_repetition"]``). ``fs`` changes only through
     :mod:`aemg.signal` functions, which return a new Recording and append to ``processing``.
     """
 
@@ -70,7 +93,7 @@ class Recording:
     labels: np.ndarray | None = None  # (T,) int32, index into label_names, -1 unlabelled
     label_names: tuple[str, ...] = ()  # the dataset's own gesture names
     gesture_keys: tuple[str, ...] = ()  # shared-vocabulary key per label name
-    repetition: np.ndarray | None = None  # (T,) int32, chronological within subject/session/gesture
+    repetition: np.ndarray | None = None  # (T,) int32, chronological within subject and gesture across sessions
     tracks: dict[str, np.ndarray] = field(default_factory=dict)  # named (T,) extra per-sample arrays
     attrs: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable per-recording facts
     layout_rotation_unknown: bool = False  # armband whose rotation / direction on the arm is unknown

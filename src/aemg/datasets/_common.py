@@ -22,6 +22,7 @@ from aemg.recording import Recording
 
 __all__ = [
     "MYO_RANGE",
+    "RepetitionCounter",
     "check_range",
     "find_root",
     "myo_counts_from_scaled",
@@ -35,6 +36,27 @@ __all__ = [
 
 MYO_RANGE = (-128, 127)
 """Value range of the Myo armband's raw EMG (signed 8-bit counts)."""
+
+
+class RepetitionCounter:
+    """Numbers repetitions 0, 1, 2, ... per (subject, gesture) in the order they are met.
+
+    A reader that yields each subject's recordings in time order (sessions in ``session_order``,
+    recordings in ``order`` within a session) and asks :meth:`next` once per repetition gets
+    repetition ids that are chronological within subject and gesture across the subject's
+    sessions, hence also within each session (``Recording.repetition``). The dataset's own number,
+    which often restarts in every session folder, is kept in ``attrs["file_repetition"]``.
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[tuple[str, int], int] = {}
+
+    def next(self, subject: str, label: int) -> int:
+        """The next repetition id of ``label`` for ``subject`` (0 for the first one met)."""
+        key = (subject, int(label))
+        rep = self._next.get(key, 0)
+        self._next[key] = rep + 1
+        return rep
 
 
 def natural_key(text: str) -> tuple[Any, ...]:

@@ -13,6 +13,11 @@ in numeric order (ElectrodeShift's trials follow shifts of the armband). Within 
 in repetition order, then class order (the acquisition's ``metadata.json`` says
 ``"randomize": false``). Subjects are ``ciil/minimal/subject<k>`` and ``ciil/electrodeshift/subject<k>``.
 
+Repetitions: ``R`` restarts at 0 in every session folder; it is kept in ``attrs["file_repetition"]``.
+``Recording.repetition`` numbers a class's repetitions across the subject's session folders in
+``session_order`` (Minimal: ``train`` 0, then the test trials 1..15; ElectrodeShift: ``training``
+0-4, then the trials 5..12, or 5..14 with subject13's ``trial_0``).
+
 Class names follow the dataset's own ``metadata.json`` (3 Wrist_Extension, 4 Wrist_Flexion), not
 LibEMG's loader (3 Flexion, 4 Extension); the signals agree with the metadata (docs/datasets.md).
 """
@@ -26,6 +31,7 @@ from pathlib import Path
 
 from aemg.datasets._common import (
     MYO_RANGE,
+    RepetitionCounter,
     check_range,
     find_root,
     natural_key,
@@ -142,6 +148,7 @@ class CiilReader:
     def read(self, root: Path) -> Iterator[Recording]:
         layout = get_layout("myo8")
         base, sessions = self._sessions(Path(root))
+        reps = RepetitionCounter()  # sessions come in (part, subject, session_order) order
         for part, name, session_order, session, sess in sessions:
             subject = f"{NAME}/{part}/{name}"
             is_train = session_order == 0 and session in ("train", "training")
@@ -152,9 +159,9 @@ class CiilReader:
                 yield one_repetition_recording(
                     data, path=path, root=Path(root), fs=INFO.fs, units="myo", layout=layout, dataset=NAME,
                     subject=subject, session=session, session_order=session_order, order=order, label=cls,
-                    repetition=rep, label_names=GESTURES, gesture_keys=KEYS,
+                    repetition=reps.next(subject, cls), label_names=GESTURES, gesture_keys=KEYS,
                     recording_id=f"{subject}/{session}/{path.stem}",
-                    attrs={"part": part, "set": "train" if is_train else "test"})
+                    attrs={"part": part, "set": "train" if is_train else "test", "file_repetition": rep})
 
 
 READER = CiilReader()

@@ -8,7 +8,10 @@ Layout on disk (the repository ``UlysseCoteAllard/MyoArmbandDataset``)::
 Each ``.dat`` is little-endian int16, 8 channels interleaved (channel fastest), values in
 [-128, 127] (sign-extended Myo int8 counts), 200 Hz. ``classe_N`` is one repetition of gesture
 ``N % 7``; the session cycles through the 7 gestures 4 times, so ``N`` is also the file's
-chronological rank (``order``) and ``N // 7`` its repetition.
+chronological rank (``order``) and ``N // 7`` its repetition within the session (kept in
+``attrs["file_repetition"]``). ``Recording.repetition`` numbers a gesture's repetitions across the
+subject's sessions in time order: ``training0`` 0-3, ``Test0`` 4-7, ``Test1`` 8-11 (a missing
+session shifts the later ones down, so the ids of a subject always cover 0..n-1).
 
 Subjects are ``cote-allard/pretraining/<name>`` and ``cote-allard/evaluation/<name>``: the names
 Female1 and Male0 occur in both parts and are different people. PreTraining Female7/8/9 duplicate
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from aemg.datasets._common import (
     MYO_RANGE,
+    RepetitionCounter,
     check_range,
     find_root,
     natural_key,
@@ -117,6 +121,7 @@ class CoteAllardReader:
     def read(self, root: Path) -> Iterator[Recording]:
         root = Path(root)
         layout = get_layout("myo8")
+        reps = RepetitionCounter()  # sessions come in (part, subject, session_order) order
         for part, name, session_order, sess in self._sessions(root):
             subject = f"{NAME}/{part}/{name}"
             for extra in sess.glob("classe_*.dat"):
@@ -133,8 +138,9 @@ class CoteAllardReader:
                 yield one_repetition_recording(
                     data, path=path, root=root, fs=INFO.fs, units="myo", layout=layout, dataset=NAME,
                     subject=subject, session=sess.name, session_order=session_order, order=n,
-                    label=n % len(GESTURES), repetition=n // len(GESTURES), label_names=GESTURES,
-                    gesture_keys=KEYS, recording_id=f"{subject}/{sess.name}/classe_{n}")
+                    label=n % len(GESTURES), repetition=reps.next(subject, n % len(GESTURES)),
+                    label_names=GESTURES, gesture_keys=KEYS, recording_id=f"{subject}/{sess.name}/classe_{n}",
+                    attrs={"file_repetition": n // len(GESTURES)})
 
 
 READER = CoteAllardReader()

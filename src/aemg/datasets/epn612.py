@@ -11,7 +11,9 @@ Myo int8 counts (units ``"myo"``). The synchronization gesture is not read.
 
 Sessions: the sample group is the session (``trainingSamples`` = order 0, ``testingSamples`` = 1;
 that the training group was recorded first is an assumption). Within a group, ``idx_k`` in numeric
-order is taken as time order, and ``repetition`` counts the samples of each gesture in that order.
+order is taken as time order. ``repetition`` counts the labelled samples of each gesture in time
+order across the user's groups (``trainingSamples`` 0-24, ``testingSamples`` 25-49 when both are
+labelled); the count within the group alone is kept in ``attrs["file_repetition"]``.
 
 Labels: gesture samples carry ``groundTruthIndex = [start, end]`` (1-based, inclusive, MATLAB
 origin): those samples get the gesture's label; the rest of the sample is **unlabelled (-1)**,
@@ -22,7 +24,8 @@ labels): those Recordings are unlabelled throughout, which is not an error.
 
 Per-recording ``attrs``: ``user``, ``part`` (training/testing), ``samples_group``, ``idx``
 (``"idx_k"``), ``sample_index`` (k), ``gesture_name`` (or None), ``ground_truth_index``,
-``fs_original``, and the user's ``handedness``/``age``/``gender`` when present.
+``fs_original``, ``file_repetition`` (labelled samples only), and the user's
+``handedness``/``age``/``gender`` when present.
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class Epn612Reader:
         sid = subject_id(NAME, part, user)
         layout = get_layout("myo8", N_CHANNELS)
         keys = gesture_keys(NAME, GESTURES, MAPPING)
+        reps: dict[int, int] = {}  # labelled samples so far per gesture, across the user's groups (sessions)
         for g_order, group in enumerate(GROUPS):
             if group not in doc:
                 warnings.add(f"sample group {group!r} missing", src)
@@ -144,7 +148,7 @@ class Epn612Reader:
                     raise DataFormatError(path, f"{group} keys named idx_1, idx_2, ...", f"found key {k!r}")
                 indexed.append((int(m.group(1)), k, sample))
             indexed.sort()
-            reps: dict[int, int] = {}
+            group_reps: dict[int, int] = {}  # the same within this group (attrs["file_repetition"])
             for order, (k_num, k, sample) in enumerate(indexed):
                 where = f"{group}.{k}"
                 signal = _emg(sample, path, where)
@@ -153,6 +157,7 @@ class Epn612Reader:
                 labels = np.full(n, UNLABELLED, np.int32)
                 repetition = np.full(n, UNLABELLED, np.int32)
                 gt_index = None
+                group_rep = None
                 if name is None:
                     if part == "training":
                         warnings.add("labelled part sample without gestureName (read as unlabelled)", f"{src} {where}")
@@ -162,6 +167,8 @@ class Epn612Reader:
                     lab = GESTURES.index(name)
                     rep = reps.get(lab, 0)
                     reps[lab] = rep + 1
+                    group_rep = group_reps.get(lab, 0)
+                    group_reps[lab] = group_rep + 1
                     if name == "noGesture":
                         a, b = 0, n
                     else:
@@ -174,6 +181,8 @@ class Epn612Reader:
                     "sample_index": k_num, "gesture_name": name,
                     "ground_truth_index": [int(x) for x in gt_index] if gt_index is not None else None,
                 }
+                if group_rep is not None:
+                    attrs["file_repetition"] = group_rep
                 for key in ("handedness", "age", "gender"):
                     if key in user_info:
                         attrs[key] = user_info[key]

@@ -14,14 +14,22 @@ A dataset folder holds ``manifest.csv`` and one signal file per row. Columns:
 ``layout``              a layout name (``myo8``, ``unknown4`` ...; see :mod:`aemg.layouts`) or a
                         layout JSON path relative to the manifest folder
 ``repetition``          optional: repetition number (>= 0), chronological within subject,
-                        session and gesture; when the column is absent or a cell is empty, rows
-                        are numbered in row order
+                        session and gesture; the values given are kept as they are. When the
+                        column is absent or a cell is empty, see "Repetitions" below
 ``units``               optional: ``uV``, ``mV``, ``V``, ``adc`` ... (default ``adc``)
 ======================  ======================================================================
 
 Rows are in time order within each subject and session (``Recording.order`` = rank of the row
 there; ``session_order`` = order in which the subject's sessions first appear). Each row is one
 Recording whose whole span is labelled with its gesture and repetition.
+
+Repetitions: without a ``repetition`` value, a row's repetition is numbered from the time order of
+the subject's rows *across its sessions*: sessions in ``session_order``, rows in row order within
+each (the row order itself when a subject's sessions are listed one after the other). Each gesture
+of a subject is numbered 0, 1, 2, ... in that order, so the ids are chronological within subject
+and gesture across sessions, hence within each session too (``Recording.repetition``). A row with a
+value keeps it; an empty cell after it continues from the largest value so far of that subject and
+gesture (+1), in the same time order.
 
 Naming: the **dataset name** is the manifest folder's name, lower-cased with runs of characters
 other than letters, digits, ``-`` and ``_`` replaced by ``-`` (``ULB MLG/`` -> ``ulb-mlg``), unless
@@ -221,8 +229,7 @@ def read_manifest(manifest_dir: Path | str, dataset: str | None = None) -> Itera
     name = dataset or dataset_name(root)
     names = _label_names(rows)
     keys = tuple(g if g in VOCABULARY else f"{name}:{g}" for g in names)
-    # repetitions and orders, from row order
-    rep_count: dict[tuple[str, str, str], int] = {}
+    # orders from row order; sessions in order of first appearance per subject
     order_count: dict[tuple[str, str], int] = {}
     sessions: dict[str, list[str]] = {}
     seen_ids: dict[str, int] = {}
@@ -234,16 +241,21 @@ def read_manifest(manifest_dir: Path | str, dataset: str | None = None) -> Itera
         k = (row.subject, row.session)
         order = order_count.get(k, 0)
         order_count[k] = order + 1
-        rep = UNLABELLED
-        if row.gesture:
-            gk = (row.subject, row.session, row.gesture)
-            rep = row.repetition if row.repetition is not None else rep_count.get(gk, 0)
-            rep_count[gk] = max(rep_count.get(gk, 0), rep + 1)
-        plan.append((row, order, rep))
+        plan.append((row, order))
     subjects = list(dict.fromkeys(r.subject for r in rows))
     ordered = sorted(plan, key=lambda t: (subjects.index(t[0].subject), sessions[t[0].subject].index(t[0].session),
                                           t[1]))
-    for row, order, rep in ordered:
+    # repetitions in that time order, per (subject, gesture) across the subject's sessions
+    rep_next: dict[tuple[str, str], int] = {}
+    timed = []
+    for row, order in ordered:
+        rep = UNLABELLED
+        if row.gesture:
+            gk = (row.subject, row.gesture)
+            rep = row.repetition if row.repetition is not None else rep_next.get(gk, 0)
+            rep_next[gk] = max(rep_next.get(gk, 0), rep + 1)
+        timed.append((row, order, rep))
+    for row, order, rep in timed:
         where = f"{root / MANIFEST} row {row.line} ({row.file})"
         path = root / row.file
         arr = load_signal(path, where)

@@ -13,7 +13,8 @@ docs/datasets_fixtures.md for what is confirmed.** The reader states each expect
 * 2000 Hz; 4 channels (EMGBench ``numElectrodes = 4``; positions unpublished: layout ``mcs4``).
 * One continuous recording per participant: 5 cycles starting at 4, 138, 272, 406, 540 s; in each,
   gesture g (0..9, order below) is cued from ``offset + 10 g`` s for 6 s, then 4 s until the next cue.
-  The cue windows get the gesture's label and repetition = cycle index; the 4 s gaps are
+  The cue windows get the gesture's label and repetition = cycle index (0..4; one session per
+  participant, so chronological within subject and gesture); the 4 s gaps are
   unlabelled (-1): they are transitions and recovery, not a cued rest (gesture 0 is the cued rest).
   A file shorter than the last cue's end (636 s) is reported as truncated.
 """

@@ -15,6 +15,12 @@ What each file holds (Ninapro's variable scheme, DB3 README; DATASETS.md section
 * ``repetition`` / ``rerepetition``: 0 outside a repetition, 1..6 inside; ``rerepetition`` matches
   ``restimulus``.
 
+A subject's exercise files form one session (``session1``; ``order`` = exercise order). aemg's
+``repetition`` is ``rerepetition - 1`` for movements (each movement occurs in one exercise file
+only) and, for rest, the rank of the rest run in time order across the subject's files, so it is
+chronological within subject and gesture. The dataset's own numbers stay in the ``repetition`` and
+``rerepetition`` tracks.
+
 All four label variables are kept as ``tracks``. Gesture names are made unique across exercises as
 ``E{e}-{k}_{name}`` (``E2-13_wrist_flexion``); the movement names are those of the Ninapro
 exercise lists (Atzori et al. 2014, Sci. Data 1:140053; Pizzolato et al. 2017), and a movement id

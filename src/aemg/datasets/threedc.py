@@ -6,10 +6,13 @@ Layout on disk (the repository ``ECEEvanCampbell/3DCDataset``)::
     <root>/Participant<p>/{train,test}/IMU/3dc_IMU_gesture_<rep>_<gesture>.txt   (not read)
 
 EMG files are comma-separated integers (raw ADC counts), 10 columns, no header, no trailing
-newline. One file = one repetition (0-3) of one gesture (0-10). ``train`` holds the first four
-cycles of 11 gestures and ``test`` the four cycles recorded after a 5-minute break, so they are two
-sessions (``session_order`` 0 and 1) and repetitions restart at 0 in each. Within a session files
-are in cycle order: repetition, then gesture. Subjects are ``3dc/all/Participant<p>``.
+newline. One file = one repetition (0-3 in the file name) of one gesture (0-10). ``train`` holds
+the first four cycles of 11 gestures and ``test`` the four cycles recorded after a 5-minute break,
+so they are two sessions (``session_order`` 0 and 1). The file names restart at repetition 0 in
+``test``; ``Recording.repetition`` does not: it numbers a gesture's repetitions across the
+subject's sessions in time order (``train`` 0-3, ``test`` 4-7; a subject without ``train`` gets
+0-3 in ``test``), and the file name's number is kept in ``attrs["file_repetition"]``. Within a
+session files are in cycle order: repetition, then gesture. Subjects are ``3dc/all/Participant<p>``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aemg.datasets._common import (
+    RepetitionCounter,
     find_root,
     natural_key,
     one_repetition_recording,
@@ -122,6 +126,7 @@ class ThreeDCReader:
     def read(self, root: Path) -> Iterator[Recording]:
         layout = get_layout("3dc10")
         base, sessions = self._sessions(Path(root))
+        reps = RepetitionCounter()  # sessions come in (participant, session_order) order
         for participant, session_order, session, emg in sessions:
             subject = f"{NAME}/{PART}/{participant}"
             for order, (rep, g, path) in enumerate(self._session_files(emg)):
@@ -130,8 +135,9 @@ class ThreeDCReader:
                 yield one_repetition_recording(
                     data, path=path, root=Path(root), fs=INFO.fs, units="adc", layout=layout, dataset=NAME,
                     subject=subject, session=session, session_order=session_order, order=order, label=g,
-                    repetition=rep, label_names=GESTURES, gesture_keys=KEYS,
-                    recording_id=f"{subject}/{session}/{path.stem}", attrs={"analog_lowpass_hz": 460.0})
+                    repetition=reps.next(subject, g), label_names=GESTURES, gesture_keys=KEYS,
+                    recording_id=f"{subject}/{session}/{path.stem}",
+                    attrs={"analog_lowpass_hz": 460.0, "file_repetition": rep})
 
 
 READER = ThreeDCReader()

@@ -8,7 +8,8 @@ any, are ignored; a non-numeric first line is taken as a header and skipped).
 The gestures' names are not published with the files: labels keep ``class0`` .. ``class4`` and
 their keys stay ``toro-ossaba:classN``. The order in which a subject recorded the five files is
 unknown; ``order`` follows the class index (an assumption). Each file is one repetition (0) of its
-class. Values are stored without a stated unit: ``units = "adc"``.
+class, and a subject has one session (``session1``), so repetition ids are trivially chronological
+within subject and gesture. Values are stored without a stated unit: ``units = "adc"``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ Decisions (details in docs/datasets.md):
 * Sessions: a subject's two series were recorded a minute or two apart on the same day (file names
   carry the start time and date) without taking the armband off, so they form one session named
   by the date; series 1 is ``order`` 0, series 2 ``order`` 1. A repetition is a maximal run of one
-  non-zero class, numbered chronologically per class over series 1 then series 2 (0..3).
+  non-zero class, numbered chronologically per class over series 1 then series 2 (0..3), and on
+  across dates should a subject's files span two (the numbering follows the subject, not the
+  session). The files carry no repetition number of their own, so no ``file_repetition`` is kept.
 """
 
 from __future__ import annotations
@@ -126,12 +128,11 @@ class UciReader:
                             ", ".join(str(s) for _, s, _, _ in files))
             subject = f"{NAME}/{PART}/{subj.name}"
             dates = sorted({d for d, _, _, _ in files})
-            rep_count = np.zeros(len(GESTURES), np.int64)  # repetitions so far per label in the session
+            rep_count = np.zeros(len(GESTURES), np.int64)  # repetitions so far per label, across the subject's files
             last_date = None
             order = 0
             for date, series, path, start in files:
                 if date != last_date:
-                    rep_count[:] = 0
                     order = 0
                     last_date = date
                 yield self._read_file(path, Path(root), layout, subject, date, dates.index(date), order, series, start,
