@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,19 @@ def test_store_round_trip_is_bit_exact_with_equal_metadata(tmp_path: Path):
                     dataset="d", subject="d/a", session="s")
     write_session(tmp_path / "b.h5", [rec], scale=np.ones(8))
     _assert_same_recording(rec, read_session(tmp_path / "b.h5")[0])
+
+
+def test_real_reader_recordings_round_trip_raw_and_harmonized(real_root: Path, tmp_path: Path):
+    import itertools
+
+    from aemg.datasets import get_reader
+
+    recs = list(itertools.islice(get_reader("cote-allard").read(real_root / "cote-allard"), 3))
+    harmonized, scale = prepare_mod.harmonize_session(recs, 200.0)
+    for name, group in (("raw", recs), ("harmonized", harmonized)):
+        write_session(tmp_path / f"{name}.h5", group, scale=scale)
+        for a, b in zip(group, read_session(tmp_path / f"{name}.h5"), strict=True):
+            _assert_same_recording(a, b)
 
 
 def test_import_builds_an_indexed_corpus_with_provenance(tiny_dataset, tmp_path: Path):
@@ -169,8 +183,13 @@ def test_interrupted_prepare_is_not_trusted_and_a_rerun_finishes(tiny_dataset, t
     # a file left half-written by a crash is never trusted: the rerun rewrites it
     half = sorted(out.rglob("*.h5"))[0]
     half.write_bytes(half.read_bytes()[:1000])
+    leftovers = [out / ".provenance.json.x1.tmp", out / "index" / ".trials.csv.x2.tmp", half.parent / ".s2.h5.x3.tmp"]
+    for p in leftovers:  # what a kill during an atomic write leaves behind
+        p.parent.mkdir(exist_ok=True)
+        p.write_text("half")
     corpus = import_manifest(raw, out, progress=False)
     assert corpus.provenance["n_sessions_written"] == 5  # 6 sessions, 1 intact one reused
+    assert not any(p.exists() for p in leftovers) and not list(out.rglob("*.tmp"))
     fresh = import_manifest(raw, tmp_path / "fresh", progress=False)
     assert corpus.provenance["hash"] == fresh.provenance["hash"]
     for rid in fresh.recording_ids:
@@ -212,6 +231,12 @@ def test_refuses_foreign_or_different_folders(tiny_dataset, tmp_path: Path):
     assert import_manifest(raw, out, fs=100.0, progress=False, overwrite=True).fs == 100.0
     with pytest.raises(DataFormatError):
         Corpus(tmp_path / "foreign")
+    # raw data inside the corpus folder: --overwrite would delete it with the corpus, so it is refused
+    inner = out / "raw"
+    shutil.copytree(raw, inner)
+    with pytest.raises(FileExistsError, match="must not contain the raw data"):
+        import_manifest(inner, out, fs=50.0, progress=False, overwrite=True)
+    assert (inner / "manifest.csv").is_file()
     with pytest.raises(KeyError, match="unknown dataset"):
         prepare("no-such-dataset", raw, tmp_path / "x", progress=False)
 
@@ -245,6 +270,8 @@ def test_real_uci_rebuilt_at_true_rate(corpus_uci):
     assert rec.fs == 200.0 and rec.attrs["fs_original"] == 200.0 and rec.attrs["fs_logged"] > 900
     assert any(p.startswith("rebuild_sample_and_hold") for p in rec.processing)
     assert set(c.recordings["fs_original"]) == {200.0}
+    # no mains line in the Myo spectra: the reader's documented 50 Hz is used, and info says so
+    assert c.summary()["mains_hz"] == [50.0] and c.summary()["mains_sources"] == {"declared": 6}
     raw = np.loadtxt(Path(c.provenance["root"]) / rec.source_file, skiprows=1)
     t_ms, cls = raw[:, 0], raw[:, 9].astype(int)
     first = np.flatnonzero(cls == cls[cls > 0][0])
@@ -285,6 +312,8 @@ def test_real_3dc_duplicates_and_mains(corpus_3dc):
     assert len(dropped) == 13 and {d["subject"] for d in dropped} == {"3dc/all/Participant14"}
     assert len(c.trials) == 352 - 13 and len(c.recordings) == 352 - 13
     assert set(c.sessions["mains_hz"]) == {60.0}
+    assert c.summary()["mains_sources"] == {"session": 2, "dataset": 6}  # Participant1 shows it, the rest inherit
+    assert set(c.sessions.loc[c.sessions["mains_source"] == "session", "subject"]) == {"3dc/all/Participant1"}
     rec = c.load(c.recordings["recording_id"].iloc[0])
     assert rec.fs == 200.0 and rec.attrs["fs_original"] == 1000.0 and rec.n_channels == 10
     assert rec.mains_hz == 60.0

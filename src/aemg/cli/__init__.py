@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.pdb or os.environ.get("AEMG_DEBUG") == "1"
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"aemg {args.command}: interrupted; nothing half-written is trusted, and running the same "
+              "command again finishes the job", file=sys.stderr)
+        return 130
     except (AemgError, FileNotFoundError, FileExistsError, KeyError, ValueError) as exc:
         if debug:
             if args.pdb:

@@ -7,7 +7,9 @@ import argparse
 EPILOG = """\
 --json prints one JSON object on stdout (nothing else goes to stdout) with: dataset, fs, subjects
 (list of ids), n_subjects, n_sessions, n_recordings, n_trials, trials_per_gesture
-(shared-vocabulary key -> count), hours, channels, layouts, mains_hz, dropped_duplicates,
+(shared-vocabulary key -> count), hours, channels, layouts, mains_hz, mains_sources (how many
+sessions took their mains frequency from their own spectrum, "session", or inherited it:
+"subject", "dataset", "declared", "none"), dropped_duplicates,
 flagged_channels ({subject, session, channel, flag}), hash, path.
 
 example:
@@ -26,6 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _mains_sources(s: dict) -> str:
+    """`` (sessions: 2 from their own spectrum, 6 dataset)``: how the mains frequencies were found."""
+    src = dict(s.get("mains_sources") or {})
+    if not src:
+        return ""
+    parts = []
+    if "session" in src:
+        parts.append(f"{src.pop('session')} from their own spectrum")
+    parts += [f"{n} {k or 'unknown'}" for k, n in src.items()]
+    return f" (sessions: {', '.join(parts)})"
+
+
 def format_summary(s: dict) -> str:
     """The human-readable summary of :meth:`aemg.corpus.Corpus.summary`."""
     lines = [
@@ -37,7 +51,7 @@ def format_summary(s: dict) -> str:
         f"sessions  {s['n_sessions']}, recordings {s['n_recordings']}, trials {s['n_trials']}, "
         f"{s['hours']:.2f} hours",
         f"channels  {', '.join(map(str, s['channels']))}; layouts {', '.join(s['layouts'])}",
-        f"mains     {', '.join(f'{m:g} Hz' for m in s['mains_hz']) or 'not detected'}",
+        f"mains     {', '.join(f'{m:g} Hz' for m in s['mains_hz']) or 'none'}{_mains_sources(s)}",
         f"dropped   {s['dropped_duplicates']} duplicate recordings",
         "trials per gesture:",
     ]

@@ -88,7 +88,13 @@ class Corpus:
 
     # ------------------------------------------------------------------ reads
     def scale(self, subject: str, session: str) -> np.ndarray:
-        """The robust amplitude scale (C,) of a subject's session."""
+        """The robust amplitude scale (C,) float64 of a subject's session, for a live decoder too.
+
+        Label-free, measured after the causal 20 Hz high-pass and mains notch
+        (:func:`aemg.signal.scale.session_scale`): a decoder runs
+        ``make_causal_filter(corpus.fs, C, mains_hz)`` on its stream and divides each filtered chunk
+        by it (``y = f.process(chunk) / scale[:, None]``). docs/signal.md, "Live use".
+        """
         try:
             return self._scale[(subject, session)].copy()
         except KeyError:
@@ -159,6 +165,7 @@ class Corpus:
             "layouts": sorted(set(rec["layout"])),
             "fs_original": sorted({float(f) for f in rec["fs_original"]}),
             "mains_hz": sorted({float(m) for m in ses["mains_hz"] if np.isfinite(m)}),
+            "mains_sources": {str(k): int(v) for k, v in ses["mains_source"].value_counts().sort_index().items()},
             "dropped_duplicates": len(prov.get("dropped_duplicates", [])),
             "dropped_duplicate_recordings": [d["recording_id"] for d in prov.get("dropped_duplicates", [])],
             "flagged_channels": flagged,

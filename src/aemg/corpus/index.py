@@ -58,7 +58,7 @@ TRIAL_COLUMNS: dict[str, tuple[str, str]] = {
     "label": ("int", "index into the recording's label_names"),
     "label_name": ("str", "the dataset's own gesture name"),
     "gesture_key": ("str", "shared-vocabulary key (or dataset:name)"),
-    "repetition": ("int", "repetition number within subject, session and gesture (-1 none)"),
+    "repetition": ("int", "chronological within subject and gesture across the subject's sessions (hence within each session) (-1 none)"),
 }
 SESSION_COLUMNS: dict[str, tuple[str, str]] = {
     "subject": ("str", "subject id"),
@@ -67,12 +67,18 @@ SESSION_COLUMNS: dict[str, tuple[str, str]] = {
     "h5_file": ("str", "session HDF5 file, relative to the corpus folder"),
     "n_recordings": ("int", "recordings in the session"),
     "n_channels": ("int", "channels"),
-    "mains_hz": ("float", "detected mains frequency (NaN when none)"),
-    "scale": ("json", "robust amplitude scale per channel (Corpus.load(scaled=True) divides by it)"),
+    "mains_hz": ("float", "mains frequency used for the session's notch (NaN when none)"),
+    "mains_source": ("str", "where mains_hz came from: session (its own spectrum), subject or dataset (the "
+                            "spectra of the subject's or the dataset's other sessions), declared (the reader's "
+                            "documented value), none"),
+    "scale": ("json", "robust amplitude scale per channel, measured after the causal 20 Hz high-pass and "
+                      "mains notch (Corpus.load(scaled=True) divides by it)"),
     "flagged_channels": ("json", "{channel: flag} of channels flagged in any recording of the session"),
     "fingerprint": ("str", "sha256 of what the session file was built from (resume check)"),
 }
 TABLES = {"recordings": RECORDING_COLUMNS, "trials": TRIAL_COLUMNS, "sessions": SESSION_COLUMNS}
+ADDED_COLUMNS = {"mains_source": ""}
+"""Columns added after format version 1, with the value a table written before them reads as."""
 
 
 def recording_row(rec: Recording, *, h5_file: str, h5_group: str, raw_sha256: str) -> dict[str, Any]:
@@ -110,6 +116,7 @@ def session_row(recs: Sequence[Recording], *, h5_file: str, scale: np.ndarray, f
     return {"subject": first.subject, "session": first.session, "session_order": int(first.session_order),
             "h5_file": h5_file, "n_recordings": len(recs), "n_channels": first.n_channels,
             "mains_hz": np.nan if first.mains_hz is None else float(first.mains_hz),
+            "mains_source": str(first.attrs.get("mains_source", "")),
             "scale": [float(s) for s in np.asarray(scale, dtype=np.float64)], "flagged_channels": flagged,
             "fingerprint": fingerprint}
 
@@ -153,6 +160,9 @@ def read_table(folder: Path, name: str) -> Any:
         raise
     except (OSError, ValueError) as exc:
         raise DataFormatError(path, f"an aemg index table ({', '.join(columns)})", str(exc)) from exc
+    for c, default in ADDED_COLUMNS.items():
+        if c in columns and c not in df.columns:
+            df[c] = default
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataFormatError(path, f"columns {', '.join(columns)}", f"missing {', '.join(missing)}")

@@ -9,8 +9,10 @@ Pipeline, per subject and session (:func:`harmonize_session`):
    value (:func:`resolve_mains`);
 3. channel QC flags each channel ("" ok, "dead", "saturated", "mains");
 4. anti-aliased resampling to the corpus rate, then per-channel DC removal;
-5. one robust amplitude scale per channel over all the session's recordings (label-free). It is
-   stored in the session file and the index; signals are stored unscaled.
+5. one robust amplitude scale per channel over all the session's recordings, label-free, measured
+   after the causal 20 Hz high-pass and mains notch a live decoder runs
+   (:func:`aemg.signal.scale.session_scale`). It is stored in the session file and the index;
+   signals are stored unscaled and unfiltered.
 
 Before that, every recording's raw signal is hashed and duplicates are resolved over the whole
 dataset (:mod:`aemg.corpus.dedupe`), so the first pass reads everything once. The raw recordings
@@ -54,6 +56,9 @@ PROVENANCE = "provenance.json"
 SUBJECTS_DIR = "subjects"
 CACHE_BYTES = 1 << 30
 """Raw signal bytes kept in memory between the hashing pass and the harmonizing pass."""
+SCALE_METHOD = "session_scale(hp 20 Hz + mains notch, 100 ms windows, p90)"
+"""How the stored scale is computed; part of each session's fingerprint, so a resumed build never
+mixes session files whose scales were computed differently."""
 MAINS_WINDOW_S = 300.0
 """At most this many seconds of a session's native-rate signal go into mains detection."""
 
@@ -129,6 +134,21 @@ def resolve_mains(detected: dict[tuple[str, str], float | None],
     return out
 
 
+def _log_mains(dataset: str, detected: dict[tuple[str, str], float | None],
+               mains: dict[tuple[str, str], tuple[float | None, str]], declared: float | None) -> None:
+    """Say how each session's mains frequency was found; warn when the spectra contradict the reader."""
+    seen = sorted({v for v in detected.values() if v is not None})
+    how: dict[str, int] = {}
+    for _, source in mains.values():
+        how[source] = how.get(source, 0) + 1
+    log.info("%s: mains %s; sessions: %s", dataset,
+             " and ".join(f"{v:g} Hz" for v in seen) + " in the spectrum" if seen else "not visible in any spectrum",
+             ", ".join(f"{n} {k}" for k, n in sorted(how.items())))
+    if declared is not None and seen and float(declared) not in seen:
+        log.warning("%s: the spectra show mains at %s but the reader documents %g Hz; the detected value is "
+                    "used", dataset, " and ".join(f"{v:g} Hz" for v in seen), declared)
+
+
 def harmonize_session(recs: list[Recording], fs: float, mains: tuple[float | None, str] | None = None,
                       ) -> tuple[list[Recording], np.ndarray]:
     """Harmonized recordings of one subject-session and its robust scale (see the module docstring).
@@ -136,12 +156,13 @@ def harmonize_session(recs: list[Recording], fs: float, mains: tuple[float | Non
     ``mains`` is ``(mains_hz, source)`` from :func:`resolve_mains`; by default it is detected on this
     session alone.
     """
-    from aemg.signal import channel_qc, remove_dc, resample, robust_scale
+    from aemg.signal import channel_qc, remove_dc, resample
+    from aemg.signal.scale import session_scale
 
     native = native_rate(recs)
     if mains is None:
         found = _detect_session_mains(native)
-        mains = (found, "session") if found is not None else (recs[0].mains_hz, "reader")
+        mains = resolve_mains({("", ""): found}, recs[0].mains_hz)[("", "")]
     mains_hz, source = mains
     out = []
     for r in native:
@@ -150,7 +171,7 @@ def harmonize_session(recs: list[Recording], fs: float, mains: tuple[float | Non
         if r.fs != fs:
             r = resample(r, fs)
         out.append(remove_dc(r))
-    scale = np.asarray(robust_scale(out), dtype=np.float64)
+    scale = np.asarray(session_scale(out), dtype=np.float64)
     return out, scale
 
 
@@ -261,6 +282,9 @@ def _build(*, reader: Any, reader_name: str, dataset: str, root: Path, out: Path
     params = {"fs": float(fs), "dedupe": bool(dedupe)}
     if not fs > 0:
         raise ValueError(f"--fs must be > 0 Hz, got {fs}")
+    if root.resolve() == out.resolve() or out.resolve() in root.resolve().parents:
+        raise FileExistsError(f"{out}: the corpus folder must not contain the raw data folder {root} "
+                              "(aemg never writes among, or deletes, the files it reads); choose another --out")
     _check_target(out, dataset, reader_name, params, overwrite)
     files = reader.files(root)  # checks the raw folder's layout before anything is written
     out.mkdir(parents=True, exist_ok=True)
@@ -289,7 +313,9 @@ def _build(*, reader: Any, reader_name: str, dataset: str, root: Path, out: Path
                     cache = None
                 else:
                     cache.append(rec)
-    mains = resolve_mains(detected, getattr(reader.info, "mains_hz", None))
+    declared = getattr(reader.info, "mains_hz", None)
+    mains = resolve_mains(detected, declared)
+    _log_mains(dataset, detected, mains, declared)
     if not entries:
         raise ValueError(f"{root}: the {reader_name} reader found no recordings")
     seen: dict[str, dd.Entry] = {}
@@ -310,7 +336,8 @@ def _build(*, reader: Any, reader_name: str, dataset: str, root: Path, out: Path
     for e in kept:
         by_session.setdefault((e.subject, e.session), []).append(e)
     paths = _unique_paths(list(by_session))
-    fingerprints = {k: _fingerprint(dataset, reader_name, {**params, "mains": mains[k]}, v, sha_of)
+    fingerprints = {k: _fingerprint(dataset, reader_name, {**params, "mains": mains[k], "scale": SCALE_METHOD}, v,
+                                    sha_of)
                     for k, v in by_session.items()}
 
     # pass 2: harmonize and write each session not already complete
@@ -371,6 +398,9 @@ def _build(*, reader: Any, reader_name: str, dataset: str, root: Path, out: Path
         for d in sorted((d for d in subjects_dir.rglob("*") if d.is_dir()), reverse=True):
             if not any(d.iterdir()):
                 d.rmdir()
+    for folder in (out, out / ix.INDEX_DIR):  # atomic writes of the index and provenance cut short
+        for p in folder.glob(".*.tmp") if folder.is_dir() else ():
+            p.unlink()
 
     # the index, then provenance, last
     session_rows, recording_rows, all_trials = [], [], []

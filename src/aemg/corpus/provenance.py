@@ -42,11 +42,16 @@ def sha256_file(path: Path) -> str:
 
 
 def source_entries(files: Iterable[Path], root: Path, progress: bool = False) -> list[dict[str, Any]]:
-    """``{"path", "sha256", "size"}`` for each source file (path relative to ``root``), sorted by path."""
+    """``{"path", "sha256", "size"}`` for each source file (path relative to ``root``), sorted by path.
+
+    A listed path that is not a file is left out: the reader, which knows what it expected there,
+    reports it when it reads (a missing repetition file, a layout name that is neither registered
+    nor a JSON file), with an error naming the file and what was expected.
+    """
     from tqdm.auto import tqdm
 
     root = Path(root)
-    files = sorted({Path(f) for f in files})
+    files = sorted({Path(f) for f in files if Path(f).is_file()})
     out = []
     for f in tqdm(files, desc="checksums", unit="file", disable=not progress, file=sys.stderr, leave=False):
         try:
