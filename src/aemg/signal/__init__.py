@@ -11,7 +11,7 @@ from aemg.signal.holds import detect_sample_and_hold, rebuild_sample_and_hold
 from aemg.signal.mains import detect_mains
 from aemg.signal.qc import channel_qc
 from aemg.signal.resample import DEFAULT_FS, resample, resample_array
-from aemg.signal.scale import apply_scale, remove_dc, robust_scale
+from aemg.signal.scale import apply_scale, remove_dc, robust_scale, session_scale
 
 __all__ = [
     "DEFAULT_FS",
@@ -29,4 +29,5 @@ __all__ = [
     "resample",
     "resample_array",
     "robust_scale",
+    "session_scale",
 ]
