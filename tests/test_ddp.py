@@ -29,7 +29,8 @@ SCRIPT = textwrap.dedent("""
     cfg = get_config("tiny").override(["stage1.max_steps=12", "stage2.max_steps=8", "ckpt_every=100",
                                        "data.batch_size=4"])
     src = [TokenSource("synth", "/x", "h", synthetic_recordings(n_recordings=5, n_groups=24, content_dim=12))]
-    r = PretrainRecipe(cfg, src, out, accelerator="cpu", devices=2, strategy="ddp", progress=False)
+    r = PretrainRecipe(cfg, src, out, accelerator="cpu", devices=2, strategy="ddp", progress=False,
+                       record_seen=True)
     r.setup()
     r.train()
     r.cleanup()

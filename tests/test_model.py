@@ -204,3 +204,44 @@ def test_named_sizes_and_rebuild_from_saved_config(tmp_path):
 
     enc2 = Encoder(PretrainConfig.load(tmp_path / "c.json").encoder)
     enc2.load_state_dict(enc.state_dict())
+
+
+def test_all_padding_sequence_gives_no_nan_in_train_or_eval(batch):
+    """A trial without events is an all-padding row: finite states, a zero pooled vector, finite gradients."""
+    empty = {k: v.clone() for k, v in batch.items()}
+    empty["pad_mask"][0] = True
+    empty["content"][0] = 1e6  # whatever padding holds must not matter
+    enc = _tiny_encoder()
+    for train in (False, True):
+        enc.train(train)
+        enc.zero_grad()
+        h, pooled = enc(empty)
+        assert torch.isfinite(h).all() and torch.isfinite(pooled).all()
+        assert torch.equal(pooled[0], torch.zeros_like(pooled[0]))
+        pooled.sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
+    with torch.no_grad():  # the other rows do not notice the empty one
+        _, p_ref = enc.eval()(batch)
+        _, p_emp = enc(empty)
+    assert torch.allclose(p_ref[1:], p_emp[1:], atol=1e-5)
+
+
+def test_weight_decay_only_on_matrices_never_biases_norms_or_codebook():
+    cfg = get_config("tiny")
+    tcfg = dataclasses.replace(cfg.tokenizer, encoder=dataclasses.replace(cfg.tokenizer.encoder, content_dim=F))
+    tok = VQTokenizer(tcfg)
+    mtm = MaskedTokenModel(dataclasses.replace(cfg.encoder, content_dim=F), cfg.mtm, tcfg.quantizer.codebook_size)
+    for model in (tok, mtm):
+        opt = model.configure_optimizers(weight_decay=0.1, lr=1e-3, betas=(0.9, 0.95))
+        decay, no_decay = opt.param_groups
+        assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+        names = {id(p): n for n, p in model.named_parameters()}
+        decayed = {names[id(p)] for p in decay["params"]}
+        kept = {names[id(p)] for p in no_decay["params"]}
+        assert decayed | kept == set(names.values()) and not decayed & kept
+        assert not any(n.endswith("bias") or ".ln_" in n or "mask_token" in n for n in decayed)
+        assert any(n.endswith("c_attn.weight") for n in decayed)
+        assert any(n.endswith("ln_1.weight") for n in kept) and any(n.endswith("c_attn.bias") for n in kept)
+    # the codebook is an EMA buffer: never a parameter, so never decayed or moved by AdamW
+    assert not any("codebook" in n for n, _ in tok.named_parameters())
+    assert any(n.endswith("_codebook.embed") for n, _ in tok.named_buffers())

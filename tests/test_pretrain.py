@@ -44,11 +44,22 @@ def full_run(tmp_path_factory):
 
 def test_tiny_losses_fall_and_run_directory_is_complete(full_run):
     run, s = full_run
-    for f in ("config.json", "run.json", "metrics.jsonl", "ckpt.pt", "rng_rank0.pt", "tokenizer.pt", "encoder.pt",
-              "summary.json"):
+    for f in ("config.json", "run.json", "metrics.jsonl", "ckpt.pt", "tokenizer.pt", "encoder.pt", "summary.json"):
         assert (run / f).exists(), f
+    assert [p.name for p in run.glob("rng_rank*")] == ["rng_rank0_s2_40.pt"]  # the last checkpoint's only
+    assert not list(run.glob("seen_rank*"))  # only rank 0 writes logs
     assert json.loads((run / "summary.json").read_text()) == s
     s1, s2 = s["stage1"], s["stage2"]
+    rows = read_metrics(run / "metrics.jsonl")
+    recon = [r["recon_loss"] for r in rows if r["stage"] == 1]
+    loss2 = [r["loss"] for r in rows if r["stage"] == 2]
+    assert s1["recon_loss_first"] == pytest.approx(np.mean(recon[:10])) and s1["recon_loss_last"] == pytest.approx(
+        np.mean(recon[-10:]))
+    assert s2["loss_first"] == pytest.approx(np.mean(loss2[:10])) and s2["loss_last"] == pytest.approx(np.mean(loss2[-10:]))
+    # stage 1's tokenizer and codebook are frozen in stage 2: the final checkpoint holds tokenizer.pt's state
+    frozen = torch.load(run / "tokenizer.pt", map_location="cpu", weights_only=False)["state"]
+    final_tok = _final_state(run)[0]
+    assert frozen.keys() == final_tok.keys() and all(torch.equal(frozen[k], final_tok[k]) for k in frozen)
     assert s1["recon_loss_last"] < 0.8 * s1["recon_loss_first"]
     assert s2["loss_last"] < 0.85 * s2["loss_first"]
     assert 0 < s1["codebook_usage"] <= 1 and 1 <= s1["perplexity"] <= 32
@@ -56,7 +67,6 @@ def test_tiny_losses_fall_and_run_directory_is_complete(full_run):
     assert s2["masked_accuracy"] > s2["majority_accuracy"]
     assert {c["dataset"] for c in s["corpora"]} == {"synthA", "synthB"}
     assert all(c["subjects"] and c["provenance_hash"].startswith("hash-") for c in s["corpora"])
-    rows = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in rows if r["stage"] == 1] == list(range(1, 41))
     assert [r["step"] for r in rows if r["stage"] == 2] == list(range(1, 41))
     assert all(r["tokens_per_s"] > 0 for r in rows)
@@ -68,13 +78,35 @@ def test_tiny_losses_fall_and_run_directory_is_complete(full_run):
         assert torch.equal(v, mtm_state[f"encoder.{k}"])
 
 
-def test_resume_equals_uninterrupted_bitwise(full_run, tmp_path):
+class _Killed(BaseException):
+    """Stands in for SIGKILL: not an Exception, so nothing in the recipe handles it."""
+
+
+def test_resume_equals_uninterrupted_bitwise(full_run, tmp_path, monkeypatch):
+    import sys
+
+    recipe_mod = sys.modules["aemg.train.pretrain"]  # (the package's attribute ``pretrain`` is the function)
     run_full, _ = full_run
     run = tmp_path / "run"
     with pytest.raises(InjectedStop):
         pretrain(_cfg(), _sources(), run, progress=False, stop_at=(1, 23))  # inside stage 1, mid-epoch
     with pytest.raises(FileExistsError, match="--resume"):
         pretrain(_cfg(), _sources(), run, progress=False)
+    # killed inside the next checkpoint (step 30): its RNG file is written, ckpt.pt is not, a row is torn
+    save = recipe_mod.atomic_torch_save
+
+    def dies_at_ckpt(obj, path):
+        if path.name == "ckpt.pt":
+            with open(run / "metrics.jsonl", "a") as f:
+                f.write('{"stage": 1, "st')
+            raise _Killed
+        save(obj, path)
+
+    monkeypatch.setattr(recipe_mod, "atomic_torch_save", dies_at_ckpt)
+    with pytest.raises(_Killed):
+        pretrain(_cfg(), _sources(), run, progress=False, resume=True)
+    monkeypatch.setattr(recipe_mod, "atomic_torch_save", save)
+    assert (run / "rng_rank0_s1_30.pt").exists() and torch.load(run / "ckpt.pt", weights_only=False)["state"]["step"] == 23
     with pytest.raises(InjectedStop):
         pretrain(_cfg(), _sources(), run, progress=False, resume=True, stop_at=(2, 17))  # inside stage 2
     summary = pretrain(_cfg(), _sources(), run, progress=False, resume=True)
@@ -93,11 +125,36 @@ def test_resume_equals_uninterrupted_bitwise(full_run, tmp_path):
     assert summary["stage2"]["masked_accuracy"] == json.loads((run_full / "summary.json").read_text())["stage2"]["masked_accuracy"]
 
 
-def test_exclude_leaves_a_dataset_out(tmp_path):
-    s = pretrain(_cfg(3, 3), _sources(), tmp_path / "run", progress=False, exclude=("synthB",))
-    assert [c["dataset"] for c in s["corpora"]] == ["synthA"] and s["excluded"] == ["synthB"]
+def test_exclude_leaves_a_dataset_out(tmp_path, caplog):
+    s = pretrain(_cfg(3, 3), _sources(), tmp_path / "run", progress=False, exclude=("synthB", "synth_b"))
+    assert [c["dataset"] for c in s["corpora"]] == ["synthA"] and s["excluded"] == ["synthB", "synth_b"]
+    assert "--exclude synth_b: no corpus of that dataset" in caplog.text  # a typo is not silent
+    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert {r.split("/")[0] for r in run_json["heldout_recordings"]} <= {"synthA"}
     with pytest.raises(ValueError, match="excluded"):
         pretrain(_cfg(3, 3), _sources(), tmp_path / "run2", progress=False, exclude=("synthA", "synthB"))
+    # resuming with other corpora, or other tokens of the same corpus, than the run started with is refused
+    with pytest.raises(ValueError, match="other corpora"):
+        pretrain(_cfg(3, 3), _sources(), tmp_path / "run", progress=False, resume=True)
+    retokenized = _sources()
+    retokenized[0].recordings[0].content[0, 0] += 1.0
+    with pytest.raises(ValueError, match="tokens of synthA differ"):
+        pretrain(_cfg(3, 3), retokenized, tmp_path / "run", progress=False, resume=True, exclude=("synthB",))
+
+
+def test_clear_errors_for_out_and_empty_corpora(tmp_path):
+    from aemg.train.data import SpanDataset
+
+    other = tmp_path / "not_a_run"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a pre-training run"):
+        pretrain(_cfg(3, 3), _sources(), other, progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        pretrain(_cfg(3, 3), _sources(), tmp_path / "fresh", progress=False, resume=True)
+    empty = synthetic_recordings(n_recordings=1, n_groups=0, content_dim=16)
+    with pytest.raises(ValueError, match="no tokens"):
+        SpanDataset(empty, max_tokens=48)
 
 
 def test_prototypes_gallery(full_run, tmp_path):
@@ -142,7 +199,7 @@ def test_tiny_losses_fall_on_a_real_corpus(real_run):
     assert "log_amp" in run_json["content_names"]
 
 
-def test_cli_resume_of_a_finished_run_and_exclude(real_run, tmp_path):
+def test_cli_resume_of_a_finished_run_and_errors(real_run, tmp_path, capsys, monkeypatch):
     from aemg.cli import main
 
     run, corpus = real_run
@@ -153,6 +210,17 @@ def test_cli_resume_of_a_finished_run_and_exclude(real_run, tmp_path):
     # excluding the only corpus leaves nothing: a one-line error, exit code 1
     assert main(["pretrain", "--corpus", str(corpus.path), "--out", str(tmp_path / "x"), "--config", "tiny",
                  "--exclude", corpus.dataset, "--no-progress"]) == 1
+    assert "every corpus was excluded" in capsys.readouterr().err
+    assert main(["pretrain", "--corpus", str(corpus.path), "--out", str(tmp_path / "x"), "--config", "huge"]) == 1
+    assert "unknown config 'huge'" in capsys.readouterr().err
+    # Ctrl-C: a one-line hint to --resume, exit code 130
+    monkeypatch.setattr("aemg.train.pretrain", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["pretrain", "--corpus", str(corpus.path), "--out", str(tmp_path / "x"), "--config", "tiny"]) == 130
+    assert "--resume" in capsys.readouterr().err
+    # a corpus whose token set holds no tokens
+    monkeypatch.setattr("aemg.train.sources.token_recordings", lambda ts: [])
+    assert main(["pretrain", "--corpus", str(corpus.path), "--out", str(tmp_path / "x"), "--config", "tiny"]) == 1
+    assert "holds no tokens" in capsys.readouterr().err
 
 
 def test_stored_token_set_is_loaded_and_a_stale_one_remade(corpus_cote_allard, tmp_path, monkeypatch):

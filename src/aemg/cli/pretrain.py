@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,13 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a prepared corpus folder (repeatable); its token set is loaded, or made with the default "
                         "tokenizer if the corpus has none")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create (or continue with --resume)")
-    p.add_argument("--config", default="small", help="tiny, small, base, or a config.json path (default: small)")
+    p.add_argument("--config", default="small", help="tiny (tests), small (a CPU), base (GPUs, ~5M parameters), or a config.json path (default: small)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one config field, e.g. --set stage1.lr=3e-4 (repeatable)")
-    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="cap each stage at N steps")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR (bitwise as if uninterrupted)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="cap each stage at N optimizer steps (the config's defaults are sized for real use)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR from its last checkpoint, with its own config.json "
+                        "(bitwise as if uninterrupted on the same machine)")
     p.add_argument("--exclude", action="append", default=[], metavar="DATASET",
-                   help="leave a dataset out (repeatable), e.g. the evaluation target")
+                   help="leave out every corpus of this dataset name (repeatable), e.g. the evaluation target; "
+                        "summary.json lists the corpora that were used")
     p.add_argument("--accelerator", default="cpu", help="cpu (default), cuda, gpu, auto")
     p.add_argument("--devices", default="1", help="devices per node (an int, or 'auto'; default 1)")
     p.add_argument("--num-nodes", type=int, default=1, help="machines (default 1)")
@@ -49,9 +52,14 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.override([f"seed={args.seed}"])
     devices = args.devices if args.devices == "auto" else int(args.devices)
     sources = load_token_sources(args.corpus, exclude=args.exclude)
-    summary = pretrain(cfg, sources, args.out, accelerator=args.accelerator, devices=devices,
-                       num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,
-                       resume=args.resume, exclude=tuple(args.exclude), progress=not args.no_progress)
+    try:
+        summary = pretrain(cfg, sources, args.out, accelerator=args.accelerator, devices=devices,
+                           num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,
+                           resume=args.resume, exclude=tuple(args.exclude), progress=not args.no_progress)
+    except KeyboardInterrupt:  # Ctrl-C: the last checkpoint is intact (written atomically)
+        print(f"aemg pretrain: interrupted; continue from the last checkpoint with the same command and --resume "
+              f"(--out {args.out})", file=sys.stderr)
+        return 130
     if summary:
         brief = {k: {f: v for f, v in summary[k].items() if f != "heldout_recordings"} for k in ("stage1", "stage2")}
         print(json.dumps(brief, indent=2))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -127,14 +128,13 @@ def _init_linear(m: nn.Module) -> None:
 
 
 def n_params(module: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
     return sum(p.numel() for p in module.parameters())
 
 
-def load_encoder(path) -> Encoder:
+def load_encoder(path: str | Path) -> Encoder:
     """The pre-trained encoder of a run: ``RUN_DIR`` or ``RUN_DIR/encoder.pt`` ({"config", "state"}),
     rebuilt from its saved config (for evaluation to fine-tune or probe; returned in eval mode)."""
-    from pathlib import Path
-
     path = Path(path)
     if path.is_dir():
         path = path / "encoder.pt"

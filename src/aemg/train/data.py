@@ -46,7 +46,9 @@ class TokenRecording:
         return len(self.group)
 
     def group_bounds(self) -> np.ndarray:
-        """(G + 1,) token offsets where each group starts (and the end)."""
+        """(G + 1,) token offsets where each group starts (and the end); ``[0]`` for no tokens."""
+        if len(self.group) == 0:
+            return np.zeros(1, np.int64)
         starts = np.flatnonzero(np.r_[True, self.group[1:] != self.group[:-1]])
         return np.r_[starts, len(self.group)]
 

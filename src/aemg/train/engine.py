@@ -69,10 +69,19 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl``; a torn last line (a process killed while appending) is dropped."""
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise
+    return rows
 
 
 def truncate_metrics(path: str | Path, stage: int, step: int) -> None:

@@ -12,12 +12,14 @@ Run directory::
     run.json           corpora, excluded datasets, held-out recordings, world size
     metrics.jsonl      one row per step and stage (rank 0)
     ckpt.pt            latest checkpoint (atomic): models, optimizer, schedule step, RNG, sampler position
-    rng_rank{r}.pt     every process's RNG state at that checkpoint
+    rng_rank{r}_s{stage}_{step}.pt
+                       every process's RNG state at that checkpoint (named by it: a run killed after
+                       writing the next one and before ckpt.pt still resumes from the previous pair)
     tokenizer.pt       the frozen stage-1 tokenizer (config + state), written when stage 1 ends
     encoder.pt         the stage-2 encoder (config + state), what evaluation fine-tunes or probes
     summary.json       stage1 / stage2 figures and the corpora it saw
     code_usage.json    how often the frozen tokenizer used each code (aemg prototypes draws the top ones)
-    seen_rank{r}.txt   multi-process runs: the span indices each process trained on, per step
+    seen_rank{r}.txt   only with ``record_seen=True`` (the DDP test): the span indices each process trained on
 
 Determinism: an item of the span dataset is a pure function of (seed, epoch, index); masks and
 augmentations draw from generators seeded by (seed, stage, step, rank); the global RNGs (dropout,
@@ -28,23 +30,27 @@ with bitwise the same weights as one that was not interrupted (same machine, sam
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from aemg.atomic import atomic_write_text
 from aemg.model import (
     IGNORE,
     MaskedTokenModel,
     PretrainConfig,
+    StageConfig,
     VQTokenizer,
     n_params,
     random_token_mask,
@@ -82,9 +88,19 @@ class TokenSource:
     def subjects(self) -> list[str]:
         return sorted({r.subject for r in self.recordings})
 
+    def token_hash(self) -> str:
+        """SHA-1 of the tokens themselves (recording keys, content, groups): the same corpus tokenized by
+        another version of the tokenizer gets another hash."""
+        h = hashlib.sha1()
+        for r in self.recordings:
+            h.update(r.key.encode())
+            h.update(np.ascontiguousarray(r.content, np.float32).tobytes())
+            h.update(np.ascontiguousarray(r.group, np.int64).tobytes())
+        return h.hexdigest()
+
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "path": self.path, "provenance_hash": self.provenance_hash,
-                "subjects": self.subjects, "n_recordings": len(self.recordings),
+                "token_hash": self.token_hash(), "subjects": self.subjects, "n_recordings": len(self.recordings),
                 "n_tokens": int(sum(len(r) for r in self.recordings))}
 
 
@@ -109,14 +125,25 @@ class InjectedStop(RuntimeError):
 
 
 class PretrainRecipe:
+    """Both pre-training stages over ``sources`` into the run directory ``out`` (see the module docstring).
+
+    Options are checked here, before any process starts: ``exclude`` (dataset names) leaves corpora
+    out, ``resume`` continues the run in ``out`` from its checkpoint (with the run's own config),
+    ``stop_at`` = (stage, step) raises :class:`InjectedStop` right after that step's checkpoint, and
+    ``record_seen`` makes every process log the span indices it trained on (for the DDP test).
+    """
+
     def __init__(self, cfg: PretrainConfig, sources: list[TokenSource], out: str | Path, *,
                  accelerator: str = "cpu", devices: int | str = 1, num_nodes: int = 1, strategy: str = "auto",
                  precision: str = "32-true", resume: bool = False, exclude: tuple[str, ...] = (),
-                 progress: bool = True, stop_at: tuple[int, int] | None = None):
+                 progress: bool = True, stop_at: tuple[int, int] | None = None, record_seen: bool = False):
         self.out = Path(out)
         self.resume = resume
         self.exclude = tuple(exclude)
         self.sources = [s for s in sources if s.dataset not in self.exclude]
+        given = sorted({s.dataset for s in sources})
+        self.unmatched_exclude = [name for name in self.exclude if name not in given]  # a typo? (warned in setup)
+        self.given_datasets = given
         if not self.sources:
             raise ValueError(f"nothing to pre-train on: every corpus was excluded ({', '.join(self.exclude)})")
         content_dims = {r.content.shape[1] for s in self.sources for r in s.recordings}
@@ -125,7 +152,9 @@ class PretrainRecipe:
         cfg = _with_content_dim(cfg, content_dims.pop())
         if resume:
             if not (self.out / "ckpt.pt").exists():
-                raise FileNotFoundError(f"{self.out / 'ckpt.pt'}: --resume needs a checkpoint in the run directory")
+                raise FileNotFoundError(f"{self.out / 'ckpt.pt'}: no checkpoint to resume from (the run stopped before "
+                                        "its first one); start it again without --resume")
+            self._check_same_corpora()
             saved = PretrainConfig.load(self.out / "config.json")
             if saved.to_dict() != cfg.to_dict():
                 diff = _diff(saved.to_dict(), cfg.to_dict())
@@ -134,6 +163,9 @@ class PretrainRecipe:
             cfg = saved
         elif (self.out / "ckpt.pt").exists():
             raise FileExistsError(f"{self.out}: holds a run already; pass --resume to continue it or choose another --out")
+        elif self.out.exists() and (not self.out.is_dir() or (any(self.out.iterdir())
+                                                              and not (self.out / "config.json").exists())):
+            raise FileExistsError(f"{self.out}: exists and is not a pre-training run directory; choose another --out")
         if not 0.0 < cfg.mtm.mask_ratio < 1.0:
             raise ValueError(f"mtm.mask_ratio must be in (0, 1), got {cfg.mtm.mask_ratio}")
         if cfg.log_every != 1:
@@ -143,6 +175,24 @@ class PretrainRecipe:
                                   precision=precision)
         self.progress = progress
         self.stop_at = stop_at
+        self.record_seen = record_seen
+
+    def _check_same_corpora(self) -> None:
+        """A resumed run must see the corpora and tokens it started with (provenance and token hashes)."""
+        run_json = self.out / "run.json"
+        if not run_json.exists():
+            return
+        corpora = json.loads(run_json.read_text())["corpora"]
+        before = sorted((c["dataset"], c["provenance_hash"]) for c in corpora)
+        now = sorted((s.dataset, s.provenance_hash) for s in self.sources)
+        if before != now:
+            raise ValueError(f"{self.out}: --resume with other corpora than the run started with (run: {before}, "
+                             f"given: {now}); pass the same --corpus and --exclude")
+        changed = sorted(c["dataset"] for c in corpora if c.get("token_hash") not in
+                         {s.token_hash() for s in self.sources if s.dataset == c["dataset"]})
+        if changed:
+            raise ValueError(f"{self.out}: the tokens of {', '.join(changed)} differ from those the run started with "
+                             "(tokenized by another version?); store them with aemg tokenize, or start a new run")
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -152,6 +202,11 @@ class PretrainRecipe:
         self.fabric = fabric = Fabric(**self.fabric_kwargs)
         fabric.launch()
         self.rank, self.world = fabric.global_rank, fabric.world_size
+        if not fabric.is_global_zero:  # rank-0 logging: other processes report warnings and errors only
+            logging.getLogger("aemg").setLevel(max(logging.WARNING, logging.getLogger("aemg").getEffectiveLevel()))
+        for name in self.unmatched_exclude:
+            log.warning("--exclude %s: no corpus of that dataset was given (datasets: %s)", name,
+                        ", ".join(self.given_datasets))
         if fabric.is_global_zero:
             self.out.mkdir(parents=True, exist_ok=True)
             if not self.resume:
@@ -187,9 +242,11 @@ class PretrainRecipe:
                 self.mtm.load_state_dict(self.ckpt["mtm"])
             if fabric.is_global_zero:
                 truncate_metrics(self.out / "metrics.jsonl", self.state["stage"], self.state["step"])
-            rng = torch.load(self.out / f"rng_rank{self.rank}.pt", map_location="cpu", weights_only=False)
-            if (rng["stage"], rng["step"]) != (self.state["stage"], self.state["step"]):
-                raise ValueError(f"{self.out}: rng_rank{self.rank}.pt is from another checkpoint; cannot resume bitwise")
+            rng_path = self._rng_path(self.state["stage"], self.state["step"])
+            if not rng_path.exists():
+                raise FileNotFoundError(f"{rng_path}: the RNG state of process {self.rank} at the checkpoint is missing; "
+                                        "cannot resume bitwise")
+            rng = torch.load(rng_path, map_location="cpu", weights_only=False)
             set_rng_state(rng["rng"])
             log.info("resumed at stage %d step %d", self.state["stage"], self.state["step"])
         else:
@@ -202,14 +259,12 @@ class PretrainRecipe:
             atomic_write_text(self.out / "run.json", json.dumps(run, indent=2))
 
     # ------------------------------------------------------------------ data
-    def _loader(self):
-        from torch.utils.data import DataLoader
-
+    def _loader(self) -> DataLoader:
         return DataLoader(self.train_ds, batch_size=self.cfg.data.batch_size, sampler=self.sampler, collate_fn=collate,
                           num_workers=self.cfg.data.num_workers, generator=torch.Generator().manual_seed(0),
                           persistent_workers=False)
 
-    def _batches(self):
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
         """Endless batches; ``state['epoch']`` and ``state['pos']`` (batches consumed this epoch) track position."""
         bs = self.cfg.data.batch_size
         while True:
@@ -223,11 +278,17 @@ class PretrainRecipe:
             self.state["pos"] = 0
 
     # ------------------------------------------------------------------ checkpoints
-    def _save(self, model, optimizer, stage: int) -> None:
+    def _rng_path(self, stage: int, step: int) -> Path:
+        return self.out / f"rng_rank{self.rank}_s{stage}_{step}.pt"
+
+    def _save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, stage: int) -> None:
+        """Checkpoint, atomic as a whole: every process writes its RNG file named by (stage, step), then
+        rank 0 replaces ``ckpt.pt``, and only then are older RNG files removed. A process killed at any
+        point leaves a ``ckpt.pt`` whose RNG files exist."""
         fabric = self.fabric
         state = dict(self.state)
-        atomic_torch_save({"stage": state["stage"], "step": state["step"], "rng": rng_state()},
-                          self.out / f"rng_rank{self.rank}.pt")
+        rng_path = self._rng_path(state["stage"], state["step"])
+        atomic_torch_save({"stage": state["stage"], "step": state["step"], "rng": rng_state()}, rng_path)
         fabric.barrier()
         if fabric.is_global_zero:
             atomic_torch_save({
@@ -240,8 +301,11 @@ class PretrainRecipe:
                 "world_size": self.world,
             }, self.out / "ckpt.pt")
         fabric.barrier()
+        for old in self.out.glob(f"rng_rank{self.rank}_s*.pt"):
+            if old != rng_path:
+                old.unlink(missing_ok=True)
 
-    def _stage_cfg(self, stage: int):
+    def _stage_cfg(self, stage: int) -> StageConfig:
         return self.cfg.stage1 if stage == 1 else self.cfg.stage2
 
     # ------------------------------------------------------------------ train
@@ -256,14 +320,20 @@ class PretrainRecipe:
                               self.out / "encoder.pt")
 
     def _finish_stage1(self) -> None:
-        tok = unwrap(self.tokenizer)
-        tok.eval()
-        for p in tok.parameters():
-            p.requires_grad_(False)
+        tok = self._freeze_tokenizer()
         if self.fabric.is_global_zero:
             atomic_torch_save({"config": dataclasses.asdict(self.cfg.tokenizer), "state": tok.state_dict()},
                               self.out / "tokenizer.pt")
         self.stage1_stats = self._codebook_stats()
+
+    def _freeze_tokenizer(self) -> VQTokenizer:
+        """Stage 2 only reads the tokenizer: eval mode (no EMA, k-means or dead-code updates of the
+        codebook) and no gradients."""
+        tok = unwrap(self.tokenizer)
+        tok.eval()
+        for p in tok.parameters():
+            p.requires_grad_(False)
+        return tok
 
     def _run_stage(self, stage: int) -> None:
         from tqdm import tqdm
@@ -292,7 +362,7 @@ class PretrainRecipe:
                 if metrics_f is not None:
                     metrics_f.write(json.dumps(row) + "\n")
                     metrics_f.flush()
-                if self.world > 1:
+                if self.record_seen:
                     self._record_seen(stage, batch["index"])
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
@@ -306,8 +376,8 @@ class PretrainRecipe:
             if metrics_f is not None:
                 metrics_f.close()
 
-    def train_step(self, stage: int, step: int, fmodel, foptimizer, batch: dict[str, torch.Tensor]
-                   ) -> tuple[torch.Tensor, dict[str, Any]]:
+    def train_step(self, stage: int, step: int, fmodel: torch.nn.Module, foptimizer: torch.optim.Optimizer,
+                   batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
         """One optimizer step of ``stage`` on ``batch`` (on the device); returns the loss and a metrics row."""
         cfg, fabric = self.cfg, self.fabric
         if cfg.data.rotate_unknown:
@@ -340,7 +410,7 @@ class PretrainRecipe:
         foptimizer.step()
         return loss, row
 
-    def setup_stage(self, stage: int):
+    def setup_stage(self, stage: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         """Fabric-wrapped model and optimizer of ``stage`` (restoring the optimizer from a resumed checkpoint)."""
         fabric = self.fabric
         scfg = self._stage_cfg(stage)
@@ -350,19 +420,19 @@ class PretrainRecipe:
         fmodel, foptimizer = fabric.setup(model, optimizer)
         if stage == 2:
             self.tokenizer = self.tokenizer.to(fabric.device)
-            self.tokenizer.eval()
+            self._freeze_tokenizer()  # also when a run resumes inside stage 2
         if self.ckpt is not None and self.ckpt["state"]["stage"] == stage:
             foptimizer.load_state_dict(self.ckpt["optimizer"])
             self.ckpt = None
         return fmodel, foptimizer
 
     def _record_seen(self, stage: int, index: torch.Tensor) -> None:
-        """Every process appends the span indices it trained on (the DDP test checks they are disjoint)."""
+        """Each process appends the span indices it trained on (the DDP test checks they are disjoint)."""
         with open(self.out / f"seen_rank{self.rank}.txt", "a") as f:
             f.write(f"{stage} {self.state['epoch']} " + " ".join(str(int(i)) for i in index) + "\n")
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_batches(self, recordings: list[TokenRecording], n_batches: int):
+    def _eval_batches(self, recordings: list[TokenRecording], n_batches: int) -> Iterator[dict[str, torch.Tensor]]:
         if not recordings:
             return
         ds = SpanDataset(recordings, self.cfg.data.max_tokens, seed=self.cfg.seed, random_start=False)
