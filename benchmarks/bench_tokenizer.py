@@ -13,7 +13,10 @@ nor preparing is timed. Timed, on the same signals:
   windows from :func:`numpy.lib.stride_tricks.sliding_window_view` (ZC/SSC threshold: 1% of the
   channel's std).
 
-Throughput is channel-samples per second (best of ``--repeat`` runs). The last line is a JSON
+Throughput is channel-samples per second (best of ``--repeat`` runs). Memory: the peak that
+tracemalloc sees while tokenizing, beside the input, the output (TokenSet arrays) and the largest
+session (the tokenizer's working set is one session, so the peak should track the output, not the
+input). The last line is a JSON
 object with both throughputs per dataset and overall, and ``ratio`` = tokenizer / reference over
 both datasets (target >= 1).
 """
@@ -26,6 +29,7 @@ import logging
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +70,24 @@ def best_of(fn, repeat: int) -> float:
     return best
 
 
+def traced(fn):
+    """``(result, peak bytes allocated by numpy/Python while running fn)`` via tracemalloc."""
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def sessions(recs) -> dict:
+    """Signal bytes per (subject, session): the tokenizer's working set is one session."""
+    size: dict = {}
+    for r in recs:
+        size[(r.subject, r.session)] = size.get((r.subject, r.session), 0) + r.signal.nbytes
+    return size
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, default=ROOT / "3dc", help="3DC-layout folder")
@@ -86,14 +108,19 @@ def main(argv: list[str] | None = None) -> int:
             cs = float(sum(r.n_channels * r.n_samples for r in recs))
             t_tok = best_of(lambda recs=recs: tokenize_recordings(recs), args.repeat)
             t_ref = best_of(lambda recs=recs: [td_features(r.signal, r.fs) for r in recs], args.repeat)
-            ts = tokenize_recordings(recs)
+            ts, peak = traced(lambda recs=recs: tokenize_recordings(recs))
+            out_bytes = sum(getattr(v, "nbytes", 0) for v in vars(ts).values())
+            biggest = max(sessions(recs).values())  # largest session's float32 signal, bytes
             row = {"recordings": len(recs), "channel_samples": int(cs), "fs": recs[0].fs,
                    "tokenizer_s": t_tok, "reference_s": t_ref, "tokenizer_cs_per_s": cs / t_tok,
                    "reference_cs_per_s": cs / t_ref, "ratio": t_ref / t_tok, "n_groups": ts.n_groups,
-                   "n_tokens": ts.n_tokens}
+                   "n_tokens": ts.n_tokens, "peak_mb": peak / 1e6, "output_mb": out_bytes / 1e6,
+                   "input_mb": cs * 4 / 1e6, "largest_session_mb": biggest / 1e6}
             print(f"{name}: {len(recs)} recordings, {cs:.3g} channel-samples at {recs[0].fs:g} Hz: tokenizer "
                   f"{cs / t_tok:.3g} cs/s ({t_tok * 1000:.1f} ms), TD reference {cs / t_ref:.3g} cs/s "
-                  f"({t_ref * 1000:.1f} ms), ratio {t_ref / t_tok:.2f}")
+                  f"({t_ref * 1000:.1f} ms), ratio {t_ref / t_tok:.2f}; peak memory {peak / 1e6:.1f} MB for "
+                  f"{cs * 4 / 1e6:.1f} MB of input, {out_bytes / 1e6:.1f} MB of output, largest session "
+                  f"{biggest / 1e6:.1f} MB")
             result[name] = row
             tot_tok += t_tok
             tot_ref += t_ref

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.signal import sosfilt, sosfreqz
+from scipy.signal import sosfilt, sosfilt_zi, sosfreqz
 
 from aemg.layouts import get_layout
 from aemg.recording import Recording
@@ -63,14 +63,10 @@ def test_default_rate_is_200_hz_and_the_package_exports_the_contract():
     for name in ("resample", "remove_dc", "detect_mains", "CausalSOS", "bandpass_sos", "notch_sos",
                  "make_causal_filter", "channel_qc", "robust_scale"):
         assert name in aemg.signal.__all__ and callable(getattr(aemg.signal, name))
-    try:
-        from aemg.signal import holds  # noqa: F401  (written separately)
-    except ModuleNotFoundError as exc:
-        if exc.name != "aemg.signal.holds":
-            raise
-    else:
-        assert aemg.signal.detect_sample_and_hold is holds.detect_sample_and_hold
-        assert aemg.signal.rebuild_sample_and_hold is holds.rebuild_sample_and_hold
+    from aemg.signal import holds
+
+    assert aemg.signal.detect_sample_and_hold is holds.detect_sample_and_hold
+    assert aemg.signal.rebuild_sample_and_hold is holds.rebuild_sample_and_hold
     with pytest.raises(AttributeError):
         aemg.signal.no_such_name  # noqa: B018
 
@@ -288,6 +284,38 @@ def test_float64_state_keeps_chunked_output_exact():
     streamed = np.concatenate([f.process(c) for c in _chunks(x, rng.integers(1, 50, 400))], axis=1)
     assert streamed.dtype == np.float64
     assert np.max(np.abs(streamed - whole)) < 1e-9
+
+
+@pytest.mark.parametrize("n_channels", [1, 2, 3, 8, 10])
+def test_causal_sos_is_scipy_float64_bit_for_bit_whole_and_in_chunks(n_channels):
+    # channels are filtered in pairs as one complex signal: each must still get exactly the numbers
+    # of a real float64 sosfilt, and chunks of any size must not change a bit
+    rng = np.random.default_rng(n_channels)
+    fs, n = 1000.0, 2000
+    for dtype in (np.float32, np.float64):
+        x = (rng.standard_normal((n_channels, n)) * 30 + rng.uniform(-500, 500, (n_channels, 1))).astype(dtype)
+        f = make_causal_filter(fs, n_channels, mains_hz=60.0, high=400.0)
+        whole = f.process(x)
+        zi0 = sosfilt_zi(f.sos)[:, None, :] * x[:, 0].astype(np.float64)[None, :, None]
+        ref, zf = sosfilt(f.sos, x.astype(np.float64), zi=zi0)
+        assert whole.dtype == dtype
+        np.testing.assert_array_equal(whole, ref.astype(dtype))
+        np.testing.assert_array_equal(f.state_dict()["zi"], zf)
+        for size in (1, 7, 64):
+            g = make_causal_filter(fs, n_channels, mains_hz=60.0, high=400.0)
+            streamed = np.concatenate([g.process(c) for c in _chunks(x, np.full(n, size))], axis=1)
+            np.testing.assert_array_equal(streamed, whole)
+            np.testing.assert_array_equal(g.state_dict()["zi"], f.state_dict()["zi"])
+
+
+def test_causal_sos_writes_into_out():
+    x = np.random.default_rng(2).standard_normal((3, 100)).astype(np.float32)
+    buf = np.zeros((3, 102), np.float32)
+    y = CausalSOS(bandpass_sos(200.0), 3).process(x, out=buf[:, 2:])
+    assert np.shares_memory(y, buf) and not buf[:, :2].any()
+    np.testing.assert_array_equal(buf[:, 2:], CausalSOS(bandpass_sos(200.0), 3).process(x))
+    with pytest.raises(ValueError):
+        CausalSOS(bandpass_sos(200.0), 3).process(x, out=buf)
 
 
 def test_apply_causal_filter_uses_the_recording_mains_and_matches_streaming():

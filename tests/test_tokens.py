@@ -27,6 +27,8 @@ from aemg.tokens import (
     tokenize_session,
 )
 from aemg.tokens.detector import dense_rank
+from aemg.tokens.energy import floor_from_samples
+from aemg.tokens.features import segment_features, segment_features_rows
 
 FS = 200.0
 ONSET_TOL_MS = 50.0
@@ -204,6 +206,68 @@ def test_channel_permutation_permutes_tokens():
     # ranks: the late channels activate after the others in the first group of the event
     first = ts1.rank.reshape(-1, c)[ts1.group_segment == 0][0]
     assert (first[:3] > first[3:].max()).all()
+
+
+def _features_by_definition(x, env, a, b, channel_on):
+    """segment_features one segment at a time, in float64, straight from the docstring's definitions."""
+    c = x.shape[0]
+    content = np.zeros((len(a), c, N_FEATURES))
+    first = np.full((len(a), c), -1)
+    for g, (s, e) in enumerate(zip(a, b)):
+        xs, es = x[:, s:e].astype(np.float64), env[:, s:e].astype(np.float64)
+        n = e - s
+        edges = [-(-(n * j) // 4) for j in range(5)]
+        mean = es.mean(axis=1)
+        content[g, :, 0] = np.log(mean + 1e-3)
+        for j in range(4):
+            if edges[j + 1] > edges[j]:
+                content[g, :, 1 + j] = np.log((es[:, edges[j]:edges[j + 1]].mean(axis=1) + 1e-3) / (mean + 1e-3))
+        m0 = (xs ** 2).mean(axis=1)
+        lag1, lag2 = xs[:, 1:] * xs[:, :-1], xs[:, 2:] * xs[:, :-2]
+        if n > 1:
+            content[g, :, 5] = (lag1 < 0).sum(axis=1) / (n - 1)
+            content[g, :, 6] = np.where(m0 > 0, lag1.sum(axis=1) / (n - 1) / np.where(m0 > 0, m0, 1), 0)
+        if n > 2:
+            content[g, :, 7] = np.where(m0 > 0, lag2.sum(axis=1) / (n - 2) / np.where(m0 > 0, m0, 1), 0)
+        act = es >= channel_on
+        content[g, :, 8] = act.mean(axis=1)
+        first[g] = np.where(act.any(axis=1), act.argmax(axis=1), -1)
+    return content, first
+
+
+def test_segment_features_match_their_definition_and_do_not_depend_on_the_batch():
+    rng = np.random.default_rng(5)
+    c, n = 6, 400
+    x = (rng.standard_normal((c, n)) * rng.uniform(0.1, 10.0, (c, 1))).astype(np.float32)
+    x[2, 100:140] = 0.0  # a silent stretch: autocorrelations without signal are 0
+    env = rng.exponential(3.0, (c, n)).astype(np.float32)
+    # segments of every length from 1 to 20 (some shorter than 4: empty shape parts), gaps between some
+    lengths = np.concatenate([np.arange(1, 21), np.full(5, 20), [3, 20, 1, 7]])
+    a = np.cumsum(np.concatenate([[0], lengths[:-1] + rng.integers(0, 3, len(lengths) - 1)]))
+    b = a + lengths
+    assert b[-1] <= n
+    content, first, n_active = segment_features(x, env, a, b, 4.0)
+    ref, ref_first = _features_by_definition(x, env, a, b, 4.0)
+    assert content.dtype == np.float32 and content.shape == (len(a), c, N_FEATURES)
+    np.testing.assert_allclose(content, ref, rtol=2e-5, atol=2e-6)
+    np.testing.assert_array_equal(first, ref_first)
+    np.testing.assert_array_equal(n_active, np.round(ref[..., 8] * lengths[:, None]).astype(int))
+    # a segment's content is the same bits alone, in any batch and in the time-major form
+    for g in range(len(a)):
+        alone = segment_features(x, env, a[g:g + 1], b[g:g + 1], 4.0)
+        for got, want in zip(alone, (content, first, n_active)):
+            np.testing.assert_array_equal(got[0], want[g])
+    half = segment_features_rows(np.ascontiguousarray(x.T), np.ascontiguousarray(env.T), a[::2], b[::2], 4.0)
+    for got, want in zip(half, (content, first, n_active)):
+        np.testing.assert_array_equal(got, want[::2])
+
+
+def test_floor_is_the_linear_percentile():
+    rng = np.random.default_rng(7)
+    for m in (1, 2, 9, 10, 11, 997):
+        samples = rng.exponential(size=(5, m)).astype(np.float32)
+        np.testing.assert_allclose(floor_from_samples(samples, 10.0), np.percentile(samples, 10.0, axis=1),
+                                   rtol=1e-6)
 
 
 def test_dense_rank_ties_and_inactive():

@@ -8,6 +8,7 @@ holds that state, so a recording fed in chunks gives the same output as the whol
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -19,14 +20,32 @@ IDENTITY_SOS = np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]])
 """One pass-through section: the filter that changes nothing."""
 
 
+@lru_cache(maxsize=64)
+def _unit_step_state(sos_bytes: bytes, n_sections: int) -> np.ndarray:
+    """``sosfilt_zi`` of the sections given as bytes (a linear solve per section, about 0.2 ms: worth
+    keeping once per filter design when a tokenizer builds a filter per session)."""
+    zi = sosfilt_zi(np.frombuffer(sos_bytes, np.float64).reshape(n_sections, 6))
+    zi.flags.writeable = False
+    return zi
+
+
 class CausalSOS:
     """A causal multi-channel SOS filter that keeps its own state between chunks.
 
     ``f = CausalSOS(sos, n_channels)``, then ``y = f.process(chunk)`` for each ``(C, n)`` chunk, in
     time order. Unlike :func:`scipy.signal.sosfilt`, :meth:`process` always returns just ``y``.
-    Filtering runs in float64 with a float64 state, so the result does not depend on how the
-    signal is cut into chunks (up to float64 rounding); ``y`` is float32 when the chunk is float32,
-    float64 otherwise.
+    Filtering runs in float64 with a float64 state, and every sample goes through the same
+    operations whatever the chunk it arrives in, so the output does not depend on how the signal
+    is cut into chunks (bit for bit); ``y`` is float32 when the chunk is float32, float64 otherwise.
+
+    Speed: an IIR filter is a recursion, so scipy's kernel runs one channel at a time and each
+    sample waits for the previous one (about 4.5 ns per sample on the development machine, whatever
+    the precision: float32 is no faster). Two channels are therefore filtered together as the real
+    and imaginary parts of one complex signal: with real coefficients the two parts never mix (a
+    product with a zero imaginary part adds an exact zero), so each channel gets exactly the
+    numbers of a real float64 filter (tested bit for bit against ``sosfilt``), and the processor
+    overlaps the two recursions (about 3.4 ns per channel-sample, 1.3x faster). The state is kept per
+    channel, ``(n_sections, n_channels, 2)`` float64, as before.
 
     Start-up: after construction or :meth:`reset` without ``x0``, the state is settled on the first
     sample of the next chunk (``sosfilt_zi`` scaled by each channel's first sample), i.e. the filter
@@ -42,8 +61,9 @@ class CausalSOS:
         if int(n_channels) < 1:
             raise ValueError(f"n_channels must be >= 1, got {n_channels}")
         self._sos = sos
+        self._sos_complex = sos.astype(np.complex128)
         self._n_channels = int(n_channels)
-        self._zi_unit = sosfilt_zi(sos)  # (n_sections, 2): steady state for a unit step
+        self._zi_unit = _unit_step_state(sos.tobytes(), sos.shape[0])  # (n_sections, 2), read-only
         self._zi = np.zeros((sos.shape[0], self._n_channels, 2))
         self._settle_on_next = True
 
@@ -74,19 +94,42 @@ class CausalSOS:
         self._zi = self._zi_unit[:, None, :] * x0[None, :, None]
         self._settle_on_next = False
 
-    def process(self, chunk: np.ndarray) -> np.ndarray:
-        """Filter the next ``(C, n)`` chunk (``n`` samples, any ``n >= 0``) and return ``(C, n)``."""
+    def process(self, chunk: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Filter the next ``(C, n)`` chunk (``n`` samples, any ``n >= 0``) and return ``(C, n)``.
+
+        ``out``: a ``(C, n)`` array (any float dtype, e.g. a slice of a caller's buffer) to write
+        the result into instead of a new array; it is returned.
+        """
         chunk = np.asarray(chunk)
         if chunk.ndim != 2 or chunk.shape[0] != self._n_channels:
             raise ValueError(f"chunk must have shape ({self._n_channels}, n), got {chunk.shape}")
+        if out is not None and out.shape != chunk.shape:
+            raise ValueError(f"out must have shape {chunk.shape}, got {out.shape}")
         out_dtype = np.float32 if chunk.dtype == np.float32 else np.float64
-        if chunk.shape[1] == 0:
-            return np.zeros(chunk.shape, out_dtype)
-        x = chunk.astype(np.float64, copy=False)
+        c, n = chunk.shape
+        if n == 0:
+            return np.zeros(chunk.shape, out_dtype) if out is None else out
         if self._settle_on_next:
-            self.reset(x[:, 0])
-        y, self._zi = sosfilt(self._sos, x, axis=-1, zi=self._zi)
-        return y.astype(out_dtype, copy=False)
+            self.reset(chunk[:, 0])
+        # channels 2i and 2i + 1 as the real and imaginary parts of row i (an odd last channel: real)
+        m, sections = (c + 1) // 2, self._zi.shape[0]
+        z = np.empty((m, n), np.complex128)
+        zr = z.view(np.float64).reshape(m, n, 2)  # [..., 0] real, [..., 1] imaginary parts
+        zr[:, :, 0] = chunk[0::2]
+        zr[: c - m, :, 1] = chunk[1::2]
+        if c % 2:
+            zr[m - 1, :, 1] = 0.0
+        zi = np.zeros((sections, m, 2), np.complex128)  # sosfilt's layout: (sections, signals, 2)
+        zi.real = self._zi[:, 0::2]
+        zi.imag[:, : c - m] = self._zi[:, 1::2]
+        z, zo = sosfilt(self._sos_complex, z, axis=-1, zi=zi)
+        zr = z.view(np.float64).reshape(m, n, 2)
+        self._zi[:, 0::2] = zo.real
+        self._zi[:, 1::2] = zo.imag[:, : c - m]
+        y = np.empty((c, n), out_dtype) if out is None else out
+        y[0::2] = zr[:, :, 0]
+        y[1::2] = zr[: c - m, :, 1]
+        return y
 
     def state_dict(self) -> dict[str, Any]:
         """The full state as plain numpy arrays and a bool (copies), for :meth:`load_state_dict`.

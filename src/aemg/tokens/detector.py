@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from aemg.tokens.energy import DTYPE, EnergyEnvelope, ms_to_samples
-from aemg.tokens.features import N_FEATURES, segment_features
+from aemg.tokens.features import N_FEATURES, segment_features_rows
 
 _NEVER = np.iinfo(np.int64).max
 IDLE, ACTIVE, GAP = 0, 1, 2
@@ -176,37 +176,42 @@ class _State:
 
 
 class _History:
-    """The recent high-passed signal and normalized envelope, ``(2, C, n)`` in one growable buffer:
-    appending writes each new sample once; trimming moves a start index (the kept tail is moved to
-    the front only when the buffer is full)."""
+    """The recent high-passed signal and normalized envelope, time-major: ``x``, ``e`` are
+    ``(capacity, C)`` buffers, one row per sample, so the token content gathers a segment's samples as
+    whole rows (:func:`~aemg.tokens.features.segment_features_rows`). Appending writes each new
+    sample once; trimming moves a start index (the kept tail is moved to the front only when the
+    buffer is full)."""
 
     def __init__(self, n_channels: int) -> None:
-        self.buf = np.zeros((2, n_channels, 0), DTYPE)
-        self.lo = self.hi = 0  # valid columns [lo, hi)
-        self.start = 0  # absolute sample index of column lo
+        self.x = np.zeros((0, n_channels), DTYPE)
+        self.e = np.zeros((0, n_channels), DTYPE)
+        self.lo = self.hi = 0  # valid rows [lo, hi)
+        self.start = 0  # absolute sample index of row lo
 
     def append(self, xf: np.ndarray, env: np.ndarray, inv_floor: np.ndarray) -> np.ndarray:
-        """Append a chunk; returns the normalized envelope ``env / floor`` (a view into the buffer)."""
+        """Append a ``(C, n)`` chunk; returns the normalized envelope ``env / floor``, ``(C, n)``."""
         n = xf.shape[1]
-        if self.hi + n > self.buf.shape[2]:
+        if self.hi + n > self.x.shape[0]:
             kept = self.hi - self.lo
-            if kept + n > self.buf.shape[2] // 2:  # grow
-                new = np.empty((2, self.buf.shape[1], max(2 * (kept + n), 256)), DTYPE)
-                new[:, :, :kept] = self.buf[:, :, self.lo:self.hi]
-                self.buf = new
+            if kept + n > self.x.shape[0] // 2:  # grow
+                cap = max(2 * (kept + n), 256)
+                for name in ("x", "e"):
+                    new = np.empty((cap, self.x.shape[1]), DTYPE)
+                    new[:kept] = getattr(self, name)[self.lo:self.hi]
+                    setattr(self, name, new)
             else:
-                self.buf[:, :, :kept] = self.buf[:, :, self.lo:self.hi]
+                self.x[:kept] = self.x[self.lo:self.hi]
+                self.e[:kept] = self.e[self.lo:self.hi]
             self.lo, self.hi = 0, kept
-        self.buf[0, :, self.hi:self.hi + n] = xf
-        en = self.buf[1, :, self.hi:self.hi + n]
-        np.multiply(env, inv_floor[:, None], out=en)
+        en = env * inv_floor[:, None]
+        self.x[self.hi:self.hi + n] = xf.T
+        self.e[self.hi:self.hi + n] = en.T
         self.hi += n
         return en
 
-    def view(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, en)`` for absolute samples ``[a, b)``."""
-        i, j = self.lo + a - self.start, self.lo + b - self.start
-        return self.buf[0, :, i:j], self.buf[1, :, i:j]
+    def row(self, a: int) -> int:
+        """The buffer row of absolute sample ``a``."""
+        return self.lo + a - self.start
 
     def trim(self, keep: int) -> None:
         """Forget samples before absolute index ``keep``."""
@@ -215,11 +220,13 @@ class _History:
             self.start = keep
 
     def state(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.buf[0, :, self.lo:self.hi].copy(), self.buf[1, :, self.lo:self.hi].copy()
+        """``(x, en)`` kept, as ``(C, n)`` arrays."""
+        return self.x[self.lo:self.hi].T.copy(), self.e[self.lo:self.hi].T.copy()
 
     def load(self, start: int, hx: np.ndarray, he: np.ndarray) -> None:
-        self.buf = np.stack([np.asarray(hx, DTYPE), np.asarray(he, DTYPE)])
-        self.lo, self.hi, self.start = 0, self.buf.shape[2], int(start)
+        self.x = np.ascontiguousarray(np.asarray(hx, DTYPE).T)
+        self.e = np.ascontiguousarray(np.asarray(he, DTYPE).T)
+        self.lo, self.hi, self.start = 0, self.x.shape[0], int(start)
 
 
 class EventDetector:
@@ -268,7 +275,8 @@ class EventDetector:
         self._st = _State(cf=np.full(self.n_channels, _NEVER, np.int64))
         self._hist = _History(self.n_channels)
         self._events: list[Event] = []
-        self._pending: list[tuple[int, int, np.ndarray, np.ndarray, int]] = []  # queued segments
+        # queued segments: (event, index of the first segment, starts, stop of the last, event onset)
+        self._pending: list[tuple[int, int, list[int], int, int]] = []
         self._cuts: list[int] = []  # recording boundaries (see boundary) not yet passed by a segment
 
     def state_dict(self) -> dict[str, Any]:
@@ -319,8 +327,9 @@ class EventDetector:
         cfg = self.config
         if cfg.combine == "median":
             need = self.n_channels - self.n_channels // 2
-            up = (en >= cfg.on).view(np.uint8).sum(axis=0, dtype=np.int32) >= need
-            below = (en < cfg.off).view(np.uint8).sum(axis=0, dtype=np.int32) > self.n_channels - need
+            acc = np.uint8 if self.n_channels < 256 else np.int32  # counts in bytes: 3x faster than int32
+            up = (en >= cfg.on).view(np.uint8).sum(axis=0, dtype=acc) >= need
+            below = (en < cfg.off).view(np.uint8).sum(axis=0, dtype=acc) > self.n_channels - need
             return up, below
         m = en.mean(axis=0)
         return m >= cfg.on, m < cfg.off
@@ -344,31 +353,34 @@ class EventDetector:
             if 0 <= c < n and (not self._cuts or self._cuts[-1] != n0 + c):
                 self._cuts.append(n0 + int(c))
         en = self._hist.append(xf, env, self._inv_floor)  # env / floor, kept for the token content
-        # hysteresis, vectorized: each sample takes the decision of the last decisive sample
+        # hysteresis, vectorized: each sample takes the decision of the last decisive sample, so the
+        # state changes exactly at the decisive samples whose decision differs from the previous one
         up, below = self._decide(en)
         if n0 < self.settle:  # the first samples after a reset are no evidence of rest (filter and
             below[: self.settle - n0] = False  # TKEO still settling on the recording's first values)
-        decisive = up | below
-        pos = np.arange(n)
-        last = np.maximum.accumulate(np.where(decisive, pos, -1))
-        s = np.where(last >= 0, up[np.maximum(last, 0)], bool(st.s)).astype(np.int8)
-        d = np.diff(s, prepend=np.int8(st.s))
-        idx = np.flatnonzero(d)
-        if idx.size:
-            # last below-off sample before each edge
-            lb = np.maximum.accumulate(np.where(below, n0 + pos, -1))
-            lb_before = np.maximum(np.where(idx > 0, lb[np.maximum(idx - 1, 0)], -1), st.last_below)
-            for i, lbi in zip(idx.tolist(), lb_before.tolist()):
-                t = n0 + i
-                self._advance(t)
-                if d[i] > 0:
-                    self._rise(t, lbi)
-                else:
-                    st.phase, st.last_off = GAP, t
+        dec = np.flatnonzero(up | below)
+        bl = np.flatnonzero(below)
+        if dec.size:
+            rise = up[dec]
+            change = np.flatnonzero(rise[1:] != rise[:-1]) + 1
+            if rise[0] != bool(st.s):
+                change = np.concatenate([[0], change])
+            if change.size:
+                edges = dec[change]
+                # last below-off sample before each edge (earlier chunks: st.last_below)
+                j = np.searchsorted(bl, edges)
+                lb_before = np.where(j > 0, n0 + bl[np.maximum(j - 1, 0)], st.last_below) if bl.size else (
+                    np.full(len(edges), st.last_below))
+                for i, r, lbi in zip(edges.tolist(), rise[change].tolist(), lb_before.tolist()):
+                    t = n0 + i
+                    self._advance(t)
+                    if r:
+                        self._rise(t, lbi)
+                    else:
+                        st.phase, st.last_off = GAP, t
+            st.s = int(rise[-1])
         self._advance(n0 + n)
         st.clock = n0 + n
-        st.s = int(s[-1])
-        bl = np.flatnonzero(below)
         if bl.size:
             st.last_below = n0 + int(bl[-1])
         out = self._compute_pending()
@@ -435,24 +447,19 @@ class EventDetector:
         if not final and limit - pos < self.span and not (self._cuts and self._cuts[0] <= limit):
             return  # nothing complete yet (the common case, checked first)
         self._cuts = [c for c in self._cuts if c > pos]
-        starts: list[np.ndarray] = []
+        starts: list[int] = []  # plain ints: most calls queue a segment or two, numpy would cost more
         for stop_at in [c for c in self._cuts if c <= limit] + [limit]:
             closed = final or stop_at < limit or stop_at in self._cuts
             length = stop_at - pos
             k = -(-length // self.span) if closed else length // self.span
             if k > 0:
-                seg = pos + self.span * np.arange(k, dtype=np.int64)
-                starts.append(seg)
+                starts.extend(range(pos, pos + self.span * k, self.span))
                 pos = min(pos + self.span * k, stop_at)
             if not closed:
                 break
         if starts:
-            a = np.concatenate(starts)
-            b = np.empty_like(a)
-            b[:-1] = a[1:]
-            b[-1] = pos
-            self._pending.append((st.event, st.seg_count, a, b, st.onset))
-            st.seg_count += len(a)
+            self._pending.append((st.event, st.seg_count, starts, pos, st.onset))
+            st.seg_count += len(starts)
             st.seg_next = pos
             self._cuts = [c for c in self._cuts if c > pos]
 
@@ -480,20 +487,27 @@ class EventDetector:
         if not pend:
             return GroupBatch.empty(c)
         st = self._st
-        ev = np.concatenate([np.full(len(q[2]), q[0], np.int64) for q in pend])
-        seg = np.concatenate([q[1] + np.arange(len(q[2]), dtype=np.int64) for q in pend])
-        a = np.concatenate([q[2] for q in pend])
-        b = np.concatenate([q[3] for q in pend])
-        eon = np.concatenate([np.full(len(q[2]), q[4], np.int64) for q in pend])
+        # one run of consecutive segments per queued entry
+        counts = np.array([len(q[2]) for q in pend])
+        run_start = np.cumsum(counts) - counts
+        a = np.array([t for q in pend for t in q[2]], np.int64)
+        b = np.empty_like(a)  # a segment ends where the next one of its run starts
+        b[:-1] = a[1:]
+        b[run_start + counts - 1] = [q[3] for q in pend]
+        ev = np.repeat(np.array([q[0] for q in pend], np.int64), counts)
+        seg = np.arange(len(a), dtype=np.int64) + np.repeat(np.array([q[1] for q in pend]) - run_start, counts)
+        eon = np.repeat(np.array([q[4] for q in pend], np.int64), counts)
         lengths = b - a
-        x, en = self._hist.view(int(a[0]), int(b.max()))
-        content, first_rel, duration = segment_features(x, en, a - a[0], b - a[0], self.config.channel_on)
+        row = self._hist.row(0)  # gathered from the whole buffers, which are contiguous (no copy)
+        content, first_rel, duration = segment_features_rows(self._hist.x, self._hist.e, a + row, b + row,
+                                                             self.config.channel_on)
         first_in = np.where(first_rel >= 0, a[:, None] + first_rel, _NEVER)  # (G, C) absolute
         # first activation in the event up to each group's end: a running min over each event's groups
         # (rows are in event order; offsets that shrink from event to event keep the runs apart)
         big = np.int64(1) << 45  # later than any sample index
-        _, evidx = np.unique(ev, return_inverse=True)
-        off = (evidx.max() - evidx).astype(np.int64) * (big << 1)
+        evidx = np.zeros(len(ev), np.int64)  # 0, 1, ... per event (rows come in event order)
+        np.cumsum(ev[1:] != ev[:-1], out=evidx[1:])
+        off = (evidx[-1] - evidx) * (big << 1)
         vals = np.minimum(first_in, big) + off[:, None]
         if st.cf_event == ev[0]:  # the event continues from the previous call
             vals = np.vstack([np.minimum(st.cf, big)[None, :] + off[0], vals])
@@ -505,6 +519,6 @@ class EventDetector:
         active = first < _NEVER
         onset = np.where(active, np.maximum(first - a[:, None], 0), lengths[:, None])
         event_onset = np.where(active, first - eon[:, None], -1)
-        rank = dense_rank(np.where(active, first, _NEVER))
-        return GroupBatch(ev, seg, a, b, content, onset.astype(np.int64), event_onset.astype(np.int64),
-                          active, rank, duration)
+        rank = dense_rank(first)  # channels not yet active hold _NEVER: they share the last rank
+        return GroupBatch(ev, seg, a, b, content, onset.astype(np.int64, copy=False),
+                          event_onset.astype(np.int64, copy=False), active, rank, duration)

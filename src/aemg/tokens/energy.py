@@ -105,8 +105,9 @@ class EnergyEnvelope:
         n = chunk.shape[1]
         if n == 0:
             return np.zeros((self.n_channels, 0), DTYPE), np.zeros((self.n_channels, 0), DTYPE)
-        xf = self._filter.process(chunk).astype(DTYPE, copy=False)  # filtered in float64
-        ext = np.concatenate([self._hist, xf], axis=1)  # (C, n + 2)
+        ext = np.empty((self.n_channels, n + 2), DTYPE)  # the last two samples, then the chunk's
+        ext[:, :2] = self._hist
+        xf = self._filter.process(chunk, out=ext[:, 2:])  # filtered in float64, stored as float32
         self._hist = ext[:, -2:].copy()
         w = self.warmup
         # |TKEO| centred on the previous sample, x[n-1]^2 - x[n-2] x[n], written after the carried tail
@@ -162,8 +163,11 @@ def floor_from_samples(samples: np.ndarray, percentile: float = 10.0) -> np.ndar
     k = (samples.shape[1] - 1) * percentile / 100.0
     lo = int(np.floor(k))
     hi = min(lo + 1, samples.shape[1] - 1)
-    part = np.partition(samples, (lo, hi), axis=1)
-    floor = part[:, lo] + (k - lo) * (part[:, hi] - part[:, lo])  # numpy's "linear" percentile
+    part = np.partition(samples, lo, axis=1)
+    below = part[:, lo]
+    # the next order statistic is the least of those after lo (one pass, cheaper than selecting it too)
+    above = part[:, lo + 1:].min(axis=1) if hi > lo else below
+    floor = below + (k - lo) * (above - below)  # numpy's "linear" percentile
     good = floor > 0
     if not good.any():
         return np.ones_like(floor)

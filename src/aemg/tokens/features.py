@@ -36,25 +36,25 @@ N_SHAPE = 4
 _EPS_ENV = 1e-3  # floor-normalized envelope is O(1) at rest, so a fixed epsilon is scale-free
 
 
-def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.divide(a, b, out=np.zeros(np.broadcast_shapes(a.shape, b.shape)), where=b > 0)
+def _sum_halving(y: np.ndarray, axis: int) -> np.ndarray:
+    """Sum of ``y`` along ``axis`` by pairwise halving, in place (``y`` is scratch): a view of the result.
 
-
-def _reduce(ufunc: np.ufunc, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``ufunc.reduceat`` of ``y (..., L)`` over each ``[lo_g, hi_g)`` (sorted, non-overlapping,
-    non-empty): ``(..., G)``. Each range is reduced on its own, sample by sample, so a segment's
-    value does not depend on which other segments share the batch."""
-    n = y.shape[-1]
-    idx = np.empty(2 * len(lo), np.int64)
-    idx[0::2] = lo
-    idx[1::2] = np.minimum(hi, n - 1)
-    if hi[-1] >= n:  # the last range runs to the end of y: reduceat's last index does just that
-        idx = idx[:-1]
-    return ufunc.reduceat(y, idx, axis=-1)[..., 0::2]
-
-
-# per-sample quantities summed over each segment (rows of one buffer, one reduceat for all)
-_Q_X2, _Q_LAG1, _Q_LAG2, _Q_ZC, _Q_ACT = range(5)
+    The order is fixed by the code, not by numpy's choice of loop for the memory layout (``y.sum``
+    adds the contiguous axis pairwise but any other sequentially, so a segment's float32 sum could
+    change with the batch it is computed in; here it cannot, which keeps chunked and whole runs
+    bit-identical). Each step adds the entries from the largest power of two below the current
+    length onto the first ones; entries past a segment's end are zeros, so its sum depends on its own
+    length only, whatever the longest segment of the batch (adding 0.0 at the end turns a zero sum's
+    sign, which could depend on the order, into +0). ``log2(K)`` vectorized additions.
+    """
+    ys = np.moveaxis(y, axis, 0)
+    m = ys.shape[0]
+    while m > 1:
+        h = 1 << ((m - 1).bit_length() - 1)  # largest power of two below m
+        ys[: m - h] += ys[h:m]
+        m = h
+    ys[0] += 0.0
+    return ys[0]
 
 
 def segment_features(x: np.ndarray, env: np.ndarray, starts: np.ndarray, stops: np.ndarray,
@@ -66,63 +66,85 @@ def segment_features(x: np.ndarray, env: np.ndarray, starts: np.ndarray, stops: 
     where ``env >= channel_on``. Returns ``content (G, C, F)`` float32, ``first (G, C)`` (first active
     sample relative to the segment's start, -1 if none) and ``n_active (G, C)``.
 
-    Per-sample quantities over the stretch are reduced per segment (``np.add.reduceat``); products
-    with a neighbour outside the segment count as zero, so a token sees its own segment only.
+    The same as :func:`segment_features_rows` on the transposed (time-major) arrays.
     """
-    c, n = x.shape
+    return segment_features_rows(np.ascontiguousarray(np.asarray(x).T), np.ascontiguousarray(np.asarray(env).T),
+                                 starts, stops, channel_on)
+
+
+def segment_features_rows(xt: np.ndarray, et: np.ndarray, starts: np.ndarray, stops: np.ndarray,
+                          channel_on: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`segment_features` on time-major arrays: ``xt``, ``et`` are ``(L, C)`` (one row per
+    sample), best C-contiguous (the detector keeps its history this way).
+
+    Only the samples inside segments are read (never the rest between events): their rows are
+    gathered into a dense ``(K, G, C)`` block (``K`` the longest segment, shorter ones padded with
+    zeros), and the envelope's into ``(4, P, G, C)`` (its :data:`N_SHAPE` parts of at most ``P``
+    samples, padded likewise). Gathering whole rows is a copy of ``C`` contiguous values per sample,
+    every per-sample quantity is then one vectorized pass over all segments, and the per-segment sums
+    take ``log2(K)`` additions (:func:`_sum_halving`) instead of one ``reduceat`` call per segment,
+    channel and quantity. Products with a neighbour outside the segment are not formed (or meet the
+    padding), so a token sees its own segment only.
+    """
+    c = xt.shape[1]
     a = np.asarray(starts, np.int64)
     b = np.asarray(stops, np.int64)
     g = a.shape[0]
     if g == 0:
         return np.zeros((0, c, N_FEATURES), np.float32), np.zeros((0, c), np.int64), np.zeros((0, c), np.int64)
     L = b - a
+    k_max = int(L.max())
+
+    # signal: x^2, lag-1 and lag-2 products (at the later sample), zero crossings; (4, K, G, C)
+    k = np.arange(k_max)[:, None]
+    xs = np.take(xt, a + np.minimum(k, L - 1), axis=0)  # (K, G, C)
+    pad = k >= L  # past the segment's end
+    if pad.any():
+        xs[pad] = 0.0
+    q = np.empty((4, k_max, g, c), np.float32)
+    q[1:3, :1] = 0.0  # no neighbour before the first sample
+    q[2, 1:2] = 0.0
+    np.multiply(xs, xs, out=q[0])
+    np.multiply(xs[1:], xs[:-1], out=q[1, 1:])  # x[i] x[i-1]
+    np.multiply(xs[2:], xs[:-2], out=q[2, 2:])  # x[i] x[i-2]
+    np.less(q[1], 0, out=q[3])
+    s_x2, s_lag1, s_lag2, s_zc = _sum_halving(q, 1).astype(np.float64)  # each (G, C)
+
+    # envelope and activity over N_SHAPE parts [ceil(jL/4), ceil((j+1)L/4)); (2, 4, P, G, C)
+    edges = -(-(L * np.arange(N_SHAPE + 1)[:, None]) // N_SHAPE)  # (5, G)
+    cnt = np.diff(edges, axis=0)  # (4, G)
+    p_max = int(cnt.max())
+    offs = edges[:-1, None, :] + np.arange(p_max)[None, :, None]  # (4, P, G): sample in the segment
+    e = np.empty((2, N_SHAPE, p_max, g, c), np.float32)
+    np.take(et, a + np.minimum(offs, L - 1), axis=0, out=e[0], mode="clip")  # in range; "raise" would copy
+    np.greater_equal(e[0], channel_on, out=e[1])
+    ppad = offs >= edges[1:, None, :]  # past the part's end
+    if ppad.any():
+        e[:, ppad] = 0.0
+    # first active sample: parts and samples are in time order, padding is never active
+    n_pos = N_SHAPE * p_max
+    score = e[1].reshape(n_pos, g, c) * np.arange(n_pos, 0, -1, dtype=np.float32)[:, None, None]
+    best = score.max(axis=0).astype(np.int64)  # (G, C): n_pos - position of the first active, 0 if none
+    at = offs.reshape(n_pos, g)[n_pos - np.maximum(best, 1), np.arange(g)[:, None]]
+    first = np.where(best > 0, at, -1)
+    parts, act = _sum_halving(e, 2).astype(np.float64)  # (4, G, C) each
+    n_active = act.sum(axis=0).astype(np.int64)  # (G, C)
+
+    # the features, (F, G, C) in float64; a ratio without a defined value (no pair, no signal) is 0
     length = L.astype(np.float64)[:, None]  # (G, 1)
-    n_pair = np.maximum(L - 1, 0).astype(np.float64)[:, None]
-    n_trip = np.maximum(L - 2, 0).astype(np.float64)[:, None]
-    out = np.empty((g, c, N_FEATURES))
-
-    # amplitude and envelope shape over N_SHAPE parts [a + ceil(jL/4), a + ceil((j+1)L/4))
-    edges = a[:, None] + -(-(L[:, None] * np.arange(N_SHAPE + 1)[None, :]) // N_SHAPE)  # (G, 5)
-    cnt = np.diff(edges, axis=1).astype(np.float64)  # (G, 4)
-    lo = edges[:, :-1].reshape(-1)
-    hi = edges[:, 1:].reshape(-1)
-    keep = hi > lo
-    if keep.all():
-        parts = _reduce(np.add, env, lo, hi).astype(np.float64)
-    else:
-        parts = np.zeros((c, g * N_SHAPE))
-        parts[:, keep] = _reduce(np.add, env, lo[keep], hi[keep])
-    parts = parts.reshape(c, g, N_SHAPE).transpose(1, 0, 2)  # (G, C, 4)
-    mean_env = parts.sum(-1) / length
-    out[..., 0] = np.log(mean_env + _EPS_ENV)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shape = np.log((parts / cnt[:, None, :] + _EPS_ENV) / (mean_env[..., None] + _EPS_ENV))
-    out[..., 1:1 + N_SHAPE] = np.where(cnt[:, None, :] > 0, shape, 0.0)
-
-    # per-sample quantities: x^2, lag-1 and lag-2 products, zero crossings, activity
-    q = np.empty((5, c, n), x.dtype)
-    np.multiply(x, x, out=q[_Q_X2])
-    q[_Q_LAG1, :, 0] = 0.0
-    np.multiply(x[:, 1:], x[:, :-1], out=q[_Q_LAG1, :, 1:])  # x[i] x[i-1], at i
-    q[_Q_LAG1][:, a] = 0.0  # the neighbour is outside the segment
-    q[_Q_LAG2, :, 0] = 0.0
-    q[_Q_LAG2, :, -1] = 0.0
-    np.multiply(x[:, 2:], x[:, :-2], out=q[_Q_LAG2, :, 1:-1])  # x[i+1] x[i-1], at i
-    q[_Q_LAG2][:, a] = 0.0
-    q[_Q_LAG2][:, b - 1] = 0.0
-    np.less(q[_Q_LAG1], 0, out=q[_Q_ZC])
-    act = env >= channel_on
-    q[_Q_ACT] = act
-    sums = _reduce(np.add, q, a, b).transpose(2, 1, 0).astype(np.float64)  # (G, C, 5)
-
-    m0 = sums[..., _Q_X2] / length
-    out[..., 5] = _div(sums[..., _Q_ZC], n_pair)
-    out[..., 6] = _div(_div(sums[..., _Q_LAG1], n_pair), m0)  # lag-1 autocorrelation, ~cos(w)
-    out[..., 7] = _div(_div(sums[..., _Q_LAG2], n_trip), m0)  # lag-2 autocorrelation, ~cos(2w)
-    n_active = sums[..., _Q_ACT].astype(np.int64)
-    out[..., 8] = n_active / length
-    # first active sample of each segment
-    pos = np.where(act, np.arange(n, dtype=np.int32)[None, :], np.int32(n))
-    first_abs = _reduce(np.minimum, pos, a, b).T  # (G, C)
-    first = np.where(first_abs < b[:, None], first_abs - a[:, None], -1)
-    return out.astype(np.float32), first, n_active
+    out = np.zeros((N_FEATURES, g, c))
+    mean_env = parts.sum(axis=0) / length  # (G, C)
+    np.log(mean_env + _EPS_ENV, out=out[0])
+    cntf = cnt.astype(np.float64)[:, :, None]  # (4, G, 1); an empty part (segments under 4 samples) is 0
+    shape = np.log((parts / np.maximum(cntf, 1.0) + _EPS_ENV) / (mean_env + _EPS_ENV))  # (4, G, C)
+    out[1:1 + N_SHAPE] = np.where(cntf > 0, shape, 0.0)
+    # sums over no pair (no triple) are 0, so dividing them by 1 instead gives the 0
+    n_pair = np.maximum(L - 1, 1).astype(np.float64)[:, None]
+    n_trip = np.maximum(L - 2, 1).astype(np.float64)[:, None]
+    m0 = s_x2 / length
+    has = m0 > 0
+    np.divide(s_zc, n_pair, out=out[5])
+    np.divide(s_lag1 / n_pair, m0, out=out[6], where=has)  # lag-1 autocorrelation, ~cos(w)
+    np.divide(s_lag2 / n_trip, m0, out=out[7], where=has)  # lag-2 autocorrelation, ~cos(2w)
+    np.divide(n_active, length, out=out[8])
+    return out.transpose(1, 2, 0).astype(np.float32), first, n_active

@@ -18,6 +18,7 @@ of ``window_ms`` (restarting at each recording) is one group, with the same toke
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,7 +81,7 @@ class WindowDetector(EventDetector):
         st = self._st
         k = st.next_event
         st.next_event += 1
-        self._pending.append((k, 0, np.array([self._wstart]), np.array([end]), self._wstart))
+        self._pending.append((k, 0, [self._wstart], end, self._wstart))
         self._events.append(Event(k, self._wstart, end, end - 1, False, False, 1))
         self._wstart = end
 
@@ -180,13 +181,14 @@ def tokenize_session(recs: Sequence[Recording], config: DetectorConfig | None = 
     events = det.pop_events()
     total = int(offsets[-1])
     rec_of_group = np.searchsorted(offsets, groups.start, side="right") - 1
+    bounds = offsets.tolist()
     pieces = []
     if window_ms is None:
         for e in events:
-            first = int(np.searchsorted(offsets, e.onset, side="right") - 1)
-            last = int(np.searchsorted(offsets, max(e.offset - 1, e.onset), side="right") - 1)
+            first = bisect_right(bounds, e.onset) - 1  # plain ints: one event at a time, numpy costs more
+            last = bisect_right(bounds, max(e.offset - 1, e.onset)) - 1
             for i in range(first, min(last, len(recs) - 1) + 1):
-                a, b = int(offsets[i]), int(offsets[i + 1])
+                a, b = bounds[i], bounds[i + 1]
                 pieces.append({"recording": i, "event": e.event, "onset": max(e.onset, a) - a,
                                "offset": min(e.offset, b) - a, "confirmed_at": e.confirmed_at - a,
                                "event_onset": e.onset - a,
