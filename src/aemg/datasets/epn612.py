@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from aemg.datasets._files import WarningCounter, check_finite, natural_key, rel, subject_id, warn_missing
+from aemg.datasets._common import WarningCounter, check_finite, natural_key, relpath, subject_id, warn_missing
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
@@ -105,7 +105,7 @@ class Epn612Reader:
                              [f"{folder}/user{i}" for i in range(1, USERS_PER_PART + 1) if f"user{i}" not in present])
                 for user, path in parts[part]:
                     if not path.is_file():
-                        warnings.add("user folder without its userN.json (skipped)", rel(path.parent, root))
+                        warnings.add("user folder without its userN.json (skipped)", relpath(path.parent, root))
                         continue
                     yield from self._read_user(root, path, part, user, warnings)
         finally:
@@ -113,7 +113,7 @@ class Epn612Reader:
 
     def _read_user(self, root: Path, path: Path, part: str, user: str,
                    warnings: WarningCounter) -> Iterator[Recording]:
-        src = rel(path, root)
+        src = relpath(path, root)
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

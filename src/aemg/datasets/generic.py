@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._files import as_signal, check_finite
+from aemg.datasets._common import as_signal, check_finite
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import Layout, get_layout

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._files import SINGLE_PART, as_signal, rel, subject_id, warn_missing
+from aemg.datasets._common import SINGLE_PART, as_signal, relpath, subject_id, warn_missing
 from aemg.datasets.base import DatasetInfo
 from aemg.datasets.ninapro import load_mat
 from aemg.errors import DataFormatError
@@ -144,7 +144,7 @@ class McsEmgReader:
             if not 1 <= ident <= N_SUBJECTS:
                 raise DataFormatError(path, f"participant iD in 1..{N_SUBJECTS}", f"found {ident}")
             if ident in seen:
-                raise DataFormatError(path, "one file per participant", f"iD {ident} also in {rel(seen[ident], root)}")
+                raise DataFormatError(path, "one file per participant", f"iD {ident} also in {relpath(seen[ident], root)}")
             seen[ident] = path
         warn_missing(log, NAME, "participants", [f"p{i}" for i in range(1, N_SUBJECTS + 1) if i not in seen])
         for ident, path in sorted(seen.items()):
@@ -168,7 +168,7 @@ class McsEmgReader:
                 signal=signal, fs=FS, units="adc", electrodes=layout.electrodes, dataset=NAME, subject=sid,
                 session="session1", session_order=0, labels=labels, label_names=GESTURES, gesture_keys=keys,
                 repetition=repetition, attrs=attrs, layout_rotation_unknown=layout.rotation_unknown,
-                source_file=rel(path, root), recording_id=f"{sid}/session1/raw", order=0,
+                source_file=relpath(path, root), recording_id=f"{sid}/session1/raw", order=0,
             )
 
 

@@ -41,13 +41,13 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._files import (
+from aemg.datasets._common import (
     SINGLE_PART,
     WarningCounter,
     as_column,
     as_signal,
     chronological_runs,
-    rel,
+    relpath,
     subject_id,
     warn_missing,
 )
@@ -196,11 +196,11 @@ class NinaproReader:
             subj, e = int(m.group(1)), int(m.group(2) or m.group(3))
             if e not in self.spec.exercises:
                 log.warning("%s: ignoring %s: exercise E%d is not part of %s (expected E%s)", self.info.name,
-                            rel(path, root), e, self.info.name, "/E".join(str(x) for x in sorted(self.spec.exercises)))
+                            relpath(path, root), e, self.info.name, "/E".join(str(x) for x in sorted(self.spec.exercises)))
                 continue
             if (subj, e) in found:
                 raise DataFormatError(path, f"one file for subject {subj} exercise E{e}",
-                                      f"also found {rel(found[(subj, e)], root)}")
+                                      f"also found {relpath(found[(subj, e)], root)}")
             found[(subj, e)] = path
         if not found:
             raise DataFormatError(root, f"{self.info.name} files named S{{n}}_E{{e}}_A1.mat or S{{n}}_A1_E{{e}}.mat "
@@ -232,7 +232,7 @@ class NinaproReader:
     def _read_file(self, root: Path, path: Path, subj: int, e: int, order: int, rest_count: int,
                    warnings: WarningCounter) -> tuple[Recording, int]:
         spec = self.spec
-        src = rel(path, root)
+        src = relpath(path, root)
         if spec.db_folder:
             parent = path.parent.name
             expected_folder = spec.db_folder.format(n=subj)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._files import SINGLE_PART, as_signal, natural_key, rel, subject_id, warn_missing
+from aemg.datasets._common import SINGLE_PART, as_signal, natural_key, relpath, subject_id, warn_missing
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
@@ -127,7 +127,7 @@ class ToroOssabaReader:
                     session="session1", session_order=0, labels=np.full(n, c, np.int32), label_names=GESTURES,
                     gesture_keys=keys, repetition=np.zeros(n, np.int32),
                     attrs={"fs_original": FS, "class_index": c, "subject_number": s},
-                    layout_rotation_unknown=layout.rotation_unknown, source_file=rel(path, root),
+                    layout_rotation_unknown=layout.rotation_unknown, source_file=relpath(path, root),
                     recording_id=f"{sid}/session1/{c}", order=order,
                 )
                 order += 1
