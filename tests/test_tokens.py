@@ -362,3 +362,66 @@ def test_fixed_window_tokenset():
     assert ts.meta["mode"] == "windows"
     assert ts.n_groups == sum(-(-r.n_samples // 40) for r in recs)
     assert all(len(s) for s in ts.sequences())  # every trial has windows
+
+
+def test_token_does_not_peek_past_its_segment_end():
+    """A group's token (content and metadata) depends only on samples before its segment's end."""
+    sig = noise_with_bursts([(2.0, 2.5)], seconds=8.0)
+    floor = estimate_floor([sig], FS)
+    _, g = run_detector(sig, floor=floor)
+    assert len(g) >= 5
+    k = 2  # a segment in the middle of the sustained burst
+    cut = int(g.stop[k])
+    pert = sig.copy()
+    pert[:, cut:] *= 1.7  # change every later sample (the burst stays on, so segment edges stay put)
+    pert[:3, cut:] = pert[:3, cut:][:, ::-1]
+    _, g2 = run_detector(pert, floor=floor)
+    assert g2.start[k] == g.start[k] and g2.stop[k] == cut
+    for f in fields(GroupBatch):
+        np.testing.assert_array_equal(getattr(g, f.name)[: k + 1], getattr(g2, f.name)[: k + 1],
+                                      err_msg=f.name)
+
+
+def test_group_ranks_follow_activation_onsets():
+    """End to end: ranks order channels by activation onset; ties share, never-active share the last."""
+    sig = noise_with_bursts([(2.0, 2.0)], seconds=6.0)
+    a = int(2.0 * FS)
+    floor = estimate_floor([noise_with_bursts([], seconds=6.0)], FS)
+    sig[6:, :] = 0.3 * noise_with_bursts([], seconds=6.0, seed=1)[6:]  # channels 6, 7 never activate
+    sig[4:6, a:a + 40] /= 8.0  # channels 4, 5 start 200 ms late, together (identical: a tie)
+    sig[5], floor[5] = sig[4], floor[4]
+    _, g = run_detector(sig, floor=floor)
+    last = g.rank[-1]
+    assert not g.active[-1, 6:].any() and g.active[-1, :6].all()
+    assert last[6] == last[7] == last.max()
+    assert last[4] == last[5] and last[4] > last[:4].max()
+    for row_rank, row_first in zip(g.rank, g.event_onset):
+        act = row_first >= 0
+        for i in np.flatnonzero(act):
+            for j in np.flatnonzero(act):
+                assert (row_rank[i] < row_rank[j]) == (row_first[i] < row_first[j])
+
+
+def test_pending_groups_are_the_first_groups_before_confirmation():
+    """Unconfirmed event: pending_groups() gives its closed segments early, equal to what is released
+    at confirmation, and calling it changes nothing."""
+    sig = noise_with_bursts([(2.0, 1.5), (5.0, 0.25)], seconds=8.0)  # the second is too short
+    floor = estimate_floor([sig], FS)
+    ev_ref, g_ref = run_detector(sig, chunk=7, floor=floor)
+    det = EventDetector(FS, floor)
+    parts, early, dropped = [], None, 0
+    for i in range(0, sig.shape[1], 7):
+        parts.append(det.process(sig[:, i:i + 7]))
+        p = det.pending_groups()
+        if len(p) and early is None and p.event[0] == 0:
+            early = (i + 7, p)
+        if len(p) and p.event[0] != 0:
+            dropped = max(dropped, len(p))
+    parts.append(det.flush())
+    assert det.pop_events() == ev_ref
+    assert_same_groups(GroupBatch.concat(parts, sig.shape[0]), g_ref)
+    seen_at, p = early
+    assert seen_at - int(g_ref.start[0]) <= det.span + 7  # first tokens within ~100 ms of the onset
+    for f in fields(GroupBatch):
+        np.testing.assert_array_equal(getattr(p, f.name), getattr(g_ref, f.name)[: len(p)], err_msg=f.name)
+    assert dropped >= 1 and len(ev_ref) == 1  # the short burst had provisional groups, then was dropped

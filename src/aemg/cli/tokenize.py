@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     if args.window_ms is not None and not args.window_ms > 0:
         raise ValueError(f"--window-ms must be > 0, got {args.window_ms}")
     corpus = Corpus(args.corpus)
+    if args.plot and args.plot not in set(corpus.recording_ids):  # fail before tokenizing everything
+        raise KeyError(f"{corpus.path}: no recording {args.plot!r}")
     ts = tokenize_corpus(corpus, window_ms=args.window_ms, notch=args.notch, progress=not args.json)
     path = ts.save(args.out or TokenSet.default_path(args.corpus, args.window_ms))
     out = {"path": str(path), **ts.metrics()}

@@ -438,6 +438,25 @@ class EventDetector:
         if not self._cuts or self._cuts[-1] != self._st.clock:
             self._cuts.append(self._st.clock)
 
+    def pending_groups(self) -> GroupBatch:
+        """Provisional groups of the event in progress that is not yet confirmed (shorter than the
+        minimum duration so far): its segments complete by now (``max_span`` each from its onset),
+        exactly as :meth:`process` will release them if the event is confirmed. Empty when there
+        is no unconfirmed event. Read-only: the detector's state and later outputs are unchanged.
+        A live decoder can act on these as soon as the first 100 ms segment closes and discard them
+        if the event is dropped (never confirmed; its id is then never released)."""
+        st = self._st
+        if st.phase == IDLE or st.confirmed:
+            return GroupBatch.empty(self.n_channels)
+        saved = (self._pending, self._cuts, st.seg_next, st.seg_count, st.cf_event, st.cf)
+        try:
+            self._pending, self._cuts = [], list(self._cuts)
+            self._emit(st.clock if st.phase == ACTIVE else st.last_off)
+            return self._compute_pending()
+        finally:
+            self._pending, self._cuts = saved[0], saved[1]
+            st.seg_next, st.seg_count, st.cf_event, st.cf = saved[2:]
+
     def _emit(self, limit: int, final: bool = False) -> None:
         """Queue the event's segments from ``seg_next``: those complete by ``limit`` (a segment is
         complete at ``max_span`` or at a recording boundary); with ``final``, also the last, shorter

@@ -69,6 +69,10 @@ class WindowDetector(EventDetector):
         self._hist.trim(self._wstart)
         return out
 
+    def pending_groups(self) -> GroupBatch:
+        """Windows need no confirmation: nothing is ever pending."""
+        return GroupBatch.empty(self.n_channels)
+
     def boundary(self) -> None:
         if self._wstart < self._st.clock:
             self._window(self._st.clock)
