@@ -75,8 +75,10 @@ def plot_recording(corpus: Any, recording_id: str, path: str | Path, *, tokens: 
                      color="tab:green")
         ax1.axvspan(a / fs, b / fs, ymin=0.97, ymax=1.0, color="tab:green", alpha=0.5)
     ax1.set_ylim(-0.7, rec.n_channels - 0.2)
-    ax1.set_title(f"{rec.dataset} {recording_id}: {int(sel.sum())} token groups, "
-                  f"{sum(q['recording'] == pos for q in out.pieces)} event pieces (orange)")
+    n_groups = int(sel.sum())
+    n_events = sum(q["recording"] == pos for q in out.pieces)
+    ax1.set_title(f"{rec.dataset} {recording_id}: {n_groups} token group{'s' * (n_groups != 1)}, "
+                  f"{n_events} event{'s' * (n_events != 1)} (orange)")
     for c in range(rec.n_channels):
         ax2.semilogy(t, np.maximum(en[c], 1e-2), lw=0.4, alpha=0.5)
     ax2.semilogy(t, np.maximum(level, 1e-2), lw=1.2, color="k", label=f"{cfg.combine} level")
