@@ -41,6 +41,7 @@ __all__ = [
     "chronological_runs",
     "subject_id",
     "warn_missing",
+    "read_csv",
 ]
 
 MYO_RANGE = (-128, 127)
@@ -314,3 +315,22 @@ def warn_missing(logger: logging.Logger, dataset: str, what: str, missing: Itera
     if missing:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
         logger.warning("%s: %d expected %s not found (read the rest): %s", dataset, len(missing), what, shown)
+
+
+def read_csv(path: Path, expected: str) -> np.ndarray:
+    """A comma-separated numeric file with an optional header line, as a float64 ``(rows, columns)``.
+
+    The first line is a header when it does not parse as numbers. Any read or parse failure raises
+    :class:`DataFormatError` naming ``path`` and ``expected``.
+    """
+    try:
+        with Path(path).open(encoding="utf-8") as f:
+            first = f.readline()
+        try:
+            [float(x) for x in first.strip().split(",")]
+            skip = 0
+        except ValueError:
+            skip = 1
+        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataFormatError(path, expected, f"{type(exc).__name__}: {exc}") from exc

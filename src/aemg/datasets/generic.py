@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._common import as_signal, check_finite
+from aemg.datasets._common import as_signal, check_finite, read_csv
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import Layout, get_layout
@@ -147,14 +147,7 @@ def load_signal(path: Path, where: str) -> np.ndarray:
         if suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         elif suffix == ".csv":
-            with path.open(encoding="utf-8") as f:
-                first = f.readline()
-            try:
-                [float(x) for x in first.strip().split(",")]
-                skip = 0
-            except ValueError:
-                skip = 1
-            arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+            arr = read_csv(path, f"a readable .csv signal file, samples x channels ({where})")
         else:
             raise DataFormatError(path, f"a .npy or .csv signal file ({where})", f"found suffix {suffix!r}")
     except DataFormatError:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._common import SINGLE_PART, as_signal, relpath, subject_id, warn_missing
+from aemg.datasets._common import SINGLE_PART, as_signal, read_csv, relpath, subject_id, warn_missing
 from aemg.datasets.base import DatasetInfo
 from aemg.datasets.ninapro import load_mat
 from aemg.errors import DataFormatError
@@ -173,19 +173,7 @@ class McsEmgReader:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    try:
-        with path.open(encoding="utf-8") as f:
-            first = f.readline()
-        try:
-            [float(x) for x in first.strip().split(",")]
-            skip = 0
-        except ValueError:
-            skip = 1
-        data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataFormatError(path, f"comma-separated rows of {N_CHANNELS} numbers (optional header)",
-                              f"{type(exc).__name__}: {exc}") from exc
-    return data
+    return read_csv(path, f"comma-separated rows of {N_CHANNELS} numbers (optional header)")
 
 
 READER = McsEmgReader()
