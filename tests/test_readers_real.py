@@ -606,3 +606,16 @@ def test_3dc_bad_inputs(tmp_path):
     emg = _3dc_copy(tmp_path / "trunc")
     (emg / name).write_bytes((emg / name).read_bytes()[:-7])
     _raises("3dc", tmp_path / "trunc", name)
+
+
+@pytest.mark.parametrize("name, folder", [("3dc", "3dc"), ("cote-allard", "cote-allard"), ("ciil", "ciil")])
+def test_absent_subjects_reported_by_read_not_by_files(name, folder, caplog):
+    """``files()`` (checksums) and ``read()`` list the same folders; only ``read()`` reports absences,
+    so a prepare logs each report once."""
+    reader = get_reader(name)
+    with caplog.at_level(logging.WARNING):
+        reader.files(DATA / folder)
+    assert not [r for r in caplog.records if "absent" in r.getMessage()]
+    with caplog.at_level(logging.WARNING):
+        next(iter(reader.read(DATA / folder)))
+    assert [r for r in caplog.records if "absent" in r.getMessage()]

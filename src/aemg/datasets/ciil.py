@@ -89,19 +89,21 @@ class CiilReader:
 
     info = INFO
 
-    def _sessions(self, root: Path) -> tuple[Path, list[tuple[str, str, int, str, Path]]]:
+    def _sessions(self, root: Path, report_absent: bool = True) -> tuple[Path, list[tuple[str, str, int, str, Path]]]:
         """The dataset root and ``(part id, subject, session_order, session, folder)`` of each session."""
         base = find_root(root, tuple(PARTS), EXPECTED)
         found = []
         for folder, (part, train, test_glob, n_full) in PARTS.items():
             part_dir = base / folder
             if not part_dir.is_dir():
-                log.warning("%s: part %s absent from %s", NAME, folder, base)
+                if report_absent:
+                    log.warning("%s: part %s absent from %s", NAME, folder, base)
                 continue
             subjects = sorted((p for p in part_dir.iterdir() if p.is_dir() and re.fullmatch(r"subject\d+", p.name)),
                               key=lambda p: natural_key(p.name))
-            warn_absent(log, NAME, part_dir, f"{folder} subjects", [f"subject{i}" for i in range(n_full)],
-                        [p.name for p in subjects])
+            if report_absent:  # read() reports; files() lists the same folders silently
+                warn_absent(log, NAME, part_dir, f"{folder} subjects", [f"subject{i}" for i in range(n_full)],
+                            [p.name for p in subjects])
             for subj in subjects:
                 trials = sorted((p for p in subj.glob(test_glob) if p.is_dir() and re.fullmatch(r"trial_\d+", p.name)),
                                 key=lambda p: natural_key(p.name))
@@ -142,7 +144,7 @@ class CiilReader:
         return sorted(items)
 
     def files(self, root: Path) -> list[Path]:
-        _, sessions = self._sessions(Path(root))
+        _, sessions = self._sessions(Path(root), report_absent=False)
         return [p for *_, sess in sessions for _, _, p in self._session_files(sess)]
 
     def read(self, root: Path) -> Iterator[Recording]:

@@ -90,18 +90,20 @@ class CoteAllardReader:
 
     info = INFO
 
-    def _sessions(self, root: Path) -> list[tuple[str, str, int, Path]]:
+    def _sessions(self, root: Path, report_absent: bool = True) -> list[tuple[str, str, int, Path]]:
         """``(part id, subject name, session_order, session folder)`` of every session present."""
         base = find_root(root, tuple(PARTS), EXPECTED)
         found = []
         for folder, (part, sessions, full) in PARTS.items():
             part_dir = base / folder
             if not part_dir.is_dir():
-                log.warning("%s: part %s absent from %s", NAME, folder, base)
+                if report_absent:
+                    log.warning("%s: part %s absent from %s", NAME, folder, base)
                 continue
             subjects = sorted((p for p in part_dir.iterdir() if p.is_dir() and re.fullmatch(r"(Fe)?[Mm]ale\d+", p.name)),
                               key=lambda p: natural_key(p.name))
-            warn_absent(log, NAME, part_dir, f"{folder} subjects", full, [p.name for p in subjects])
+            if report_absent:  # read() reports; files() lists the same folders silently
+                warn_absent(log, NAME, part_dir, f"{folder} subjects", full, [p.name for p in subjects])
             for subj in subjects:
                 present = [s for s in sessions if (subj / s).is_dir()]
                 if not present:
@@ -116,7 +118,7 @@ class CoteAllardReader:
         return found
 
     def files(self, root: Path) -> list[Path]:
-        return [sess / f"classe_{n}.dat" for *_, sess in self._sessions(Path(root)) for n in range(N_FILES)]
+        return [sess / f"classe_{n}.dat" for *_, sess in self._sessions(Path(root), report_absent=False) for n in range(N_FILES)]
 
     def read(self, root: Path) -> Iterator[Recording]:
         root = Path(root)

@@ -79,13 +79,14 @@ class ThreeDCReader:
 
     info = INFO
 
-    def _sessions(self, root: Path) -> tuple[Path, list[tuple[str, int, str, Path]]]:
+    def _sessions(self, root: Path, report_absent: bool = True) -> tuple[Path, list[tuple[str, int, str, Path]]]:
         """The dataset root and ``(participant, session_order, session, EMG folder)`` of each session."""
         base = find_root(root, ("Participant*",), EXPECTED)
         parts = sorted((p for p in base.iterdir() if p.is_dir() and re.fullmatch(r"Participant\d+", p.name)),
                        key=lambda p: natural_key(p.name))
-        warn_absent(log, NAME, base, "participants", [f"Participant{i}" for i in range(1, N_PARTICIPANTS + 1)],
-                    [p.name for p in parts])
+        if report_absent:  # read() reports; files() lists the same folders silently
+            warn_absent(log, NAME, base, "participants", [f"Participant{i}" for i in range(1, N_PARTICIPANTS + 1)],
+                        [p.name for p in parts])
         found = []
         for part in parts:
             present = [s for s in SESSIONS if (part / s / "EMG").is_dir()]
@@ -120,7 +121,7 @@ class ThreeDCReader:
         return [(rep, g, p) for (rep, g), p in sorted(items.items())]
 
     def files(self, root: Path) -> list[Path]:
-        _, sessions = self._sessions(Path(root))
+        _, sessions = self._sessions(Path(root), report_absent=False)
         return [p for *_, emg in sessions for _, _, p in self._session_files(emg)]
 
     def read(self, root: Path) -> Iterator[Recording]:
