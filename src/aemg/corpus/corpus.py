@@ -18,8 +18,8 @@ from aemg.corpus import index as ix
 from aemg.corpus import store
 from aemg.corpus.pipeline import MARKER, PROVENANCE
 from aemg.corpus.provenance import FORMAT
-from aemg.datasets._common import natural_key
 from aemg.errors import DataFormatError
+from aemg.naming import natural_key
 from aemg.recording import Recording
 
 

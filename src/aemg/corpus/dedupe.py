@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from aemg.datasets._common import natural_key
+from aemg.naming import natural_key
 from aemg.recording import Recording
 
 

@@ -9,7 +9,6 @@ writes to, moves or deletes the user's files.
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from aemg.errors import DataFormatError
 from aemg.layouts import Layout
+from aemg.naming import natural_key
 from aemg.recording import Recording
 
 __all__ = [
@@ -67,12 +67,6 @@ class RepetitionCounter:
         rep = self._next.get(key, 0)
         self._next[key] = rep + 1
         return rep
-
-
-def natural_key(text: str) -> tuple[Any, ...]:
-    """Sort key that orders embedded integers numerically and ignores case (``gesture_2`` before
-    ``gesture_10``, ``user2`` before ``User10``)."""
-    return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text))
 
 
 def relpath(path: Path, root: Path) -> str:
