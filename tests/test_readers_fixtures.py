@@ -17,6 +17,7 @@ import pytest
 import scipy.io
 
 from aemg.datasets import get_reader
+from aemg.datasets._common import SINGLE_PART, subject_id, warn_absent
 from aemg.datasets.mcs_emg import McsEmgReader, McsTiming
 from aemg.errors import DataFormatError
 from aemg.recording import Recording
@@ -84,7 +85,7 @@ def test_ninapro_reads_published_layout(tmp_path, caplog, db, n_ch, fs, layout, 
     assert reader.info.fs == fs and reader.info.layout == layout and len(reader.info.gestures) == n_labels
     with caplog.at_level(logging.WARNING):
         recs = list(reader.read(tmp_path))
-    assert "subjects not found" in caplog.text  # only 2 of 10/40 subjects present: warned, not fatal
+    assert f"{reader.info.n_subjects - 2} subjects absent" in caplog.text  # only 2 of 10/40 present: warned, not fatal
     assert len(recs) == 6
     assert sorted({r.subject for r in recs}) == [f"ninapro-{db}/all/s1", f"ninapro-{db}/all/s2"]
     r0 = recs[0]
@@ -239,7 +240,7 @@ def test_epn612_reads_both_parts(tmp_path, caplog):
     assert reader.info.fs == 200.0 and reader.info.layout == "myo8" and reader.info.n_channels == 8
     with caplog.at_level(logging.WARNING):
         recs = list(reader.read(tmp_path))
-    assert "users in trainingJSON not found" in caplog.text
+    assert "304 trainingJSON users absent" in caplog.text
     assert len(recs) == 2 * 2 * 2 * 12  # parts x users x groups x samples
     subjects = sorted({r.subject for r in recs})
     assert subjects == ["emg-epn-612/testing/user1", "emg-epn-612/testing/user2",
@@ -322,7 +323,7 @@ def test_toro_ossaba_reads_published_layout(tmp_path, caplog):
     assert reader.info.fs == 1024.0 and reader.info.layout == "toro4"
     with caplog.at_level(logging.WARNING):
         recs = list(reader.read(tmp_path))
-    assert "subjects not found" in caplog.text
+    assert "6 subjects absent" in caplog.text
     assert len(recs) == 10
     assert sorted({r.subject for r in recs}) == ["toro-ossaba/all/subject1", "toro-ossaba/all/subject3"]
     r = recs[2]
@@ -386,7 +387,7 @@ def test_mcs_emg_reads_stated_layout(tmp_path, caplog):
     reader = McsEmgReader(_FAST)
     with caplog.at_level(logging.WARNING):
         recs = list(reader.read(tmp_path))
-    assert "participants not found" in caplog.text
+    assert "38 participants absent" in caplog.text
     assert [r.subject for r in recs] == ["mcs-emg/all/p1", "mcs-emg/all/p2"]
     r = recs[0]
     assert r.fs == 2000.0 and r.n_channels == 4 and r.electrodes[0].layout == "mcs4"
@@ -456,3 +457,30 @@ def test_attrs_are_json_serialisable(tmp_path):
     for r in recs:
         json.dumps(r.attrs)
         assert r.attrs["fs_original"] == r.fs and r.recording_id.startswith(r.subject)
+
+# ---------------------------------------------------------------------------------------------- shared helpers
+
+
+def test_absent_names_are_reported_once_in_one_format(caplog):
+    log = logging.getLogger("aemg.datasets.test")
+    expected = [f"s{i}" for i in range(1, 51)]
+    with caplog.at_level(logging.WARNING, logger="aemg.datasets.test"):
+        assert warn_absent(log, "demo", Path("/data/demo"), "subjects", expected, ["s2"]) == [
+            e for e in expected if e != "s2"]
+        assert warn_absent(log, "demo", Path("/data/demo"), "subjects", expected, expected) == []
+    (msg,) = [r.getMessage() for r in caplog.records]  # one warning; none when nothing is absent
+    assert msg.startswith(f"demo: 49 subjects absent from {Path('/data/demo')}: s1, s3, s4, ")
+    assert msg.endswith(", s41 ...")  # the first 40 names, then an ellipsis
+    assert subject_id("demo", SINGLE_PART, "s1") == "demo/all/s1"
+
+
+@pytest.mark.parametrize("name", ["toro-ossaba", "emg-epn-612"])
+def test_fixture_readers_report_absent_in_read_only(tmp_path, caplog, name):
+    (_write_toro if name == "toro-ossaba" else _write_epn)(tmp_path)
+    reader = get_reader(name)
+    with caplog.at_level(logging.WARNING):
+        assert reader.files(tmp_path)
+    assert not [r for r in caplog.records if "absent" in r.getMessage()]
+    with caplog.at_level(logging.WARNING):
+        list(reader.read(tmp_path))
+    assert [r for r in caplog.records if "absent" in r.getMessage()]

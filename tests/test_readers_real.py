@@ -511,7 +511,7 @@ def test_cote_allard_bad_inputs(tmp_path):
     assert len(recs) == 28 and recs[0].session_order == 1  # Test0 after training0, even alone
     assert sorted(int(r.repetition[0]) for r in recs) == [k for k in range(4) for _ in range(7)]  # 0..3 present
     assert any("lacks session(s) training0, Test1" in m for m in warnings)
-    assert any("part PreTrainingDataset absent" in m for m in warnings)
+    assert any("1 parts absent" in m and "PreTrainingDataset" in m for m in warnings)
 
     sess = _cote_copy(tmp_path / "trunc")
     (sess / "classe_5.dat").write_bytes((sess / "classe_5.dat").read_bytes()[:-3])

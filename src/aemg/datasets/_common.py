@@ -1,4 +1,5 @@
-"""Helpers shared by the dataset readers: strict file parsing and Recording assembly.
+"""Helpers shared by the dataset readers: strict file parsing, Recording assembly, subject ids
+and the one report of what is absent from a download.
 
 Used by every reader (the real-data ones and the fixture-tested Ninapro, EPN-612, Toro-Ossaba,
 MCS_EMG and generic readers). Every function here raises :class:`aemg.errors.DataFormatError` naming the offending file and what
@@ -18,30 +19,27 @@ import numpy as np
 
 from aemg.errors import DataFormatError
 from aemg.layouts import Layout
-from aemg.naming import natural_key
 from aemg.recording import Recording
 
 __all__ = [
     "MYO_RANGE",
-    "RepetitionCounter",
-    "check_range",
-    "find_root",
-    "myo_counts_from_scaled",
-    "natural_key",
-    "one_repetition_recording",
-    "read_int16_interleaved",
-    "read_numeric_text",
-    "relpath",
-    "warn_absent",
     "SINGLE_PART",
+    "RepetitionCounter",
     "WarningCounter",
     "as_column",
     "as_signal",
     "check_finite",
+    "check_range",
     "chronological_runs",
-    "subject_id",
-    "warn_missing",
+    "find_root",
+    "myo_counts_from_scaled",
+    "one_repetition_recording",
     "read_csv",
+    "read_int16_interleaved",
+    "read_numeric_text",
+    "relpath",
+    "subject_id",
+    "warn_absent",
 ]
 
 MYO_RANGE = (-128, 127)
@@ -186,17 +184,20 @@ def find_root(root: Path, candidates: Sequence[str], expected: str) -> Path:
                           "found none of " + ", ".join(candidates))
 
 
-def warn_absent(logger: logging.Logger, dataset: str, root: Path, kind: str, expected: Iterable[str],
+def warn_absent(logger: logging.Logger, dataset: str, where: Path, kind: str, expected: Iterable[str],
                 present: Iterable[str]) -> list[str]:
-    """Log one warning listing the ``expected`` names that are not ``present``; return them.
+    """Log one warning naming the ``expected`` names that are not ``present`` under ``where``; return them.
 
-    Public datasets are often downloaded in part: an absent subject is reported, never fatal.
+    Public datasets are often downloaded in part: absent subjects, parts or files are reported, never
+    fatal. Every reader reports through this one helper, from ``read()`` only (``files()`` stays
+    silent), so a prepare reports each absence once. Message:
+    ``"<dataset>: <n> <kind> absent from <where>: <first 40 names>[ ...]"``.
     """
     have = set(present)
     absent = [e for e in expected if e not in have]
     if absent:
         shown = ", ".join(absent[:40]) + (" ..." if len(absent) > 40 else "")
-        logger.warning("%s: %d %s absent from %s: %s", dataset, len(absent), kind, root, shown)
+        logger.warning("%s: %d %s absent from %s: %s", dataset, len(absent), kind, where, shown)
     return absent
 
 
@@ -225,12 +226,14 @@ def one_repetition_recording(samples: np.ndarray, *, path: Path, root: Path, fs:
 
 
 SINGLE_PART = "all"
-"""Part name in subject ids of datasets that have no parts of their own (``ninapro-db2/all/s1``)."""
+"""Part name in subject ids of datasets that have no parts of their own (``ninapro-db2/all/s1``).
+
+The one spelling of "this dataset has no parts": every such reader passes it to :func:`subject_id`."""
 
 
 def subject_id(dataset: str, part: str, name: str) -> str:
-    """Corpus-unique subject id ``dataset/part/name`` (DESIGN.md); ``part`` is ``"all"`` when the
-    dataset has no parts."""
+    """Corpus-unique subject id ``dataset/part/name`` (DESIGN.md); ``part`` is :data:`SINGLE_PART`
+    (``"all"``) when the dataset has no parts."""
     return f"{dataset}/{part}/{name}"
 
 
@@ -301,14 +304,6 @@ class WarningCounter:
             shown = "; ".join(examples[:3]) + (" ..." if len(examples) > 3 else "")
             self.logger.warning("%s: %s in %d case(s): %s", self.dataset, kind, len(examples), shown)
         self._items.clear()
-
-
-def warn_missing(logger: logging.Logger, dataset: str, what: str, missing: Iterable[str]) -> None:
-    """Log (not raise) that expected subjects or files are absent from the user's download."""
-    missing = list(missing)
-    if missing:
-        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        logger.warning("%s: %d expected %s not found (read the rest): %s", dataset, len(missing), what, shown)
 
 
 def read_csv(path: Path, expected: str) -> np.ndarray:

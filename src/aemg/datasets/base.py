@@ -43,7 +43,8 @@ class DatasetInfo:
 class Reader(Protocol):
     """A dataset reader: ``files`` lists the raw files it will read, ``read`` yields Recordings.
 
-    ``read`` reports subjects absent from the download with a logged warning (not an error), raises
+    ``read`` reports subjects absent from the download with one logged warning through
+    :func:`aemg.datasets._common.warn_absent` (not an error; ``files`` stays silent), raises
     :class:`aemg.errors.DataFormatError` for a malformed file, and yields recordings in time order
     within each subject and session (``Recording.order``).
     """

@@ -34,14 +34,15 @@ from aemg.datasets._common import (
     RepetitionCounter,
     check_range,
     find_root,
-    natural_key,
     one_repetition_recording,
     read_numeric_text,
+    subject_id,
     warn_absent,
 )
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
+from aemg.naming import natural_key
 from aemg.recording import Recording
 from aemg.vocabulary import gesture_keys
 
@@ -92,12 +93,12 @@ class CiilReader:
     def _sessions(self, root: Path, report_absent: bool = True) -> tuple[Path, list[tuple[str, str, int, str, Path]]]:
         """The dataset root and ``(part id, subject, session_order, session, folder)`` of each session."""
         base = find_root(root, tuple(PARTS), EXPECTED)
+        if report_absent:  # read() reports; files() lists the same folders silently
+            warn_absent(log, NAME, base, "parts", list(PARTS), [f for f in PARTS if (base / f).is_dir()])
         found = []
         for folder, (part, train, test_glob, n_full) in PARTS.items():
             part_dir = base / folder
             if not part_dir.is_dir():
-                if report_absent:
-                    log.warning("%s: part %s absent from %s", NAME, folder, base)
                 continue
             subjects = sorted((p for p in part_dir.iterdir() if p.is_dir() and re.fullmatch(r"subject\d+", p.name)),
                               key=lambda p: natural_key(p.name))
@@ -152,7 +153,7 @@ class CiilReader:
         base, sessions = self._sessions(Path(root))
         reps = RepetitionCounter()  # sessions come in (part, subject, session_order) order
         for part, name, session_order, session, sess in sessions:
-            subject = f"{NAME}/{part}/{name}"
+            subject = subject_id(NAME, part, name)
             is_train = session_order == 0 and session in ("train", "training")
             for order, (rep, cls, path) in enumerate(self._session_files(sess)):
                 data = read_numeric_text(path, n_columns=layout.n_channels, delimiter=",", integer=True,

@@ -31,14 +31,15 @@ from aemg.datasets._common import (
     RepetitionCounter,
     check_range,
     find_root,
-    natural_key,
     one_repetition_recording,
     read_int16_interleaved,
+    subject_id,
     warn_absent,
 )
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
+from aemg.naming import natural_key
 from aemg.recording import Recording
 from aemg.vocabulary import gesture_keys
 
@@ -93,12 +94,12 @@ class CoteAllardReader:
     def _sessions(self, root: Path, report_absent: bool = True) -> list[tuple[str, str, int, Path]]:
         """``(part id, subject name, session_order, session folder)`` of every session present."""
         base = find_root(root, tuple(PARTS), EXPECTED)
+        if report_absent:  # read() reports; files() lists the same folders silently
+            warn_absent(log, NAME, base, "parts", list(PARTS), [f for f in PARTS if (base / f).is_dir()])
         found = []
         for folder, (part, sessions, full) in PARTS.items():
             part_dir = base / folder
             if not part_dir.is_dir():
-                if report_absent:
-                    log.warning("%s: part %s absent from %s", NAME, folder, base)
                 continue
             subjects = sorted((p for p in part_dir.iterdir() if p.is_dir() and re.fullmatch(r"(Fe)?[Mm]ale\d+", p.name)),
                               key=lambda p: natural_key(p.name))
@@ -125,7 +126,7 @@ class CoteAllardReader:
         layout = get_layout("myo8")
         reps = RepetitionCounter()  # sessions come in (part, subject, session_order) order
         for part, name, session_order, sess in self._sessions(root):
-            subject = f"{NAME}/{part}/{name}"
+            subject = subject_id(NAME, part, name)
             for extra in sess.glob("classe_*.dat"):
                 m = re.fullmatch(r"classe_(\d+)\.dat", extra.name)
                 if m is None or int(m.group(1)) >= N_FILES:

@@ -39,10 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from aemg.datasets._common import WarningCounter, check_finite, natural_key, relpath, subject_id, warn_missing
+from aemg.datasets._common import WarningCounter, check_finite, relpath, subject_id, warn_absent
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
+from aemg.naming import natural_key
 from aemg.recording import UNLABELLED, Recording
 from aemg.vocabulary import gesture_keys
 
@@ -94,15 +95,16 @@ class Epn612Reader:
     def read(self, root: Path) -> Iterator[Recording]:
         root = Path(root)
         parts = self._users(root)
-        warn_missing(log, NAME, "parts", [folder for part, folder in PARTS if part not in parts])
+        warn_absent(log, NAME, root, "parts", [folder for _, folder in PARTS],
+                    [folder for part, folder in PARTS if part in parts])
         warnings = WarningCounter(log, NAME)
         try:
             for part, folder in PARTS:
                 if part not in parts:
                     continue
                 present = {u for u, p in parts[part] if p.is_file()}
-                warn_missing(log, NAME, f"users in {folder}",
-                             [f"{folder}/user{i}" for i in range(1, USERS_PER_PART + 1) if f"user{i}" not in present])
+                warn_absent(log, NAME, root / folder, f"{folder} users",
+                            [f"user{i}" for i in range(1, USERS_PER_PART + 1)], present)
                 for user, path in parts[part]:
                     if not path.is_file():
                         warnings.add("user folder without its userN.json (skipped)", relpath(path.parent, root))

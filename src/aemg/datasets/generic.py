@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._common import as_signal, check_finite, read_csv
+from aemg.datasets._common import as_signal, check_finite, read_csv, subject_id
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import Layout, get_layout
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.csv"
 REQUIRED_COLUMNS = ("file", "subject", "session", "trial", "gesture", "fs", "layout")
 OPTIONAL_COLUMNS = ("repetition", "units")
-PART = "generic"
+PART = "generic"  # subject ids are generic/<dataset>/<subject>: the folder's name takes the part's place
 
 
 def dataset_name(folder: Path) -> str:
@@ -264,7 +264,7 @@ def read_manifest(manifest_dir: Path | str, dataset: str | None = None) -> Itera
         n = signal.shape[1]
         labels = np.full(n, names.index(row.gesture) if row.gesture else UNLABELLED, np.int32)
         repetition = np.full(n, rep, np.int32)
-        sid = f"{PART}/{name}/{row.subject}"
+        sid = subject_id(PART, name, row.subject)
         trial = row.trial or f"row{row.line}"
         rid = f"{sid}/{row.session}/{trial}"
         if rid in seen_ids:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._common import SINGLE_PART, as_signal, read_csv, relpath, subject_id, warn_missing
+from aemg.datasets._common import SINGLE_PART, as_signal, read_csv, relpath, subject_id, warn_absent
 from aemg.datasets.base import DatasetInfo
 from aemg.datasets.ninapro import load_mat
 from aemg.errors import DataFormatError
@@ -146,7 +146,8 @@ class McsEmgReader:
             if ident in seen:
                 raise DataFormatError(path, "one file per participant", f"iD {ident} also in {relpath(seen[ident], root)}")
             seen[ident] = path
-        warn_missing(log, NAME, "participants", [f"p{i}" for i in range(1, N_SUBJECTS + 1) if i not in seen])
+        warn_absent(log, NAME, root, "participants", [f"p{i}" for i in range(1, N_SUBJECTS + 1)],
+                    [f"p{i}" for i in seen])
         for ident, path in sorted(seen.items()):
             data = self._data(kind, path)
             signal = as_signal(data, path, N_CHANNELS, what="data")

@@ -49,7 +49,7 @@ from aemg.datasets._common import (
     chronological_runs,
     relpath,
     subject_id,
-    warn_missing,
+    warn_absent,
 )
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
@@ -215,10 +215,11 @@ class NinaproReader:
         root = Path(root)
         found = self._find(root)
         subjects = sorted({s for s, _ in found})
-        warn_missing(log, self.info.name, "subjects",
-                     [f"S{s}" for s in range(1, self.info.n_subjects + 1) if s not in subjects])
-        warn_missing(log, self.info.name, "exercise files",
-                     [f"S{s}_E{e}" for s in subjects for e in sorted(self.spec.exercises) if (s, e) not in found])
+        warn_absent(log, self.info.name, root, "subjects", [f"S{s}" for s in range(1, self.info.n_subjects + 1)],
+                    [f"S{s}" for s in subjects])
+        warn_absent(log, self.info.name, root, "exercise files",
+                    [f"S{s}_E{e}" for s in subjects for e in sorted(self.spec.exercises)],
+                    [f"S{s}_E{e}" for s, e in found])
         warnings = WarningCounter(log, self.info.name)
         try:
             for s in subjects:

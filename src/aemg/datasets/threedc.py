@@ -23,16 +23,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aemg.datasets._common import (
+    SINGLE_PART,
     RepetitionCounter,
     find_root,
-    natural_key,
     one_repetition_recording,
     read_numeric_text,
+    subject_id,
     warn_absent,
 )
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
+from aemg.naming import natural_key
 from aemg.recording import Recording
 from aemg.vocabulary import gesture_keys
 
@@ -49,7 +51,6 @@ KEYS = gesture_keys(NAME, GESTURES, MAPPING)
 N_REPS = 4
 SESSIONS = ("train", "test")  # in recording order
 N_PARTICIPANTS = 22
-PART = "all"  # subject ids are dataset/part/name; "all" for a dataset without parts (as the other readers)
 FILE_RE = re.compile(r"3dc_EMG_gesture_(\d+)_(\d+)\.txt")
 EXPECTED = "<root>/Participant<p>/{train,test}/EMG/3dc_EMG_gesture_<rep>_<gesture>.txt"
 
@@ -129,7 +130,7 @@ class ThreeDCReader:
         base, sessions = self._sessions(Path(root))
         reps = RepetitionCounter()  # sessions come in (participant, session_order) order
         for participant, session_order, session, emg in sessions:
-            subject = f"{NAME}/{PART}/{participant}"
+            subject = subject_id(NAME, SINGLE_PART, participant)
             for order, (rep, g, path) in enumerate(self._session_files(emg)):
                 data = read_numeric_text(path, n_columns=layout.n_channels, delimiter=",", integer=True,
                                          what="10 comma-separated integer columns (ADC counts), no header")

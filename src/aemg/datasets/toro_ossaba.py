@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._common import SINGLE_PART, as_signal, natural_key, relpath, subject_id, warn_missing
+from aemg.datasets._common import SINGLE_PART, as_signal, relpath, subject_id, warn_absent
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
+from aemg.naming import natural_key
 from aemg.recording import Recording
 from aemg.vocabulary import gesture_keys
 
@@ -102,13 +103,13 @@ class ToroOssabaReader:
     def read(self, root: Path) -> Iterator[Recording]:
         root = Path(root)
         subs = self._subjects(root)
-        present = {s for s, _ in subs}
-        warn_missing(log, NAME, "subjects", [f"subject {s}" for s in range(1, N_SUBJECTS + 1) if s not in present])
+        warn_absent(log, NAME, root, "subjects", [f"subject {s}" for s in range(1, N_SUBJECTS + 1)],
+                    [f"subject {s}" for s, _ in subs])
         layout = get_layout(INFO.layout, N_CHANNELS)
         keys = gesture_keys(NAME, GESTURES, {})
         for s, folder in subs:
-            missing = [f"{folder.name}/{c}.txt" for c in range(N_CLASSES) if not (folder / f"{c}.txt").is_file()]
-            warn_missing(log, NAME, "class files", missing)
+            warn_absent(log, NAME, folder, "class files", [f"{c}.txt" for c in range(N_CLASSES)],
+                        [f"{c}.txt" for c in range(N_CLASSES) if (folder / f"{c}.txt").is_file()])
             unexpected = [p.name for p in folder.glob("*.txt") if p.stem not in {str(c) for c in range(N_CLASSES)}]
             if unexpected:
                 log.warning("%s: %s: ignoring files outside the class scheme 0..%d.txt: %s", NAME, folder.name,

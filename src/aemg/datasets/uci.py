@@ -35,7 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._common import find_root, myo_counts_from_scaled, read_numeric_text, relpath, warn_absent
+from aemg.datasets._common import (
+    SINGLE_PART,
+    find_root,
+    myo_counts_from_scaled,
+    read_numeric_text,
+    relpath,
+    subject_id,
+    warn_absent,
+)
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import Layout, get_layout
@@ -56,7 +64,6 @@ HEADER = ("time", *(f"channel{i}" for i in range(1, 9)), "class")
 SCALE = 1e-5  # stored value = Myo count x SCALE
 FS_DEVICE = 200.0  # the Myo's EMG stream rate
 N_SUBJECTS = 36
-PART = "all"  # subject ids are dataset/part/name; "all" for a dataset without parts (as the other readers)
 FILE_RE = re.compile(r"([12])_raw_data_(\d{2})-(\d{2})_(\d{2})\.(\d{2})\.(\d{2})\.txt")
 EXPECTED = "<root>/[EMG_data_for_gestures-master/]<NN>/<1|2>_raw_data_<HH-MM>_<DD.MM.YY>.txt"
 
@@ -126,7 +133,7 @@ class UciReader:
             if sorted(s for _, s, _, _ in files) != [1, 2]:
                 log.warning("%s: subject %s has series %s (expected 1 and 2)", NAME, subj.name,
                             ", ".join(str(s) for _, s, _, _ in files))
-            subject = f"{NAME}/{PART}/{subj.name}"
+            subject = subject_id(NAME, SINGLE_PART, subj.name)
             dates = sorted({d for d, _, _, _ in files})
             rep_count = np.zeros(len(GESTURES), np.int64)  # repetitions so far per label, across the subject's files
             last_date = None
