@@ -12,7 +12,7 @@ import pytest
 
 from aemg.cli import main
 from aemg.datasets import REGISTRY, get_reader
-from aemg.layouts import LAYOUTS, get_layout, rotate
+from aemg.layouts import LAYOUTS, get_layout
 from aemg.recording import Electrode, Recording
 from aemg.vocabulary import VOCABULARY, gesture_key
 
@@ -64,11 +64,12 @@ def test_armband_layouts_are_equally_spaced_and_marked_rotation_unknown():
     assert all(not e.on_forearm for e in LAYOUTS["toro4"].electrodes)  # positions not published
 
 
-def test_rotate_and_flip_keep_spacing_and_unknowns():
-    electrodes = LAYOUTS["myo8"].electrodes
-    turned = rotate(electrodes, 90.0, flip=True)
-    assert turned[0].angle_deg == 90.0 and turned[1].angle_deg == 45.0
-    assert math.isnan(rotate(LAYOUTS["toro4"].electrodes, 30.0)[0].angle_deg)
+def test_unknown_layouts_have_n_channels_of_unknown_position():
+    layout = get_layout("unknown6", n_channels=6)
+    assert [e.index for e in layout.electrodes] == list(range(6)) and layout.rotation_unknown
+    assert all(math.isnan(e.angle_deg) and math.isnan(e.z) and not e.on_forearm for e in layout.electrodes)
+    with pytest.raises(ValueError, match="unknownN"):
+        get_layout("unknownsix")
 
 
 def test_layout_json_round_trip(tmp_path):

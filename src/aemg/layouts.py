@@ -20,7 +20,6 @@ forearm).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,14 +130,3 @@ def load_layout_json(path: Path) -> Layout:
         raise DataFormatError(path, 'a layout JSON {"name": ..., "electrodes": [{"site", "angle_deg", "z"}, ...]}',
                               f"{type(exc).__name__}: {exc}") from exc
 
-
-def rotate(electrodes: tuple[Electrode, ...], degrees: float, flip: bool = False) -> tuple[Electrode, ...]:
-    """Electrodes of an armband rotated by ``degrees`` (and mirrored around angle 0 when ``flip``)."""
-    out = []
-    for e in electrodes:
-        if math.isnan(e.angle_deg):
-            out.append(e)
-            continue
-        a = -e.angle_deg if flip else e.angle_deg
-        out.append(Electrode(e.site, (a + degrees) % 360.0, e.z, e.layout, e.index))
-    return tuple(out)
