@@ -104,7 +104,7 @@ def test_import_aemg_is_light():
 
 def test_registry_lists_every_reader_with_its_facts(capsys):
     assert {"uci-gestures", "cote-allard", "ciil", "3dc", "ninapro-db2", "ninapro-db4", "ninapro-db5",
-            "emg-epn-612", "toro-ossaba"} <= set(REGISTRY)
+            "emg-epn-612", "toro-ossaba", "long-term-semg", "myodisco"} <= set(REGISTRY)
     for name in REGISTRY:
         info = get_reader(name).info
         assert info.name == name and info.fs > 0 and info.n_channels > 0 and info.gestures

@@ -27,4 +27,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'':14s} gestures: {', '.join(i.gestures)}")
         print(f"{'':14s} cite: {i.citation}")
         print(f"{'':14s} get: {i.url}")
+        print(f"{'':14s} licence: {i.license}")
     return 0

@@ -47,6 +47,8 @@ RECORDING_COLUMNS: dict[str, tuple[str, str]] = {
     "raw_sha256": ("str", "sha256 of the raw signal as read (deduplication identity)"),
     "h5_file": ("str", "session HDF5 file, relative to the corpus folder"),
     "h5_group": ("str", "group of the recording inside h5_file"),
+    "recording_attrs": ("json", "the Recording's attrs (reader facts such as an armband or limb position, "
+                                "to split on)"),
 }
 TRIAL_COLUMNS: dict[str, tuple[str, str]] = {
     "recording_id": ("str", "recording holding the trial"),
@@ -77,7 +79,7 @@ SESSION_COLUMNS: dict[str, tuple[str, str]] = {
     "fingerprint": ("str", "sha256 of what the session file was built from (resume check)"),
 }
 TABLES = {"recordings": RECORDING_COLUMNS, "trials": TRIAL_COLUMNS, "sessions": SESSION_COLUMNS}
-ADDED_COLUMNS = {"mains_source": ""}
+ADDED_COLUMNS = {"mains_source": "", "recording_attrs": "{}"}
 """Columns added after format version 1, with the value a table written before them reads as."""
 
 
@@ -92,6 +94,7 @@ def recording_row(rec: Recording, *, h5_file: str, h5_group: str, raw_sha256: st
         "arm": rec.arm, "mains_hz": np.nan if rec.mains_hz is None else float(rec.mains_hz),
         "channel_flags": list(rec.channel_flags) or [""] * rec.n_channels, "n_trials": len(rec.trials()),
         "source_file": rec.source_file, "raw_sha256": raw_sha256, "h5_file": h5_file, "h5_group": h5_group,
+        "recording_attrs": dict(rec.attrs),
     }
 
 

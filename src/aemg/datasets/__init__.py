@@ -21,6 +21,8 @@ REGISTRY: dict[str, str] = {
     "emg-epn-612": "epn612",
     "toro-ossaba": "toro_ossaba",
     "mcs-emg": "mcs_emg",
+    "long-term-semg": "long_term_semg",
+    "myodisco": "myodisco",
 }
 
 
