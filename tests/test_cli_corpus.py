@@ -26,6 +26,7 @@ def test_help_documents_every_option(command, words, capsys):
         assert w in text, (command, w)
 
 
+@pytest.mark.slow
 def test_import_then_info_json_keeps_stdout_clean(tiny_dataset, tmp_path: Path):
     raw = tiny_dataset(duplicate=True)
     out = tmp_path / "corpus"
@@ -143,6 +144,7 @@ def test_ctrl_c_during_prepare_is_one_line_and_a_rerun_finishes(tiny_dataset, tm
     assert json.loads(capsys.readouterr().out)["n_subjects"] == 2
 
 
+@pytest.mark.slow
 def test_info_on_a_real_corpus(corpus_cote_allard, capsys):
     assert main(["info", str(corpus_cote_allard.path), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)

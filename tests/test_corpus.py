@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import pickle
@@ -17,6 +18,7 @@ from aemg.corpus.store import read_one, read_session, write_session
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
 from aemg.recording import Electrode, Recording
+from aemg.signal import harmonize_session
 
 NAN = float("nan")
 
@@ -66,6 +68,54 @@ def _rich_recording(i: int = 0, labelled: bool = True) -> Recording:
         processing=("rebuild_sample_and_hold(fs=200)", "resample(200)"))
 
 
+def _imports_within(package: Path, prefix: str) -> dict[str, set[str]]:
+    """``{module: modules of `prefix` it imports}`` for each .py file of ``package`` (top level and
+    inside functions alike; ``TYPE_CHECKING`` imports included)."""
+    out: dict[str, set[str]] = {}
+    for path in sorted(package.glob("*.py")):
+        mod = f"{prefix}.{path.stem}" if path.stem != "__init__" else prefix
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        out[mod] = {m for m in found if m.startswith(prefix + ".")} - {mod}
+    return out
+
+
+def test_corpus_modules_import_each_other_without_a_cycle():
+    import aemg.corpus
+
+    graph = _imports_within(Path(aemg.corpus.__file__).parent, "aemg.corpus")
+    graph = {m: {d for d in deps if d in graph} for m, deps in graph.items()}
+    assert "aemg.corpus.pipeline" not in graph["aemg.corpus.corpus"]
+    assert "aemg.corpus.corpus" in graph["aemg.corpus.pipeline"]
+    done: set[str] = set()
+
+    def visit(m: str, path: tuple[str, ...]) -> None:
+        assert m not in path, f"import cycle: {' -> '.join((*path, m))}"
+        if m in done:
+            return
+        for d in graph[m]:
+            visit(d, (*path, m))
+        done.add(m)
+
+    for m in graph:
+        visit(m, ())
+
+
+def test_pipeline_still_resolves_the_names_that_moved_to_aemg_signal():
+    from aemg.signal import harmonize
+
+    for name in ("harmonize_session", "resolve_mains", "native_rate", "SCALE_METHOD", "MAINS_WINDOW_S"):
+        assert getattr(prepare_mod, name) is getattr(harmonize, name)
+    assert prepare_mod.MARKER == ".aemg-prepare.json" and prepare_mod.PROVENANCE == "provenance.json"
+    assert prepare_mod.safe_name("3dc/all/Participant 1") == "3dc__all__Participant_1"
+    with pytest.raises(AttributeError):
+        prepare_mod.no_such_name  # noqa: B018
+
+
 def test_store_round_trip_is_bit_exact_with_equal_metadata(tmp_path: Path):
     recs = [_rich_recording(0), _rich_recording(1, labelled=False)]
     path = tmp_path / "s" / "Test0.h5"
@@ -89,7 +139,7 @@ def test_real_reader_recordings_round_trip_raw_and_harmonized(real_root: Path, t
     from aemg.datasets import get_reader
 
     recs = list(itertools.islice(get_reader("cote-allard").read(real_root / "cote-allard"), 3))
-    harmonized, scale = prepare_mod.harmonize_session(recs, 200.0)
+    harmonized, scale = harmonize_session(recs, 200.0)
     for name, group in (("raw", recs), ("harmonized", harmonized)):
         write_session(tmp_path / f"{name}.h5", group, scale=scale)
         for a, b in zip(group, read_session(tmp_path / f"{name}.h5"), strict=True):
@@ -258,6 +308,7 @@ def test_corpus_is_lazy_and_picklable(tiny_dataset, tmp_path: Path):
 
 # ---------------------------------------------------------------------------------------- real data
 
+@pytest.mark.slow
 def test_real_uci_rebuilt_at_true_rate(corpus_uci):
     c = corpus_uci
     assert c.subjects == [f"uci-gestures/all/{s}" for s in ("01", "04", "15", "26", "28", "31")]
@@ -282,6 +333,7 @@ def test_real_uci_rebuilt_at_true_rate(corpus_uci):
     assert abs(rec.duration_s - (t_ms[-1] - t_ms[0]) / 1000.0) < 0.05
 
 
+@pytest.mark.slow
 def test_real_cote_allard_duplicates_dropped(corpus_cote_allard):
     c = corpus_cote_allard
     assert c.subjects == ["cote-allard/evaluation/Female0", "cote-allard/evaluation/Female1",
@@ -296,6 +348,7 @@ def test_real_cote_allard_duplicates_dropped(corpus_cote_allard):
     assert c.fs == 200.0 and set(c.recordings["fs_original"]) == {200.0}
 
 
+@pytest.mark.slow
 def test_real_ciil_counts(corpus_ciil):
     c = corpus_ciil
     assert len(c.subjects) == 25 and c.provenance["dropped_duplicates"] == []
@@ -305,6 +358,7 @@ def test_real_ciil_counts(corpus_ciil):
     assert len(es) == 15 * 5 * 13 + 5 * 2  # subject13's extra trial_0
 
 
+@pytest.mark.slow
 def test_real_3dc_duplicates_and_mains(corpus_3dc):
     c = corpus_3dc
     assert c.subjects == [f"3dc/all/Participant{i}" for i in (1, 5, 13, 14)]

@@ -6,6 +6,7 @@ Synthetic cases check each definition exactly; real 3DC files (read directly wit
 
 from __future__ import annotations
 
+import ast
 import functools
 from pathlib import Path
 
@@ -23,15 +24,16 @@ from aemg.signal import (
     bandpass_sos,
     channel_qc,
     detect_mains,
+    divide_by_scale,
+    harmonize_session,
     make_causal_filter,
     notch_sos,
     remove_dc,
     resample,
+    resolve_mains,
     robust_scale,
+    session_scale,
 )
-
-DATA_3DC = Path("/work/shared/data/3dc")
-needs_3dc = pytest.mark.skipif(not DATA_3DC.is_dir(), reason="real 3DC data not available")
 
 
 def _rec(signal: np.ndarray, fs: float, **kw) -> Recording:
@@ -46,9 +48,10 @@ def _tone(freq: float, fs: float, seconds: float, amp: float = 1.0, phase: float
 
 
 @functools.cache
-def _read_3dc(participant: int, session: str, rep: int, gesture: int) -> np.ndarray:
-    """(10, T) float64 raw ADC counts of one 3DC EMG file (comma-separated ints, no header)."""
-    path = DATA_3DC / f"Participant{participant}" / session / "EMG" / f"3dc_EMG_gesture_{rep}_{gesture}.txt"
+def _read_3dc(root: Path, participant: int, session: str, rep: int, gesture: int) -> np.ndarray:
+    """(10, T) float64 raw ADC counts of one 3DC EMG file (comma-separated ints, no header) under
+    ``root`` (the real data folder, fixture ``real_root``)."""
+    path = root / "3dc" / f"Participant{participant}" / session / "EMG" / f"3dc_EMG_gesture_{rep}_{gesture}.txt"
     values = np.array(path.read_text().replace("\n", ",").split(","), dtype=np.float64)
     return values.reshape(-1, 10).T
 
@@ -69,6 +72,23 @@ def test_default_rate_is_200_hz_and_the_package_exports_the_contract():
     assert aemg.signal.rebuild_sample_and_hold is holds.rebuild_sample_and_hold
     with pytest.raises(AttributeError):
         aemg.signal.no_such_name  # noqa: B018
+    from aemg.signal import harmonize
+
+    for name in ("harmonize_session", "native_rate", "resolve_mains", "detect_session_mains"):
+        assert name in aemg.signal.__all__ and getattr(aemg.signal, name) is getattr(harmonize, name)
+
+
+def test_signal_imports_nothing_from_a_later_stage():
+    """aemg.signal sits before the corpus store: a live decoder calls it without the store or a model."""
+    import aemg.signal
+
+    later = ("aemg.corpus", "aemg.tokens", "aemg.model", "aemg.train", "aemg.cli", "aemg.datasets")
+    for path in sorted(Path(aemg.signal.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith(later), f"{path.name} imports {name}"
 
 
 def test_resample_keeps_frequency_and_amplitude_of_a_sine():
@@ -208,6 +228,19 @@ def test_apply_scale_divides_each_channel():
         apply_scale(rec, np.array([1.0, 0.0, 1.0]))
 
 
+def test_divide_by_scale_is_the_one_rule_and_leaves_bad_channels_as_they_are():
+    x = np.random.default_rng(4).standard_normal((4, 300)).astype(np.float32)
+    scale = np.array([2.0, 0.0, np.nan, -1.0])
+    y = divide_by_scale(x, scale)
+    assert y.dtype == np.float32 and y.flags.c_contiguous
+    assert np.array_equal(y[0], (x[0].astype(np.float64) / 2.0).astype(np.float32))
+    assert np.array_equal(y[1:], x[1:])  # zero, nan and negative scales: left as they are
+    good = np.array([1.0, 2.0, 4.0, 0.5])
+    assert np.array_equal(apply_scale(_rec(x, 200.0), good).signal, divide_by_scale(x, good))
+    with pytest.raises(ValueError):
+        divide_by_scale(x, np.ones(3))
+
+
 # ---------------------------------------------------------------- causal filters
 
 
@@ -228,6 +261,15 @@ def test_bandpass_defaults_to_a_20_hz_high_pass():
     for bad in ((200.0, 0.0), (200.0, 100.0), (0.0, 20.0)):
         with pytest.raises(ValueError):
             bandpass_sos(*bad)
+
+
+def test_make_causal_filter_is_the_band_pass_then_the_notch_designed_once():
+    f = make_causal_filter(1000.0, 3, 60.0, low=20.0, order=4)
+    assert np.array_equal(f.sos, np.vstack([bandpass_sos(1000.0, 20.0, None, 4), notch_sos(1000.0, 60.0)]))
+    assert np.array_equal(make_causal_filter(200.0, 2).sos, bandpass_sos(200.0))
+    assert np.array_equal(make_causal_filter(200.0, 2, 50.0, low=None).sos, notch_sos(200.0, 50.0))
+    g = make_causal_filter(1000.0, 5, 60.0, low=20.0, order=4)
+    assert g.n_channels == 5 and np.array_equal(g.sos, f.sos)  # the cached design, its own state
 
 
 def test_notch_covers_mains_and_harmonics_below_nyquist():
@@ -405,15 +447,42 @@ def test_detect_mains_says_none_without_a_line_or_data():
     assert detect_mains(rng.standard_normal((2, 1000)), 100.0) is None  # both candidates at/above Nyquist
 
 
-@needs_3dc
-def test_detect_mains_finds_60_hz_in_real_3dc_data():
-    p1 = [_read_3dc(1, "train", rep, g) for rep in range(2) for g in range(11)]
+def test_detect_mains_finds_60_hz_in_real_3dc_data(real_root: Path):
+    p1 = [_read_3dc(real_root, 1, "train", rep, g) for rep in range(2) for g in range(11)]
     assert detect_mains(np.concatenate(p1, axis=1), 1000.0) == 60.0
     per_file = [detect_mains(x, 1000.0) for x in p1]
     assert per_file.count(60.0) >= 0.7 * len(per_file) and 50.0 not in per_file
     # participants without a visible line are never called 50 Hz
-    others = [detect_mains(_read_3dc(p, "train", 0, g), 1000.0) for p in (5, 14) for g in range(0, 11, 2)]
+    others = [detect_mains(_read_3dc(real_root, p, "train", 0, g), 1000.0) for p in (5, 14) for g in range(0, 11, 2)]
     assert 50.0 not in others
+
+
+# ---------------------------------------------------------------- per-session harmonization
+
+
+def test_resolve_mains_falls_back_from_session_to_subject_dataset_and_declared():
+    detected = {("a", "1"): 60.0, ("a", "2"): None, ("b", "1"): 50.0, ("b", "2"): 50.0, ("c", "1"): None}
+    got = resolve_mains(detected, declared=60.0)
+    assert got[("a", "1")] == (60.0, "session")
+    assert got[("a", "2")] == (60.0, "subject")
+    assert got[("c", "1")] == (50.0, "dataset")  # the most common detection over the dataset
+    assert resolve_mains({("a", "1"): None}, declared=50) == {("a", "1"): (50.0, "declared")}
+    assert resolve_mains({("a", "1"): None}, declared=None) == {("a", "1"): (None, "none")}
+
+
+def test_harmonize_session_detects_mains_resamples_removes_dc_and_scales():
+    rng = np.random.default_rng(11)
+    fs = 1000.0
+    recs = [_rec(rng.normal(0, 1 + k, (3, 4000)) + 3 * _tone(60.0, fs, 4.0) + 25.0, fs,
+                 recording_id=f"r{k}", order=k) for k in range(4)]
+    out, scale = harmonize_session(recs, 200.0)
+    assert [r.fs for r in out] == [200.0] * 4 and all(r.n_samples == 800 for r in out)
+    assert all(r.mains_hz == 60.0 and r.attrs["mains_source"] == "session" for r in out)
+    assert all(r.channel_flags == ("", "", "") for r in out)
+    assert all(np.all(np.abs(np.median(r.signal, axis=1)) < 1e-3) for r in out)
+    assert scale.dtype == np.float64 and np.array_equal(scale, session_scale(out))
+    given, _ = harmonize_session(recs, 200.0, (50.0, "declared"))
+    assert given[0].mains_hz == 50.0 and given[0].attrs["mains_source"] == "declared"
 
 
 # ---------------------------------------------------------------- channel QC
@@ -448,12 +517,11 @@ def test_channel_qc_does_not_flag_clean_or_quiet_coarse_signals():
     assert channel_qc(_rec(np.zeros((2, 0)), 200.0)) == ("dead", "dead")
 
 
-@needs_3dc
-def test_channel_qc_on_real_3dc_flags_participant1_channel1_only():
-    p1 = [channel_qc(_rec(_read_3dc(1, "train", rep, g), 1000.0)) for rep in range(4) for g in range(11)]
+def test_channel_qc_on_real_3dc_flags_participant1_channel1_only(real_root: Path):
+    p1 = [channel_qc(_rec(_read_3dc(real_root, 1, "train", rep, g), 1000.0)) for rep in range(4) for g in range(11)]
     ch1 = [f[1] for f in p1]
     assert ch1.count("mains") >= 0.6 * len(p1)  # measured: 33 of 44 train files
     others = [flag for f in p1 for c, flag in enumerate(f) if c != 1]
     assert others.count("") == len(others)
-    p5 = [channel_qc(_rec(_read_3dc(5, "train", rep, g), 1000.0)) for rep in (0, 3) for g in range(11)]
+    p5 = [channel_qc(_rec(_read_3dc(real_root, 5, "train", rep, g), 1000.0)) for rep in (0, 3) for g in range(11)]
     assert all(flag == "" for f in p5 for flag in f)

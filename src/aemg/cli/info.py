@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 EPILOG = """\
 --json prints one JSON object on stdout (nothing else goes to stdout) with: dataset, fs, subjects
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _mains_sources(s: dict) -> str:
+def _mains_sources(s: dict[str, Any]) -> str:
     """`` (sessions: 2 from their own spectrum, 6 dataset)``: how the mains frequencies were found."""
     src = dict(s.get("mains_sources") or {})
     if not src:
@@ -40,7 +41,7 @@ def _mains_sources(s: dict) -> str:
     return f" (sessions: {', '.join(parts)})"
 
 
-def format_summary(s: dict) -> str:
+def format_summary(s: dict[str, Any]) -> str:
     """The human-readable summary of :meth:`aemg.corpus.Corpus.summary`."""
     lines = [
         f"corpus    {s['path']}",

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aemg.corpus import Corpus
 
 EPILOG = """\
 Pipeline, per subject and session: sample-and-hold logging rebuilt at the true rate (UCI), mains
@@ -48,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def report(corpus, as_json: bool) -> None:
+def report(corpus: Corpus, as_json: bool) -> None:
     """Print a finished corpus's summary (one line, or one JSON object)."""
     import json
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from aemg.corpus import index as ix
 from aemg.corpus import store
-from aemg.corpus.pipeline import MARKER, PROVENANCE
+from aemg.corpus.paths import MARKER, PROVENANCE
 from aemg.corpus.provenance import FORMAT
 from aemg.errors import DataFormatError
 from aemg.naming import natural_key
@@ -93,7 +93,7 @@ class Corpus:
         Label-free, measured after the causal 20 Hz high-pass and mains notch
         (:func:`aemg.signal.scale.session_scale`): a decoder runs
         ``make_causal_filter(corpus.fs, C, mains_hz)`` on its stream and divides each filtered chunk
-        by it (``y = f.process(chunk) / scale[:, None]``). docs/signal.md, "Live use".
+        by it (``y = divide_by_scale(f.process(chunk), scale)``). docs/signal.md, "Live use".
         """
         try:
             return self._scale[(subject, session)].copy()
@@ -103,8 +103,9 @@ class Corpus:
     def load(self, recording_id: str, scaled: bool = False) -> Recording:
         """One recording, read from its session file (opened and closed by this call).
 
-        ``scaled=True`` divides each channel by the session's robust scale (channels whose scale is
-        not a positive number are left as they are) and appends ``"robust_scale"`` to ``processing``.
+        ``scaled=True`` divides each channel by the session's robust scale
+        (:func:`aemg.signal.divide_by_scale`: channels whose scale is not a positive number are left
+        as they are) and appends ``"robust_scale"`` to ``processing``.
         """
         try:
             h5, group = self._where[recording_id]
@@ -115,9 +116,9 @@ class Corpus:
             raise DataFormatError(self.path / h5, f"recording {recording_id!r} in group {group}",
                                   f"found {rec.recording_id!r} (index and files disagree)")
         if scaled:
-            s = self.scale(rec.subject, rec.session)
-            s = np.where(np.isfinite(s) & (s > 0), s, 1.0)
-            rec = rec.with_step("robust_scale", signal=(rec.signal / s[:, None]).astype(np.float32))
+            from aemg.signal.scale import divide_by_scale  # scipy only when needed
+
+            rec = rec.with_step("robust_scale", signal=divide_by_scale(rec.signal, self.scale(rec.subject, rec.session)))
         return rec
 
     def iter_recordings(self, subject: str | None = None, session: str | None = None,

@@ -53,7 +53,7 @@ class Entry:
                 "source_file": self.source_file}
 
 
-def stable_key(e: Any) -> tuple[Any, ...]:
+def stable_key(e: Entry | Recording) -> tuple[Any, ...]:
     """Sort key of the corpus order: subject (natural order), session_order, session, order, id."""
     return (natural_key(e.subject), int(e.session_order), natural_key(e.session), int(e.order),
             natural_key(e.recording_id))

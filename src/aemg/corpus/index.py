@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from aemg.atomic import atomic_write_text
 from aemg.corpus.store import dumps
 from aemg.errors import DataFormatError
 from aemg.recording import Recording
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 INDEX_DIR = "index"
 
@@ -151,7 +154,7 @@ def write_table(folder: Path, name: str, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(Path(folder) / INDEX_DIR / f"{name}.csv", to_csv(rows, TABLES[name]))
 
 
-def read_table(folder: Path, name: str) -> Any:
+def read_table(folder: Path, name: str) -> pd.DataFrame:
     """An index table as a pandas DataFrame with the schema's column types."""
     import pandas as pd
 

@@ -215,12 +215,23 @@ def notch_sos(fs: float, mains_hz: float, *, width_hz: float = 5.0, harmonics: b
 def make_causal_filter(fs: float, n_channels: int, mains_hz: float | None = None, *, low: float | None = 20.0,
                        high: float | None = None, order: int = 4, width_hz: float = 5.0) -> CausalSOS:
     """The harmonization filter: :func:`bandpass_sos` cascaded with :func:`notch_sos` (when
-    ``mains_hz`` is given), as one :class:`CausalSOS` for ``n_channels`` channels at ``fs`` Hz."""
+    ``mains_hz`` is given), as one :class:`CausalSOS` for ``n_channels`` channels at ``fs`` Hz.
+
+    The design is computed once per setting (about 1.5 ms), so building a filter per session or
+    per recording costs only the state."""
+    return CausalSOS(_harmonization_sos(float(fs), low, high, int(order), mains_hz, float(width_hz)), n_channels)
+
+
+@lru_cache(maxsize=64)
+def _harmonization_sos(fs: float, low: float | None, high: float | None, order: int, mains_hz: float | None,
+                       width_hz: float) -> np.ndarray:
+    """The sections of :func:`make_causal_filter` (read-only; :class:`CausalSOS` copies them)."""
     sos = bandpass_sos(fs, low, high, order)
     if mains_hz is not None:
         notch = notch_sos(fs, mains_hz, width_hz=width_hz)
         sos = notch if np.array_equal(sos, IDENTITY_SOS) else np.vstack([sos, notch])
-    return CausalSOS(sos, n_channels)
+    sos.flags.writeable = False
+    return sos
 
 
 def apply_causal_filter(rec: Recording, *, notch: bool = True, low: float | None = 20.0, high: float | None = None,

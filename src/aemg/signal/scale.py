@@ -133,15 +133,32 @@ def session_scale(recordings: Iterable[Recording], *, low: float | None = 20.0, 
     return _pooled_window_rms(filtered, fs, window_ms, percentile)
 
 
+def divide_by_scale(signal: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``signal (C, n)`` divided channel by channel by ``scale (C,)``, as float32 (computed in float64).
+
+    The one place a stored scale is applied (:func:`apply_scale`, ``Corpus.load(scaled=True)``, a
+    live loop on filtered chunks). A channel whose scale is not a positive finite number is left as
+    it is, so a bad scale never makes infinities.
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    signal = np.asarray(signal)
+    if signal.ndim != 2 or scale.shape != (signal.shape[0],):
+        raise ValueError(f"scale must have shape ({signal.shape[0] if signal.ndim == 2 else 'C'},) for a (C, n) "
+                         f"signal, got scale {scale.shape} and signal {signal.shape}")
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    return np.ascontiguousarray(signal.astype(np.float64) / scale[:, None], dtype=np.float32)
+
+
 def apply_scale(rec: Recording, scale: np.ndarray) -> Recording:
     """Divide each channel by its ``scale`` (from :func:`robust_scale`); appends a ``"scale"`` step.
 
-    The scale itself is stored by the corpus per subject and session, not in the recording.
+    Strict: raises ValueError unless every scale is finite and > 0 (:func:`divide_by_scale` is
+    the lenient form). The scale itself is stored by the corpus per subject and session, not in
+    the recording.
     """
     scale = np.asarray(scale, dtype=np.float64)
     if scale.shape != (rec.n_channels,):
         raise ValueError(f"scale must have shape ({rec.n_channels},), got {scale.shape}")
     if not np.all(np.isfinite(scale) & (scale > 0)):
         raise ValueError(f"scale must be finite and > 0, got {scale}")
-    y = rec.signal.astype(np.float64) / scale[:, None]
-    return rec.with_step("scale(robust)", signal=np.ascontiguousarray(y, dtype=np.float32))
+    return rec.with_step("scale(robust)", signal=divide_by_scale(rec.signal, scale))

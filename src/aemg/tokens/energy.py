@@ -22,12 +22,11 @@ many datasets store one repetition per file that is already contracting from its
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from aemg.signal.filters import CausalSOS, bandpass_sos, notch_sos
+from aemg.signal.filters import make_causal_filter
 
 DTYPE = np.float32
 """Working precision after the high-pass filter (which runs in float64): float32 halves the memory
@@ -37,15 +36,6 @@ traffic of every later pass; a 100 ms sum of 20 values and ratios to the floor n
 def ms_to_samples(ms: float, fs: float) -> int:
     """``ms`` milliseconds as a whole number of samples at ``fs`` Hz (at least 1)."""
     return max(1, int(round(ms * fs / 1000.0)))
-
-
-@lru_cache(maxsize=64)
-def _design(fs: float, highpass_hz: float, order: int, mains_hz: float | None) -> np.ndarray:
-    """High-pass (and mains notch) second-order sections, designed once per setting."""
-    sos = bandpass_sos(fs, highpass_hz, None, order)
-    if mains_hz:
-        sos = np.vstack([sos, notch_sos(fs, mains_hz)])
-    return sos
 
 
 def _factor(w: int) -> int:
@@ -85,7 +75,8 @@ class EnergyEnvelope:
                  smooth_ms: float = 100.0, mains_hz: float | None = None) -> None:
         self.fs = float(fs)
         self.n_channels = int(n_channels)
-        self._filter = CausalSOS(_design(self.fs, highpass_hz, order, mains_hz), self.n_channels)
+        # the harmonization filter (designed once per setting); no notch when mains is unknown (None or 0)
+        self._filter = make_causal_filter(self.fs, self.n_channels, mains_hz or None, low=highpass_hz, order=order)
         self.warmup = ms_to_samples(smooth_ms, self.fs)
         self._p = _factor(self.warmup)
         self.reset()
