@@ -401,7 +401,7 @@ def test_collate_says_what_it_takes_and_refuses_the_other():
     assert rec["pad_mask"].shape == (2, 16) and rec["pad_mask"][1].all()
 
 
-def test_settings_are_stored_and_old_column_names_still_read(tmp_path):
+def test_settings_are_stored_and_old_column_names_still_read(tmp_path, monkeypatch):
     ts = tokenize_recordings(two_trial_recordings(), window_ms=150.0, notch=True)
     st = TokenSet.load(ts.save(tmp_path / "w.npz")).settings
     assert (st.mode, st.window_ms, st.notch, st.fs) == ("windows", 150.0, True, FS)
@@ -409,6 +409,7 @@ def test_settings_are_stored_and_old_column_names_still_read(tmp_path):
     old = dict(ts.meta)
     del old["notch"]  # a token set written before the setting was stored
     assert TokenSet.from_columns(ts.columns(), old).settings.notch is None
+    monkeypatch.setattr("aemg.tokens.tokenset._WARNED", set())
     with pytest.warns(DeprecationWarning, match="groups.start"):
         np.testing.assert_array_equal(ts.group_start, ts.groups.start)
     with pytest.raises(AttributeError):

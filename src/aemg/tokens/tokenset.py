@@ -130,6 +130,7 @@ TABLES: tuple[tuple[str, type[_Table]], ...] = (("tokens", Tokens), ("groups", G
 
 _LEGACY = {key: (attr, key[len(cls.PREFIX):]) for attr, cls in TABLES for key in cls.keys()}
 """The flat column names of the TokenSet before it had tables (``ts.group_start``): deprecated aliases."""
+_WARNED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,10 @@ class TokenSet:
         table = self.__dict__.get(attr)
         if table is None:  # not initialised (copying, unpickling)
             raise AttributeError(name)
-        warnings.warn(f"TokenSet.{name} is deprecated: use TokenSet.{attr}.{column}", DeprecationWarning,
-                      stacklevel=2)
+        if name not in _WARNED:  # once per name and process: a loop over recordings would repeat it
+            _WARNED.add(name)
+            warnings.warn(f"TokenSet.{name} is deprecated: use TokenSet.{attr}.{column}", DeprecationWarning,
+                          stacklevel=2)
         return getattr(table, column)
 
     # ------------------------------------------------------------------ facts
