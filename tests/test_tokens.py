@@ -295,6 +295,20 @@ def test_window_tokenizer_same_interface():
     assert len(whole.pop_events()) == len(g1)
 
 
+def test_window_tokenizer_state_dict_continues_exactly():
+    sig = noise_with_bursts([(1.0, 1.5)], seconds=4.0)
+    floor = estimate_floor([sig], FS)
+    ref = WindowDetector(FS, floor, 150.0)
+    g_ref = GroupBatch.concat([ref.process(sig), ref.flush()], 8)
+    det = WindowDetector(FS, floor, 150.0)
+    first = det.process(sig[:, :301])
+    det2 = WindowDetector(FS, floor, 150.0)
+    det2.load_state_dict(det.state_dict())
+    assert_same_groups(GroupBatch.concat([first, det2.process(sig[:, 301:]), det2.flush()], 8), g_ref)
+    with pytest.raises(ValueError):
+        WindowDetector(FS, floor, 200.0).load_state_dict(det.state_dict())
+
+
 def test_config_in_ms_and_floor_multiples():
     with pytest.raises(ValueError):
         DetectorConfig(on=2.0, off=3.0)
@@ -489,6 +503,7 @@ def test_pending_groups_are_the_first_groups_before_confirmation():
 
 # ---------------------------------------------------------------------------------------- plot
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [["--window-ms", "150"], ["--notch"]])
 def test_cli_plot_draws_the_stored_events_and_groups(tiny_dataset, tmp_path, monkeypatch, capsys, options):
     """``aemg tokenize --plot`` draws the token set's own events and groups (read from it, never

@@ -26,6 +26,10 @@ which is decided by counting, without sorting), then:
 
 An event whose combined level was above ``off`` from the first sample after a reset (the recording
 started mid-contraction) has ``open_start``; one still on at :meth:`flush` has ``open_end``.
+
+This module is the hysteresis and segmentation state machine only: the segments it cuts go to a
+:class:`~aemg.tokens.groups.GroupAssembler` (history buffer, token content, activation onsets and
+ranks), which the fixed-window tokenizer (:mod:`aemg.tokens.windows`) uses the same way.
 """
 
 from __future__ import annotations
