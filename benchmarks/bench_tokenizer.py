@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             t_tok = best_of(lambda recs=recs: tokenize_recordings(recs), args.repeat)
             t_ref = best_of(lambda recs=recs: [td_features(r.signal, r.fs) for r in recs], args.repeat)
             ts, peak = traced(lambda recs=recs: tokenize_recordings(recs))
-            out_bytes = sum(getattr(v, "nbytes", 0) for v in vars(ts).values())
+            out_bytes = sum(v.nbytes for v in ts.columns().values())
             biggest = max(sessions(recs).values())  # largest session's float32 signal, bytes
             row = {"recordings": len(recs), "channel_samples": int(cs), "fs": recs[0].fs,
                    "tokenizer_s": t_tok, "reference_s": t_ref, "tokenizer_cs_per_s": cs / t_tok,

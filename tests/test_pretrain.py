@@ -278,7 +278,7 @@ def test_encoder_reads_token_set_batches_including_empty_trials(corpus_cote_alla
     seqs = ts.sequences("trial")
     empty = [i for i, s in enumerate(seqs) if len(s) == 0]
     full = [i for i, s in enumerate(seqs) if len(s) > 0][:3]
-    batch = ts.collate(full + empty[:1], by="trial", max_tokens=128)
+    batch = ts.collate(trials=full + empty[:1], max_tokens=128)
     torch.manual_seed(0)
     enc = aemg_tiny(ts.n_features).eval()
     with torch.no_grad():

@@ -15,6 +15,7 @@ import pytest
 from aemg.layouts import get_layout
 from aemg.recording import Recording
 from aemg.tokens import (
+    FEATURE_NAMES,
     IGNORE,
     N_FEATURES,
     DetectorConfig,
@@ -200,11 +201,11 @@ def test_channel_permutation_permutes_tokens():
     assert ts1.n_groups == ts2.n_groups > 0
     c = 8
     for name in ("content", "coords", "onset_ms", "event_onset_ms", "time_ms", "duration_ms", "rank", "active"):
-        a = getattr(ts1, name).reshape(ts1.n_groups, c, -1)
-        b = getattr(ts2, name).reshape(ts2.n_groups, c, -1)
+        a = getattr(ts1.tokens, name).reshape(ts1.n_groups, c, -1)
+        b = getattr(ts2.tokens, name).reshape(ts2.n_groups, c, -1)
         np.testing.assert_array_equal(a[:, perm], b, err_msg=name)
     # ranks: the late channels activate after the others in the first group of the event
-    first = ts1.rank.reshape(-1, c)[ts1.group_segment == 0][0]
+    first = ts1.tokens.rank.reshape(-1, c)[ts1.groups.segment == 0][0]
     assert (first[:3] > first[3:].max()).all()
 
 
@@ -294,6 +295,20 @@ def test_window_tokenizer_same_interface():
     assert len(whole.pop_events()) == len(g1)
 
 
+def test_window_tokenizer_state_dict_continues_exactly():
+    sig = noise_with_bursts([(1.0, 1.5)], seconds=4.0)
+    floor = estimate_floor([sig], FS)
+    ref = WindowDetector(FS, floor, 150.0)
+    g_ref = GroupBatch.concat([ref.process(sig), ref.flush()], 8)
+    det = WindowDetector(FS, floor, 150.0)
+    first = det.process(sig[:, :301])
+    det2 = WindowDetector(FS, floor, 150.0)
+    det2.load_state_dict(det.state_dict())
+    assert_same_groups(GroupBatch.concat([first, det2.process(sig[:, 301:]), det2.flush()], 8), g_ref)
+    with pytest.raises(ValueError):
+        WindowDetector(FS, floor, 200.0).load_state_dict(det.state_dict())
+
+
 def test_config_in_ms_and_floor_multiples():
     with pytest.raises(ValueError):
         DetectorConfig(on=2.0, off=3.0)
@@ -319,13 +334,13 @@ def test_tokenset_keeps_every_trial_and_collates(tmp_path):
     assert ts.n_trials == 3
     seqs = ts.sequences()
     assert [len(s) > 0 for s in seqs] == [False, True, False]  # rest trials kept, without tokens
-    assert list(ts.trial_gesture_key) == ["rest", "hand_close", "rest"]
+    assert list(ts.trials.gesture_key) == ["rest", "hand_close", "rest"]
     m = ts.metrics()
     assert m["coverage"] == 1.0 and m["coverage_any"] == 1.0
     assert m["rest_events_per_minute"] == 0.0 and m["rest_hit_fraction"] == 0.0
     assert m["n_groups"] == ts.n_groups and m["n_tokens"] == ts.n_tokens == 8 * ts.n_groups
 
-    batch = ts.collate([0, 1, 2])
+    batch = ts.collate(trials=[0, 1, 2])
     b, n = 3, len(seqs[1])
     assert batch["content"].shape == (b, n, N_FEATURES)
     assert batch["coords"].shape == (b, n, 4)
@@ -339,21 +354,80 @@ def test_tokenset_keeps_every_trial_and_collates(tmp_path):
     assert batch["t_ms"][1, 0] == 0 and batch["group_order"][1, -1] == n // 8 - 1
     assert (batch["channel"][1, :8] == np.arange(8)).all()
     # unlabelled sequences (events outside trials) get IGNORE
-    ev = ts.collate(ts.sequences("event"), labels=None)
+    ev = ts.collate(tokens=ts.sequences("event"), labels=None)
     assert ev["label"].tolist() == [1]
     assert IGNORE == -100
 
     gt = ts.group_table()
     assert len(gt) == ts.n_groups and set(gt["gesture_key"]) <= {"hand_close", ""}
     assert (gt["label"][gt["trial"] < 0] == IGNORE).all()
-    np.testing.assert_allclose(ts.time_ms, ts.group_t_ms[ts.group] + ts.onset_ms, atol=1e-3)
+    tk = ts.tokens
+    np.testing.assert_allclose(tk.time_ms, ts.groups.t_ms[tk.group] + tk.onset_ms, atol=1e-3)
 
     path = ts.save(tmp_path / "tokens" / "events.npz")
     back = TokenSet.load(path)
     assert back.meta == ts.meta
-    for f in fields(TokenSet):
-        if f.name != "meta":
-            np.testing.assert_array_equal(getattr(back, f.name), getattr(ts, f.name), err_msg=f.name)
+    cols = ts.columns()
+    for key, col in back.columns().items():
+        np.testing.assert_array_equal(col, cols[key], err_msg=key)
+        assert col.dtype == cols[key].dtype, key
+    with np.load(path) as z:  # the stored format: one key per column, as before the tables
+        assert list(z.keys()) == STORED_KEYS
+
+
+STORED_KEYS = ["content", "channel", "coords", "onset_ms", "event_onset_ms", "time_ms", "duration_ms", "rank",
+               "active", "group", "group_recording", "group_trial", "group_event", "group_segment", "group_start",
+               "group_stop", "group_t_ms", "event_recording", "event_id", "event_onset", "event_offset",
+               "event_confirmed_at", "event_true_onset", "event_open_start", "event_open_end", "event_delay_ms",
+               "trial_recording", "trial_id", "trial_start", "trial_stop", "trial_label", "trial_label_name",
+               "trial_gesture_key", "trial_repetition", "recording_id", "recording_subject", "recording_session",
+               "recording_dataset", "recording_n_samples", "recording_rotation_unknown", "meta"]
+
+
+def test_collate_says_what_it_takes_and_refuses_the_other():
+    """One trial's token indices (``sequences()[0]``) were once read as trial numbers: a batch with a
+    row per token index. collate now takes keywords and refuses what does not fit."""
+    ts = tokenize_recordings(two_trial_recordings())
+    seq = ts.sequences()[1]
+    assert len(seq) > ts.n_trials  # as trial numbers, these would index past the trial table
+    with pytest.raises(TypeError, match="keyword"):
+        ts.collate(seq)
+    with pytest.raises(TypeError, match="keyword"):
+        ts.collate([0, 1])
+    with pytest.raises(TypeError, match=r"tokens=\[seq\]"):
+        ts.collate(tokens=seq)  # a flat token array is not a list of sequences
+    with pytest.raises(TypeError, match="tokens="):
+        ts.collate(trials=ts.sequences()[:2])  # token arrays are not trial numbers
+    with pytest.raises(IndexError):
+        ts.collate(trials=[ts.n_trials])
+    with pytest.raises(IndexError):
+        ts.collate(tokens=[np.array([ts.n_tokens])])
+    with pytest.raises(TypeError):
+        ts.collate(trials=[0], tokens=[seq])  # exactly one
+    one = ts.collate(tokens=[seq])
+    by_number = ts.collate(trials=[1])
+    assert one["content"].shape == (1, len(seq), N_FEATURES)
+    for key, value in one.items():
+        assert (value == by_number[key]).all(), key
+    ev = ts.collate(events=[0])
+    assert ev["label"].tolist() == [1] and ev["pad_mask"].shape[1] == len(ts.sequences("event")[0])
+    rec = ts.collate(recordings=[0, 1], max_tokens=16)
+    assert rec["pad_mask"].shape == (2, 16) and rec["pad_mask"][1].all()
+
+
+def test_settings_are_stored_and_old_column_names_still_read(tmp_path, monkeypatch):
+    ts = tokenize_recordings(two_trial_recordings(), window_ms=150.0, notch=True)
+    st = TokenSet.load(ts.save(tmp_path / "w.npz")).settings
+    assert (st.mode, st.window_ms, st.notch, st.fs) == ("windows", 150.0, True, FS)
+    assert st.config == DetectorConfig() and st.feature_names == tuple(FEATURE_NAMES)
+    old = dict(ts.meta)
+    del old["notch"]  # a token set written before the setting was stored
+    assert TokenSet.from_columns(ts.columns(), old).settings.notch is None
+    monkeypatch.setattr("aemg.tokens.tokenset._WARNED", set())
+    with pytest.warns(DeprecationWarning, match="groups.start"):
+        np.testing.assert_array_equal(ts.group_start, ts.groups.start)
+    with pytest.raises(AttributeError):
+        ts.no_such_column  # noqa: B018
 
 
 def test_fixed_window_tokenset():
@@ -425,3 +499,48 @@ def test_pending_groups_are_the_first_groups_before_confirmation():
     for f in fields(GroupBatch):
         np.testing.assert_array_equal(getattr(p, f.name), getattr(g_ref, f.name)[: len(p)], err_msg=f.name)
     assert dropped >= 1 and len(ev_ref) == 1  # the short burst had provisional groups, then was dropped
+
+
+# ---------------------------------------------------------------------------------------- plot
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [["--window-ms", "150"], ["--notch"]])
+def test_cli_plot_draws_the_stored_events_and_groups(tiny_dataset, tmp_path, monkeypatch, capsys, options):
+    """``aemg tokenize --plot`` draws the token set's own events and groups (read from it, never
+    detected again with other options): for --window-ms, the stored windows and no events."""
+    import json
+
+    import aemg.tokens.plot as plot
+    from aemg.cli import main
+    from aemg.corpus import import_manifest
+
+    corpus = import_manifest(tiny_dataset(n_subjects=1, sessions=("s1",), n=4000), tmp_path / "corpus",
+                             progress=False)
+    drawn = []
+    real_draw = plot.draw
+
+    def spy(rec, marks, settings, *args):
+        drawn.append((rec.recording_id, marks, settings))
+        return real_draw(rec, marks, settings, *args)
+
+    monkeypatch.setattr(plot, "draw", spy)
+    rid = corpus.recording_ids[1]
+    out = tmp_path / "tokens.npz"
+    assert main(["tokenize", str(corpus.path), "--json", "--plot", rid, "--out", str(out), *options]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    with open(doc["plot"], "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    ts = TokenSet.load(out)
+    assert len(drawn) == 1 and drawn[0][0] == rid
+    _, marks, settings = drawn[0]
+    assert settings == ts.settings and settings.notch == ("--notch" in options)
+    r = list(ts.recordings.id).index(rid)
+    g, e = ts.groups.recording == r, ts.events.recording == r
+    assert g.any()
+    np.testing.assert_array_equal(marks.group_start, ts.groups.start[g])
+    np.testing.assert_array_equal(marks.group_stop, ts.groups.stop[g])
+    np.testing.assert_array_equal(marks.event_onset, ts.events.onset[e])
+    np.testing.assert_array_equal(marks.event_offset, ts.events.offset[e])
+    if "--window-ms" in options:
+        assert settings.mode == "windows" and settings.window_ms == 150.0
+        assert len(marks.event_onset) == 0 and (np.diff(marks.group_start) == 30).all()  # 150 ms at 200 Hz

@@ -48,15 +48,16 @@ def test_coverage_and_rest_targets(tokenized, name):
 def test_every_labelled_trial_is_kept(tokenized, name):
     corpus, ts = tokenized(name)
     assert ts.n_trials == len(corpus.trials)
-    assert sorted(ts.trial_id.tolist()) == sorted(corpus.trials["trial"].tolist())
+    assert sorted(ts.trials.id.tolist()) == sorted(corpus.trials["trial"].tolist())
     seqs = ts.sequences()
     assert len(seqs) == ts.n_trials
     # groups never straddle recordings, stay inside them, and span at most 100 ms
-    n = ts.recording_n_samples[ts.group_recording]
-    assert (ts.group_start >= 0).all() and (ts.group_stop <= n).all()
-    assert ((ts.group_stop - ts.group_start) * 1000.0 / ts.fs <= 100.0 + 1e-9).all()
-    assert np.isfinite(ts.content).all()
-    batch = ts.collate(list(range(min(8, ts.n_trials))))
+    gr = ts.groups
+    n = ts.recordings.n_samples[gr.recording]
+    assert (gr.start >= 0).all() and (gr.stop <= n).all()
+    assert ((gr.stop - gr.start) * 1000.0 / ts.fs <= 100.0 + 1e-9).all()
+    assert np.isfinite(ts.tokens.content).all()
+    batch = ts.collate(trials=list(range(min(8, ts.n_trials))))
     assert batch["content"].shape[0] == min(8, ts.n_trials)
 
 

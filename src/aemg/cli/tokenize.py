@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aemg.tokens import TokenSet
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("corpus", metavar="CORPUS_DIR", type=Path, help="a corpus folder from `aemg prepare`/`aemg import`")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--plot", nargs="?", const="", default=None, metavar="RECORDING_ID",
-                   help="also write a PNG of a recording's channels with its events and groups (default: the "
-                        "first recording with an event)")
+                   help="also write a PNG of a recording's channels with the stored events and groups (default: "
+                        "the first recording with an event)")
     p.add_argument("--window-ms", type=float, default=None, metavar="N",
                    help="fixed windows of N ms instead of events (the ablation)")
     p.add_argument("--out", type=Path, default=None, help="where to write the TokenSet (default: beside the corpus)")
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
         rid = args.plot or first_with_event(ts)
         png = path.with_name(f"{path.stem}-{_safe(rid)}.png")
-        plot_recording(corpus, rid, png, tokens=ts)
+        plot_recording(corpus, rid, png, tokens=ts)  # the stored events and groups, not detected again
         out["plot"] = str(png)
     if args.json:
         print(json.dumps(out))
@@ -57,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def first_with_event(ts) -> str:
+def first_with_event(ts: TokenSet) -> str:
     """The id of the first recording that has a token group (else the first recording)."""
     if ts.n_groups:
-        return str(ts.recording_id[int(ts.group_recording[0])])
-    if len(ts.recording_id):
-        return str(ts.recording_id[0])
+        return str(ts.recordings.id[int(ts.groups.recording[0])])
+    if len(ts.recordings):
+        return str(ts.recordings.id[0])
     raise ValueError("the corpus has no recordings to plot")
 
 

@@ -22,8 +22,9 @@ from aemg.model.config import (
 )
 from aemg.model.encoder import Encoder, load_encoder, masked_mean, n_params
 from aemg.model.mtm import MaskedTokenModel, random_token_mask, symmetric_batch
-from aemg.model.quantizer import IGNORE, Quantizer
+from aemg.model.quantizer import Quantizer
 from aemg.model.vq_tokenizer import VQTokenizer
+from aemg.tokens.batch import IGNORE
 
 
 def encoder(content_dim: int, **settings) -> Encoder:

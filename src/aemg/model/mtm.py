@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from aemg.model.config import EncoderConfig, MTMConfig
 from aemg.model.encoder import Encoder, n_params
 from aemg.model.optim import configure_optimizers
-from aemg.model.quantizer import IGNORE
+from aemg.tokens.batch import IGNORE
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,7 @@ import torch
 import torch.nn as nn
 
 from aemg.model.config import QuantizerConfig
-
-IGNORE = -100  # same value as aemg.tokens.IGNORE (docs/dev/contracts.md)
+from aemg.tokens.batch import IGNORE  # the one definition (docs/dev/contracts.md)
 
 
 class Quantizer(nn.Module):

@@ -26,20 +26,23 @@ which is decided by counting, without sorting), then:
 
 An event whose combined level was above ``off`` from the first sample after a reset (the recording
 started mid-contraction) has ``open_start``; one still on at :meth:`flush` has ``open_end``.
+
+This module is the hysteresis and segmentation state machine only: the segments it cuts go to a
+:class:`~aemg.tokens.groups.GroupAssembler` (history buffer, token content, activation onsets and
+ranks), which the fixed-window tokenizer (:mod:`aemg.tokens.windows`) uses the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from aemg.tokens.energy import DTYPE, EnergyEnvelope, ms_to_samples
-from aemg.tokens.features import N_FEATURES, segment_features_rows
+from aemg.tokens.energy import EnergyEnvelope, ms_to_samples
+from aemg.tokens.groups import GroupAssembler, GroupBatch, dense_rank
 
-_NEVER = np.iinfo(np.int64).max
 IDLE, ACTIVE, GAP = 0, 1, 2
 SETTLE_MS = 25.0  # after a reset, samples this early never count as "below off" (start-up transient)
 
@@ -102,59 +105,6 @@ class Event:
 
 
 @dataclass
-class GroupBatch:
-    """Token groups (one per event segment) as arrays; ``G`` groups, ``C`` channels, ``F`` features.
-
-    Per-channel times are in samples. ``onset`` is the channel's activation relative to the group's
-    start (0 when active from the start; the group's length when not active by its end);
-    ``event_onset`` is relative to the event's onset (-1 when not active by the group's end);
-    ``rank`` orders channels by their activation in the event up to the group's end (ties share a
-    rank, channels not active share the last one); ``duration`` counts the channel's active
-    samples in the group.
-    """
-
-    event: np.ndarray  # (G,) int64 event id
-    segment: np.ndarray  # (G,) int64 index of the segment within its event
-    start: np.ndarray  # (G,) int64 first sample
-    stop: np.ndarray  # (G,) int64 end (exclusive)
-    content: np.ndarray  # (G, C, F) float32
-    onset: np.ndarray  # (G, C) int64
-    event_onset: np.ndarray  # (G, C) int64
-    active: np.ndarray  # (G, C) bool
-    rank: np.ndarray  # (G, C) int64
-    duration: np.ndarray  # (G, C) int64
-
-    def __len__(self) -> int:
-        return int(self.start.shape[0])
-
-    @classmethod
-    def empty(cls, n_channels: int) -> GroupBatch:
-        i1 = np.zeros(0, np.int64)
-        i2 = np.zeros((0, n_channels), np.int64)
-        return cls(i1, i1.copy(), i1.copy(), i1.copy(), np.zeros((0, n_channels, N_FEATURES), np.float32),
-                   i2, i2.copy(), np.zeros((0, n_channels), bool), i2.copy(), i2.copy())
-
-    @classmethod
-    def concat(cls, parts: list[GroupBatch], n_channels: int) -> GroupBatch:
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return cls.empty(n_channels)
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
-
-
-def dense_rank(first: np.ndarray) -> np.ndarray:
-    """Dense ranks along the last axis (0 = earliest; equal values share a rank)."""
-    order = np.argsort(first, axis=-1, kind="stable")
-    srt = np.take_along_axis(first, order, axis=-1)
-    new = np.ones_like(srt, dtype=np.int64)
-    new[..., 0] = 0
-    new[..., 1:] = srt[..., 1:] != srt[..., :-1]
-    ranks = np.empty_like(new)
-    np.put_along_axis(ranks, order, np.cumsum(new, axis=-1), axis=-1)
-    return ranks
-
-
-@dataclass
 class _State:
     clock: int = 0  # absolute index of the next sample
     s: int = 0  # hysteresis state of the last sample
@@ -171,62 +121,6 @@ class _State:
     seg_count: int = 0
     last_end: int = 0  # offset of the previous event
     next_event: int = 0
-    cf_event: int = -1  # event whose channel first-activation samples are in cf
-    cf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-
-class _History:
-    """The recent high-passed signal and normalized envelope, time-major: ``x``, ``e`` are
-    ``(capacity, C)`` buffers, one row per sample, so the token content gathers a segment's samples as
-    whole rows (:func:`~aemg.tokens.features.segment_features_rows`). Appending writes each new
-    sample once; trimming moves a start index (the kept tail is moved to the front only when the
-    buffer is full)."""
-
-    def __init__(self, n_channels: int) -> None:
-        self.x = np.zeros((0, n_channels), DTYPE)
-        self.e = np.zeros((0, n_channels), DTYPE)
-        self.lo = self.hi = 0  # valid rows [lo, hi)
-        self.start = 0  # absolute sample index of row lo
-
-    def append(self, xf: np.ndarray, env: np.ndarray, inv_floor: np.ndarray) -> np.ndarray:
-        """Append a ``(C, n)`` chunk; returns the normalized envelope ``env / floor``, ``(C, n)``."""
-        n = xf.shape[1]
-        if self.hi + n > self.x.shape[0]:
-            kept = self.hi - self.lo
-            if kept + n > self.x.shape[0] // 2:  # grow
-                cap = max(2 * (kept + n), 256)
-                for name in ("x", "e"):
-                    new = np.empty((cap, self.x.shape[1]), DTYPE)
-                    new[:kept] = getattr(self, name)[self.lo:self.hi]
-                    setattr(self, name, new)
-            else:
-                self.x[:kept] = self.x[self.lo:self.hi]
-                self.e[:kept] = self.e[self.lo:self.hi]
-            self.lo, self.hi = 0, kept
-        en = env * inv_floor[:, None]
-        self.x[self.hi:self.hi + n] = xf.T
-        self.e[self.hi:self.hi + n] = en.T
-        self.hi += n
-        return en
-
-    def row(self, a: int) -> int:
-        """The buffer row of absolute sample ``a``."""
-        return self.lo + a - self.start
-
-    def trim(self, keep: int) -> None:
-        """Forget samples before absolute index ``keep``."""
-        if keep > self.start:
-            self.lo += keep - self.start
-            self.start = keep
-
-    def state(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, en)`` kept, as ``(C, n)`` arrays."""
-        return self.x[self.lo:self.hi].T.copy(), self.e[self.lo:self.hi].T.copy()
-
-    def load(self, start: int, hx: np.ndarray, he: np.ndarray) -> None:
-        self.x = np.ascontiguousarray(np.asarray(hx, DTYPE).T)
-        self.e = np.ascontiguousarray(np.asarray(he, DTYPE).T)
-        self.lo, self.hi, self.start = 0, self.x.shape[0], int(start)
 
 
 class EventDetector:
@@ -241,12 +135,10 @@ class EventDetector:
                  mains_hz: float | None = None, energy: EnergyEnvelope | None = None) -> None:
         self.config = config or DetectorConfig()
         self.fs = float(fs)
-        self.floor = np.asarray(floor, dtype=np.float64).copy()
-        if self.floor.ndim != 1 or not np.all(self.floor > 0):
-            raise ValueError("floor must be a (C,) array of positive values (see estimate_floor)")
-        self.n_channels = int(self.floor.shape[0])
-        self._inv_floor = (1.0 / self.floor).astype(DTYPE)
         cfg = self.config
+        # the history, token content, onsets and ranks of the segments this state machine cuts
+        self._groups = GroupAssembler(floor, cfg.channel_on)
+        self.n_channels = self._groups.n_channels
         # ``energy``: an energy stage built with this config to take over, with its state (the offline
         # tokenizer ran it over the session for the floor)
         self.energy = energy or EnergyEnvelope(self.fs, self.n_channels, highpass_hz=cfg.highpass_hz,
@@ -264,6 +156,11 @@ class EventDetector:
         else:
             self._reset_events()
 
+    @property
+    def floor(self) -> np.ndarray:
+        """``(C,)`` the per-channel noise floor."""
+        return self._groups.floor
+
     # ------------------------------------------------------------------ state
     def reset(self, x0: np.ndarray | None = None) -> None:
         """Start a new recording: filters settle on ``x0`` (or the next chunk's first sample);
@@ -272,36 +169,31 @@ class EventDetector:
         self._reset_events()
 
     def _reset_events(self) -> None:
-        self._st = _State(cf=np.full(self.n_channels, _NEVER, np.int64))
-        self._hist = _History(self.n_channels)
+        self._st = _State()
+        self._groups.reset()
         self._events: list[Event] = []
-        # queued segments: (event, index of the first segment, starts, stop of the last, event onset)
-        self._pending: list[tuple[int, int, list[int], int, int]] = []
         self._cuts: list[int] = []  # recording boundaries (see boundary) not yet passed by a segment
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this detector is: floor, config, filter and
         envelope state, history buffer and event state (plain numpy arrays and numbers)."""
+        groups = self._groups.state_dict()
         st = {f.name: getattr(self._st, f.name) for f in fields(_State)}
-        st["cf"] = self._st.cf.copy()
+        st["cf_event"], st["cf"] = groups.pop("cf_event"), groups.pop("cf")
         return {"fs": self.fs, "floor": self.floor.copy(), "config": self.config.to_dict(),
-                "mains_hz": self.mains_hz, "energy": self.energy.state_dict(), "state": st,
-                "hstart": self._hist.start, "hx": self._hist.state()[0], "he": self._hist.state()[1],
+                "mains_hz": self.mains_hz, "energy": self.energy.state_dict(), "state": st, **groups,
                 "events": [asdict(e) for e in self._events], "cuts": list(self._cuts)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if DetectorConfig.from_dict(state["config"]) != self.config or float(state["fs"]) != self.fs:
             raise ValueError("state was saved from a detector with another config or rate")
-        self.floor = np.asarray(state["floor"], dtype=np.float64).copy()
-        self._inv_floor = (1.0 / self.floor).astype(DTYPE)
+        self._groups.set_floor(state["floor"])
         self.energy.load_state_dict(state["energy"])
         st = dict(state["state"])
-        st["cf"] = np.asarray(st["cf"], dtype=np.int64).copy()
+        self._groups.load_state_dict({"hstart": state["hstart"], "hx": state["hx"], "he": state["he"],
+                                      "cf_event": st.pop("cf_event"), "cf": st.pop("cf")})
         self._st = _State(**st)
-        self._hist = _History(self.n_channels)
-        self._hist.load(int(state["hstart"]), state["hx"], state["he"])
         self._events = [Event(**e) for e in state["events"]]
-        self._pending = []
         self._cuts = [int(c) for c in state.get("cuts", [])]
 
     def pop_events(self) -> list[Event]:
@@ -312,7 +204,7 @@ class EventDetector:
     # ------------------------------------------------------------------ processing
     def normalized_envelope(self, env: np.ndarray) -> np.ndarray:
         """``env / floor`` per channel (as a product with the floor's inverse)."""
-        return env * self._inv_floor[:, None]
+        return env * self._groups.inv_floor[:, None]
 
     def level(self, en: np.ndarray) -> np.ndarray:
         """The combined level ``(n,)`` of normalized envelopes ``(C, n)`` (for plots and checks):
@@ -352,7 +244,7 @@ class EventDetector:
         for c in cuts:
             if 0 <= c < n and (not self._cuts or self._cuts[-1] != n0 + c):
                 self._cuts.append(n0 + int(c))
-        en = self._hist.append(xf, env, self._inv_floor)  # env / floor, kept for the token content
+        en = self._groups.append(xf, env)  # env / floor, kept for the token content
         # hysteresis, vectorized: each sample takes the decision of the last decisive sample, so the
         # state changes exactly at the decisive samples whose decision differs from the previous one
         up, below = self._decide(en)
@@ -383,7 +275,7 @@ class EventDetector:
         st.clock = n0 + n
         if bl.size:
             st.last_below = n0 + int(bl[-1])
-        out = self._compute_pending()
+        out = self._groups.take()
         self._trim()
         return out
 
@@ -396,7 +288,7 @@ class EventDetector:
         elif st.phase == GAP and st.confirmed:
             self._end_event(st.last_off, open_end=False)
         st.phase = IDLE
-        return self._compute_pending()
+        return self._groups.take()
 
     def _rise(self, t: int, last_below: int) -> None:
         st = self._st
@@ -448,14 +340,14 @@ class EventDetector:
         st = self._st
         if st.phase == IDLE or st.confirmed:
             return GroupBatch.empty(self.n_channels)
-        saved = (self._pending, self._cuts, st.seg_next, st.seg_count, st.cf_event, st.cf)
+        saved = (self._cuts, st.seg_next, st.seg_count)
         try:
-            self._pending, self._cuts = [], list(self._cuts)
-            self._emit(st.clock if st.phase == ACTIVE else st.last_off)
-            return self._compute_pending()
+            self._cuts = list(self._cuts)
+            with self._groups.provisional():
+                self._emit(st.clock if st.phase == ACTIVE else st.last_off)
+                return self._groups.take()
         finally:
-            self._pending, self._cuts = saved[0], saved[1]
-            st.seg_next, st.seg_count, st.cf_event, st.cf = saved[2:]
+            self._cuts, st.seg_next, st.seg_count = saved
 
     def _emit(self, limit: int, final: bool = False) -> None:
         """Queue the event's segments from ``seg_next``: those complete by ``limit`` (a segment is
@@ -477,7 +369,7 @@ class EventDetector:
             if not closed:
                 break
         if starts:
-            self._pending.append((st.event, st.seg_count, starts, pos, st.onset))
+            self._groups.queue(st.event, st.seg_count, starts, pos, st.onset)
             st.seg_count += len(starts)
             st.seg_next = pos
             self._cuts = [c for c in self._cuts if c > pos]
@@ -498,46 +390,7 @@ class EventDetector:
         keep = st.clock - self.backtrack - 1
         if st.phase != IDLE:
             keep = min(keep, st.seg_next)
-        self._hist.trim(keep)
+        self._groups.trim(keep)
 
-    def _compute_pending(self) -> GroupBatch:
-        pend, self._pending = self._pending, []
-        c = self.n_channels
-        if not pend:
-            return GroupBatch.empty(c)
-        st = self._st
-        # one run of consecutive segments per queued entry
-        counts = np.array([len(q[2]) for q in pend])
-        run_start = np.cumsum(counts) - counts
-        a = np.array([t for q in pend for t in q[2]], np.int64)
-        b = np.empty_like(a)  # a segment ends where the next one of its run starts
-        b[:-1] = a[1:]
-        b[run_start + counts - 1] = [q[3] for q in pend]
-        ev = np.repeat(np.array([q[0] for q in pend], np.int64), counts)
-        seg = np.arange(len(a), dtype=np.int64) + np.repeat(np.array([q[1] for q in pend]) - run_start, counts)
-        eon = np.repeat(np.array([q[4] for q in pend], np.int64), counts)
-        lengths = b - a
-        row = self._hist.row(0)  # gathered from the whole buffers, which are contiguous (no copy)
-        content, first_rel, duration = segment_features_rows(self._hist.x, self._hist.e, a + row, b + row,
-                                                             self.config.channel_on)
-        first_in = np.where(first_rel >= 0, a[:, None] + first_rel, _NEVER)  # (G, C) absolute
-        # first activation in the event up to each group's end: a running min over each event's groups
-        # (rows are in event order; offsets that shrink from event to event keep the runs apart)
-        big = np.int64(1) << 45  # later than any sample index
-        evidx = np.zeros(len(ev), np.int64)  # 0, 1, ... per event (rows come in event order)
-        np.cumsum(ev[1:] != ev[:-1], out=evidx[1:])
-        off = (evidx[-1] - evidx) * (big << 1)
-        vals = np.minimum(first_in, big) + off[:, None]
-        if st.cf_event == ev[0]:  # the event continues from the previous call
-            vals = np.vstack([np.minimum(st.cf, big)[None, :] + off[0], vals])
-            first = np.minimum.accumulate(vals, axis=0)[1:] - off[:, None]
-        else:
-            first = np.minimum.accumulate(vals, axis=0) - off[:, None]
-        first = np.where(first >= big, _NEVER, first)
-        st.cf_event, st.cf = int(ev[-1]), first[-1].copy()
-        active = first < _NEVER
-        onset = np.where(active, np.maximum(first - a[:, None], 0), lengths[:, None])
-        event_onset = np.where(active, first - eon[:, None], -1)
-        rank = dense_rank(first)  # channels not yet active hold _NEVER: they share the last rank
-        return GroupBatch(ev, seg, a, b, content, onset.astype(np.int64, copy=False),
-                          event_onset.astype(np.int64, copy=False), active, rank, duration)
+
+__all__ = ["DetectorConfig", "Event", "EventDetector", "GroupBatch", "dense_rank"]

@@ -11,8 +11,9 @@ recording piece: a piece that began in an earlier recording (or was on from the 
 sample) has ``open_start``, one that continues past its recording's end (or was on at the end of the
 session) has ``open_end``.
 
-:class:`WindowDetector` is the fixed-window tokenizer of the ablation: same interface, every window
-of ``window_ms`` (restarting at each recording) is one group, with the same token content.
+:class:`~aemg.tokens.windows.WindowDetector` is the fixed-window tokenizer of the ablation: same
+interface, every window of ``window_ms`` (restarting at each recording) is one group, with the same
+token content. :class:`~aemg.tokens.builder.TokenSetBuilder` turns the sessions' outputs into tables.
 """
 
 from __future__ import annotations
@@ -21,73 +22,23 @@ import logging
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aemg.recording import Recording
-from aemg.tokens.detector import DetectorConfig, Event, EventDetector, GroupBatch
-from aemg.tokens.energy import EnergyEnvelope, floor_from_samples, floor_samples, ms_to_samples
+from aemg.tokens.builder import TokenSetBuilder
+from aemg.tokens.detector import DetectorConfig, Event, EventDetector
+from aemg.tokens.energy import EnergyEnvelope, floor_from_samples, floor_samples
 from aemg.tokens.features import FEATURE_NAMES
+from aemg.tokens.groups import GroupBatch
 from aemg.tokens.tokenset import TokenSet
+from aemg.tokens.windows import WindowDetector
+
+if TYPE_CHECKING:
+    from aemg.corpus import Corpus
 
 log = logging.getLogger(__name__)
-
-
-class WindowDetector(EventDetector):
-    """Fixed-window tokenizer with the detector's interface: each complete ``window_ms`` window
-    (the grid restarts at :meth:`boundary` and :meth:`reset`; a recording's last, shorter window is
-    kept) is one group and one "event"."""
-
-    def __init__(self, fs: float, floor: np.ndarray, window_ms: float = 200.0,
-                 config: DetectorConfig | None = None, *, mains_hz: float | None = None,
-                 energy: EnergyEnvelope | None = None) -> None:
-        super().__init__(fs, floor, config, mains_hz=mains_hz, energy=energy)
-        self.window_ms = float(window_ms)
-        self.span = ms_to_samples(window_ms, self.fs)
-
-    def _reset_events(self) -> None:
-        super()._reset_events()
-        self._wstart = 0
-
-    def process_energy(self, xf: np.ndarray, env: np.ndarray, cuts: Sequence[int] = ()) -> GroupBatch:
-        n = xf.shape[1]
-        if n == 0:
-            return GroupBatch.empty(self.n_channels)
-        st = self._st
-        n0 = st.clock
-        self._hist.append(xf, env, self._inv_floor)
-        for cut in sorted(n0 + int(c) for c in cuts if 0 <= c < n):
-            while self._wstart + self.span <= cut:
-                self._window(self._wstart + self.span)
-            if self._wstart < cut:  # a recording ends: its last, shorter window
-                self._window(cut)
-        while self._wstart + self.span <= n0 + n:
-            self._window(self._wstart + self.span)
-        st.clock = n0 + n
-        out = self._compute_pending()
-        self._hist.trim(self._wstart)
-        return out
-
-    def pending_groups(self) -> GroupBatch:
-        """Windows need no confirmation: nothing is ever pending."""
-        return GroupBatch.empty(self.n_channels)
-
-    def boundary(self) -> None:
-        if self._wstart < self._st.clock:
-            self._window(self._st.clock)
-
-    def flush(self) -> GroupBatch:
-        self.boundary()
-        return self._compute_pending()
-
-    def _window(self, end: int) -> None:
-        st = self._st
-        k = st.next_event
-        st.next_event += 1
-        self._pending.append((k, 0, [self._wstart], end, self._wstart))
-        self._events.append(Event(k, self._wstart, end, end - 1, False, False, 1))
-        self._wstart = end
 
 
 BLOCK = 16384
@@ -213,7 +164,7 @@ def tokenize_recordings(recordings: Iterable[Recording], config: DetectorConfig 
     group belongs to the trial it overlaps most (-1: none).
     """
     cfg = config or DetectorConfig()
-    b = TokenSet.builder(cfg, window_ms=window_ms, meta=meta)
+    b = TokenSetBuilder(cfg, window_ms=window_ms, notch=notch, meta=meta)
     sessions = iter_sessions(recordings)
     if progress:
         from tqdm import tqdm
@@ -228,7 +179,7 @@ def tokenize_recordings(recordings: Iterable[Recording], config: DetectorConfig 
     return b.build(fs or 0.0)
 
 
-def tokenize_corpus(corpus: Any, config: DetectorConfig | None = None, *, window_ms: float | None = None,
+def tokenize_corpus(corpus: Corpus, config: DetectorConfig | None = None, *, window_ms: float | None = None,
                     notch: bool = False, progress: bool = False) -> TokenSet:
     """Tokenize a prepared :class:`~aemg.corpus.Corpus` (recordings in corpus order)."""
     tr = corpus.trials

@@ -1,143 +1,215 @@
-"""The tokens of a corpus: :class:`TokenSet` (tables of tokens, groups, events, trials, recordings).
+"""The tokens of a corpus: :class:`TokenSet`, five small tables (tokens, groups, events, trials, recordings).
 
 Stored beside the corpus as one ``.npz`` (``CORPUS_DIR/tokens/events.npz``, or
-``windows-<ms>ms.npz`` for the fixed-window ablation), written atomically. Everything is a numpy
-array; torch is imported only inside :meth:`TokenSet.collate`.
+``windows-<ms>ms.npz`` for the fixed-window ablation), written atomically. Every column is a numpy
+array, stored under its table's prefix (``group_start``, ``trial_label``; token columns have none);
+the settings (:class:`TokenSettings`) and provenance are one JSON object, ``meta``. torch is imported
+only when batching (:mod:`aemg.tokens.batch`).
 
 Tables (row counts ``N`` tokens, ``G`` groups, ``E`` event pieces, ``K`` trials, ``R`` recordings):
-
-* tokens: ``content`` (N, F) float32, ``channel`` (N,), ``coords`` (N, 4) [cos(angle), sin(angle),
-  z, off_forearm], ``onset_ms`` (activation relative to the group's start), ``event_onset_ms``
-  (relative to the event's onset, -1 when not active), ``time_ms`` (the activation's time in the
-  recording: group start + ``onset_ms``), ``duration_ms`` (active time in the group),
-  ``rank`` (activation rank in the group: ties share, inactive last), ``active``, ``group``.
-* groups: ``group_recording``, ``group_trial`` (row in the trial table, -1 none), ``group_event``
-  (event id), ``group_segment`` (index in its event), ``group_start``/``group_stop`` (samples in
-  the recording), ``group_t_ms`` (start relative to the recording).
-* events (one row per event and recording it touches): ``event_recording``, ``event_id``,
-  ``event_onset``/``event_offset`` (samples in the recording), ``event_confirmed_at`` (detection
-  time, samples; may lie in a later recording), ``event_true_onset`` (onset relative to this
-  recording, negative when it began earlier), ``event_open_start``, ``event_open_end``,
-  ``event_delay_ms`` (detection delay).
-* trials (every labelled repetition, with or without groups): ``trial_recording``, ``trial_id`` (the
-  corpus's trial number), ``trial_start``/``trial_stop``, ``trial_label`` (the dataset's class
-  index), ``trial_label_name``, ``trial_gesture_key``, ``trial_repetition``.
-* recordings: ``recording_id``, ``recording_subject``, ``recording_session``, ``recording_dataset``,
-  ``recording_n_samples``, ``recording_rotation_unknown``.
+:class:`Tokens`, :class:`Groups`, :class:`Events`, :class:`Trials`, :class:`Recordings`; each
+column's meaning is beside its field.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from aemg.atomic import atomic_path
-from aemg.recording import Electrode, Recording
-
-IGNORE = -100
-"""Target value of padding and unscored positions, everywhere in aemg (torch's cross-entropy default)."""
+from aemg.tokens.batch import IGNORE, pad_batch
+from aemg.tokens.detector import DetectorConfig
 
 
-def electrode_coords(rec: Recording) -> np.ndarray:
-    """``(C, 4)`` float32: cos(angle), sin(angle), z, off_forearm (1 = off the forearm or unknown,
-    then the others are 0)."""
-    return _coords(tuple(rec.electrodes)).copy()
+class _Table:
+    """A table of equal-length numpy columns, stored as ``PREFIX + column`` keys."""
+
+    PREFIX: ClassVar[str] = ""
+
+    def __len__(self) -> int:
+        return int(getattr(self, fields(self)[0].name).shape[0])  # type: ignore[arg-type]
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The stored keys of the columns, in order."""
+        return [cls.PREFIX + f.name for f in fields(cls)]  # type: ignore[arg-type]
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Stored key -> column."""
+        return {self.PREFIX + f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_columns(cls, columns: Any) -> Any:
+        """The table from a mapping of stored keys (an ``.npz``, a dict) to columns."""
+        return cls(**{f.name: columns[cls.PREFIX + f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
-@lru_cache(maxsize=256)
-def _coords(electrodes: tuple[Electrode, ...]) -> np.ndarray:
-    out = np.zeros((len(electrodes), 4), np.float32)
-    for i, e in enumerate(electrodes):
-        if e.on_forearm:
-            a = np.deg2rad(e.angle_deg)
-            out[i] = (np.cos(a), np.sin(a), e.z, 0.0)
-        else:
-            out[i, 3] = 1.0
-    return out
+@dataclass
+class Tokens(_Table):
+    """One row per token (a channel's part of one group)."""
+
+    content: np.ndarray  # (N, F) float32 content vector (FEATURE_NAMES)
+    channel: np.ndarray  # (N,) int64 channel index in its recording
+    coords: np.ndarray  # (N, 4) float32 cos(angle), sin(angle), z, off_forearm
+    onset_ms: np.ndarray  # (N,) float32 activation relative to the group's start
+    event_onset_ms: np.ndarray  # (N,) float32 activation relative to the event's onset, -1 when not active
+    time_ms: np.ndarray  # (N,) float32 the activation's time in the recording: group start + onset_ms
+    duration_ms: np.ndarray  # (N,) float32 active time in the group
+    rank: np.ndarray  # (N,) int64 activation rank in the group: ties share, inactive last
+    active: np.ndarray  # (N,) bool
+    group: np.ndarray  # (N,) int64 row in the group table
+
+
+@dataclass
+class Groups(_Table):
+    """One row per token group (an event segment, or a window)."""
+
+    PREFIX: ClassVar[str] = "group_"
+    recording: np.ndarray  # (G,) int64 row in the recording table
+    trial: np.ndarray  # (G,) int64 row in the trial table (the trial it overlaps most), -1 none
+    event: np.ndarray  # (G,) int64 event id
+    segment: np.ndarray  # (G,) int64 index of the segment in its event
+    start: np.ndarray  # (G,) int64 first sample in the recording
+    stop: np.ndarray  # (G,) int64 end (exclusive), samples in the recording
+    t_ms: np.ndarray  # (G,) float32 start relative to the recording, ms
+
+
+@dataclass
+class Events(_Table):
+    """One row per event and recording it touches (an event piece; none for windows)."""
+
+    PREFIX: ClassVar[str] = "event_"
+    recording: np.ndarray  # (E,) int64 row in the recording table
+    id: np.ndarray  # (E,) int64 event id (the groups' ``event``)
+    onset: np.ndarray  # (E,) int64 first sample of the piece in the recording
+    offset: np.ndarray  # (E,) int64 end of the piece (exclusive)
+    confirmed_at: np.ndarray  # (E,) int64 detection time, samples (may lie in a later recording)
+    true_onset: np.ndarray  # (E,) int64 the event's onset relative to this recording (< 0: began earlier)
+    open_start: np.ndarray  # (E,) bool on at the piece's start (began earlier, or on from the first sample)
+    open_end: np.ndarray  # (E,) bool still on at the piece's end
+    delay_ms: np.ndarray  # (E,) float32 detection delay (confirmation minus onset)
+
+
+@dataclass
+class Trials(_Table):
+    """One row per labelled repetition, with or without groups."""
+
+    PREFIX: ClassVar[str] = "trial_"
+    recording: np.ndarray  # (K,) int64 row in the recording table
+    id: np.ndarray  # (K,) int64 the corpus's trial number
+    start: np.ndarray  # (K,) int64 first sample in the recording
+    stop: np.ndarray  # (K,) int64 end (exclusive)
+    label: np.ndarray  # (K,) int64 the dataset's class index
+    label_name: np.ndarray  # (K,) str the dataset's class name
+    gesture_key: np.ndarray  # (K,) str the shared-vocabulary key
+    repetition: np.ndarray  # (K,) int64
+
+
+@dataclass
+class Recordings(_Table):
+    """One row per recording of the corpus, in corpus order."""
+
+    PREFIX: ClassVar[str] = "recording_"
+    id: np.ndarray  # (R,) str recording id
+    subject: np.ndarray  # (R,) str
+    session: np.ndarray  # (R,) str
+    dataset: np.ndarray  # (R,) str
+    n_samples: np.ndarray  # (R,) int64
+    rotation_unknown: np.ndarray  # (R,) bool the layout is known only up to rotation / flip
+
+
+TABLES: tuple[tuple[str, type[_Table]], ...] = (("tokens", Tokens), ("groups", Groups), ("events", Events),
+                                                ("trials", Trials), ("recordings", Recordings))
+"""The TokenSet's tables in stored order: (attribute, table class)."""
+
+_LEGACY = {key: (attr, key[len(cls.PREFIX):]) for attr, cls in TABLES for key in cls.keys()}
+"""The flat column names of the TokenSet before it had tables (``ts.group_start``): deprecated aliases."""
+_WARNED: set[str] = set()
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """How a token set was made: everything the tokenizer was given besides the corpus."""
+
+    fs: float  # corpus rate, Hz
+    mode: str  # "events" or "windows"
+    window_ms: float | None  # window length for mode "windows"
+    notch: bool | None  # mains notch before the energy stage (None: not recorded, older token sets)
+    config: DetectorConfig
+    feature_names: tuple[str, ...]
+
+    def to_meta(self) -> dict[str, Any]:
+        """The settings as the JSON object stored with the tables (``meta``)."""
+        return {"fs": float(self.fs), "mode": self.mode, "window_ms": self.window_ms, "notch": self.notch,
+                "config": self.config.to_dict(), "feature_names": list(self.feature_names)}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> TokenSettings:
+        return cls(fs=float(meta["fs"]), mode=str(meta.get("mode", "events")), window_ms=meta.get("window_ms"),
+                   notch=meta.get("notch"), config=DetectorConfig.from_dict(meta.get("config") or {}),
+                   feature_names=tuple(meta.get("feature_names") or ()))
 
 
 @dataclass
 class TokenSet:
     """Tokens of a corpus with their groups, events, trials and recordings (see the module docstring)."""
 
-    # tokens (N)
-    content: np.ndarray
-    channel: np.ndarray
-    coords: np.ndarray
-    onset_ms: np.ndarray
-    event_onset_ms: np.ndarray
-    time_ms: np.ndarray
-    duration_ms: np.ndarray
-    rank: np.ndarray
-    active: np.ndarray
-    group: np.ndarray
-    # groups (G)
-    group_recording: np.ndarray
-    group_trial: np.ndarray
-    group_event: np.ndarray
-    group_segment: np.ndarray
-    group_start: np.ndarray
-    group_stop: np.ndarray
-    group_t_ms: np.ndarray
-    # event pieces (E)
-    event_recording: np.ndarray
-    event_id: np.ndarray
-    event_onset: np.ndarray
-    event_offset: np.ndarray
-    event_confirmed_at: np.ndarray
-    event_true_onset: np.ndarray
-    event_open_start: np.ndarray
-    event_open_end: np.ndarray
-    event_delay_ms: np.ndarray
-    # trials (K)
-    trial_recording: np.ndarray
-    trial_id: np.ndarray
-    trial_start: np.ndarray
-    trial_stop: np.ndarray
-    trial_label: np.ndarray
-    trial_label_name: np.ndarray
-    trial_gesture_key: np.ndarray
-    trial_repetition: np.ndarray
-    # recordings (R)
-    recording_id: np.ndarray
-    recording_subject: np.ndarray
-    recording_session: np.ndarray
-    recording_dataset: np.ndarray
-    recording_n_samples: np.ndarray
-    recording_rotation_unknown: np.ndarray
-    # facts: fs, mode ("events" / "windows"), window_ms, config, feature_names, corpus, ...
-    meta: dict[str, Any]
+    tokens: Tokens
+    groups: Groups
+    events: Events
+    trials: Trials
+    recordings: Recordings
+    meta: dict[str, Any]  # the settings (TokenSettings.to_meta) and provenance: corpus, corpus_hash, dataset
+
+    def __getattr__(self, name: str) -> Any:
+        """Deprecated flat column names (``ts.group_start`` is ``ts.groups.start``), kept one release."""
+        if name not in _LEGACY:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        attr, column = _LEGACY[name]
+        table = self.__dict__.get(attr)
+        if table is None:  # not initialised (copying, unpickling)
+            raise AttributeError(name)
+        if name not in _WARNED:  # once per name and process: a loop over recordings would repeat it
+            _WARNED.add(name)
+            warnings.warn(f"TokenSet.{name} is deprecated: use TokenSet.{attr}.{column}", DeprecationWarning,
+                          stacklevel=2)
+        return getattr(table, column)
 
     # ------------------------------------------------------------------ facts
+    @property
+    def settings(self) -> TokenSettings:
+        """How this token set was made (rate, mode, window, notch, detector config, feature names)."""
+        return TokenSettings.from_meta(self.meta)
+
     @property
     def fs(self) -> float:
         return float(self.meta["fs"])
 
     @property
     def n_tokens(self) -> int:
-        return int(self.group.shape[0])
+        return len(self.tokens)
 
     @property
     def n_groups(self) -> int:
-        return int(self.group_start.shape[0])
+        return len(self.groups)
 
     @property
     def n_trials(self) -> int:
-        return int(self.trial_start.shape[0])
+        return len(self.trials)
 
     @property
     def n_features(self) -> int:
-        return int(self.content.shape[1])
+        return int(self.tokens.content.shape[1])
 
     def __repr__(self) -> str:
         return (f"TokenSet({self.meta.get('mode')}: {self.n_tokens} tokens, {self.n_groups} groups, "
-                f"{len(self.event_id)} event pieces, {self.n_trials} trials, {len(self.recording_id)} recordings)")
+                f"{len(self.events)} event pieces, {self.n_trials} trials, {len(self.recordings)} recordings)")
 
     def group_table(self) -> Any:
         """One row per group (pandas DataFrame): subject, session, recording_id, trial (the corpus's
@@ -145,18 +217,19 @@ class TokenSet:
         in the recording), t_ms."""
         import pandas as pd
 
-        t = self.group_trial
+        gr, tr, rc = self.groups, self.trials, self.recordings
+        t = gr.trial
         has = t >= 0
         tt = np.maximum(t, 0)
-        r = self.group_recording
+        r = gr.recording
         return pd.DataFrame({
-            "subject": self.recording_subject[r], "session": self.recording_session[r],
-            "recording_id": self.recording_id[r], "trial": np.where(has, self.trial_id[tt], -1),
-            "repetition": np.where(has, self.trial_repetition[tt], -1),
-            "label": np.where(has, self.trial_label[tt], IGNORE),
-            "gesture_key": np.where(has, self.trial_gesture_key[tt], ""),
-            "event": self.group_event, "segment": self.group_segment, "start": self.group_start,
-            "stop": self.group_stop, "t_ms": self.group_t_ms})
+            "subject": rc.subject[r], "session": rc.session[r],
+            "recording_id": rc.id[r], "trial": np.where(has, tr.id[tt], -1),
+            "repetition": np.where(has, tr.repetition[tt], -1),
+            "label": np.where(has, tr.label[tt], IGNORE),
+            "gesture_key": np.where(has, tr.gesture_key[tt], ""),
+            "event": gr.event, "segment": gr.segment, "start": gr.start,
+            "stop": gr.stop, "t_ms": gr.t_ms})
 
     # ------------------------------------------------------------------ sequences
     def sequences(self, by: str = "trial") -> list[np.ndarray]:
@@ -166,14 +239,15 @@ class TokenSet:
         without groups; ``by="event"``: one per event piece with groups (labelled or not, for
         pre-training); ``by="recording"``: one per recording.
         """
+        gr, group = self.groups, self.tokens.group
         if by == "trial":
-            key, n = self.group_trial[self.group], self.n_trials
+            key, n = gr.trial[group], self.n_trials
         elif by == "recording":
-            key, n = self.group_recording[self.group], len(self.recording_id)
+            key, n = gr.recording[group], len(self.recordings)
         elif by == "event":
-            pair = self.group_recording.astype(np.int64) * (1 << 32) + self.group_event
+            pair = gr.recording.astype(np.int64) * (1 << 32) + gr.event
             _, inv = np.unique(pair, return_inverse=True)
-            key, n = inv[self.group], int(inv.max(initial=-1)) + 1
+            key, n = inv[group], int(inv.max(initial=-1)) + 1
         else:
             raise ValueError(f"by must be 'trial', 'event' or 'recording', got {by!r}")
         tok = np.flatnonzero(key >= 0)
@@ -185,25 +259,29 @@ class TokenSet:
         """Class index per sequence: the trial's label for ``by="trial"``, else the label of the trial
         most of its tokens belong to (``IGNORE`` when none)."""
         if by == "trial":
-            return self.trial_label.astype(np.int64)
+            return self.trials.label.astype(np.int64)
         return np.array([self._label_of(s) for s in self.sequences(by)], np.int64)
 
     def _label_of(self, tokens: np.ndarray) -> int:
         """The label of the trial most of a sequence's tokens belong to (IGNORE if none)."""
-        tri = self.group_trial[self.group[tokens]]
+        tri = self.groups.trial[self.tokens.group[tokens]]
         tri = tri[tri >= 0]
         if tri.size == 0:
             return IGNORE
         vals, counts = np.unique(tri, return_counts=True)
-        return int(self.trial_label[vals[counts.argmax()]])
+        return int(self.trials.label[vals[counts.argmax()]])
 
-    def collate(self, seqs: Sequence[np.ndarray] | Sequence[int], *, by: str = "trial",
+    def collate(self, *positional: Any, trials: Sequence[int] | None = None, events: Sequence[int] | None = None,
+                recordings: Sequence[int] | None = None, tokens: Sequence[np.ndarray] | None = None,
                 labels: Sequence[int] | None = None, max_tokens: int | None = None) -> dict[str, Any]:
         """Pad sequences into one batch of torch tensors (the contract in docs/dev/contracts.md).
 
-        ``seqs``: token-index arrays (from :meth:`sequences`) or sequence numbers of ``by``.
-        ``max_tokens`` keeps the first tokens of longer sequences. Returns (B sequences, N tokens,
-        F features)::
+        Say what is given, by keyword, exactly one of: ``trials=`` trial numbers (rows of the trial
+        table, as :meth:`sequences` numbers them), ``events=`` / ``recordings=`` numbers of
+        ``sequences("event")`` / ``sequences("recording")``, or ``tokens=`` one token-index array per
+        sequence (e.g. ``sequences()[:8]``; one sequence is ``tokens=[seq]``). Anything else is refused.
+        ``labels`` overrides the sequences' labels; ``max_tokens`` keeps the first tokens of longer
+        sequences. Returns (B sequences, N tokens, F features)::
 
             content (B, N, F) float32   coords (B, N, 4) float32   onset_ms, t_ms, duration_ms (B, N) float32
             group_order, rank, channel (B, N) int64   pad_mask (B, N) bool (True = padding)
@@ -212,71 +290,91 @@ class TokenSet:
         ``t_ms`` is the group's start relative to the sequence's first group; ``group_order`` the
         group's index within the sequence. An empty sequence is one all-padding row.
         """
-        import torch
-
+        given = {k: v for k, v in (("trials", trials), ("events", events), ("recordings", recordings),
+                                   ("tokens", tokens)) if v is not None}
+        if positional or len(given) != 1:
+            raise TypeError("TokenSet.collate takes exactly one keyword saying what is given: trials=[0, 1] "
+                            "(trial numbers; or events=, recordings=), or tokens=[idx, ...] (token-index arrays "
+                            "from sequences(); one sequence is tokens=[seq])")
+        (kind, value), = given.items()
         seq_rec: list[int] | None = None
-        if len(seqs) and np.ndim(seqs[0]) == 0:
-            idx = [int(i) for i in seqs]  # type: ignore[arg-type]
+        if kind == "tokens":
+            toks = self._token_arrays(value)
+            lab = labels
+        else:
+            by = kind[:-1]
             all_seqs = self.sequences(by)
+            idx = self._sequence_numbers(value, kind, len(all_seqs))
+            toks = [all_seqs[i] for i in idx]
             lab_all = self.sequence_labels(by)
-            seqs = [all_seqs[i] for i in idx]
-            if labels is None:
-                labels = [int(lab_all[i]) for i in idx]
+            lab = labels if labels is not None else [int(lab_all[i]) for i in idx]
             if by == "trial":  # an empty trial still knows its recording
-                seq_rec = [int(self.trial_recording[i]) for i in idx]
-        toks = [np.asarray(s, np.int64)[:max_tokens] if max_tokens else np.asarray(s, np.int64) for s in seqs]
-        if labels is None:
-            labels = [self._label_of(t) for t in toks]
-        b = len(toks)
-        n = max([len(t) for t in toks] + [1])
-        f = self.n_features
-        content = np.zeros((b, n, f), np.float32)
-        coords = np.zeros((b, n, 4), np.float32)
-        onset = np.zeros((b, n), np.float32)
-        t_ms = np.zeros((b, n), np.float32)
-        dur = np.zeros((b, n), np.float32)
-        gorder = np.zeros((b, n), np.int64)
-        rank = np.zeros((b, n), np.int64)
-        channel = np.zeros((b, n), np.int64)
-        pad = np.ones((b, n), bool)
-        rot = np.zeros(b, bool)
-        for i, t in enumerate(toks):
-            k = len(t)
-            if seq_rec is not None:
-                rot[i] = bool(self.recording_rotation_unknown[seq_rec[i]])
-            if k == 0:
-                continue
-            g = self.group[t]
-            content[i, :k] = self.content[t]
-            coords[i, :k] = self.coords[t]
-            onset[i, :k] = self.onset_ms[t]
-            dur[i, :k] = self.duration_ms[t]
-            t_ms[i, :k] = self.group_t_ms[g] - self.group_t_ms[g[0]]
-            _, gorder[i, :k] = np.unique(g, return_inverse=True)
-            rank[i, :k] = self.rank[t]
-            channel[i, :k] = self.channel[t]
-            pad[i, :k] = False
-            rot[i] = bool(self.recording_rotation_unknown[self.group_recording[g[0]]])
-        return {"content": torch.from_numpy(content), "coords": torch.from_numpy(coords),
-                "onset_ms": torch.from_numpy(onset), "t_ms": torch.from_numpy(t_ms),
-                "duration_ms": torch.from_numpy(dur), "group_order": torch.from_numpy(gorder),
-                "rank": torch.from_numpy(rank), "channel": torch.from_numpy(channel),
-                "pad_mask": torch.from_numpy(pad), "rotation_unknown": torch.from_numpy(rot),
-                "label": torch.as_tensor(np.asarray(labels, np.int64))}
+                seq_rec = [int(self.trials.recording[i]) for i in idx]
+        if max_tokens:
+            toks = [t[:max_tokens] for t in toks]
+        if lab is None:
+            lab = [self._label_of(t) for t in toks]
+        if len(lab) != len(toks):
+            raise ValueError(f"labels has {len(lab)} entries for {len(toks)} sequences")
+        items = [self._item(t, int(y), None if seq_rec is None else seq_rec[i])
+                 for i, (t, y) in enumerate(zip(toks, lab))]
+        return pad_batch(items, n_features=self.n_features)
+
+    def _item(self, t: np.ndarray, label: int, recording: int | None) -> dict[str, Any]:
+        """One sequence's per-token arrays for :func:`~aemg.tokens.batch.pad_batch`."""
+        tk, gr = self.tokens, self.groups
+        g = tk.group[t]
+        rot = False if recording is None else bool(self.recordings.rotation_unknown[recording])
+        if len(t):
+            rot = bool(self.recordings.rotation_unknown[gr.recording[g[0]]])
+            t_ms = gr.t_ms[g] - gr.t_ms[g[0]]
+            group_order = np.unique(g, return_inverse=True)[1]
+        else:
+            t_ms, group_order = np.zeros(0, np.float32), np.zeros(0, np.int64)
+        return {"content": tk.content[t], "coords": tk.coords[t], "onset_ms": tk.onset_ms[t], "t_ms": t_ms,
+                "duration_ms": tk.duration_ms[t], "group_order": group_order, "rank": tk.rank[t],
+                "channel": tk.channel[t], "rotation_unknown": rot, "label": label}
+
+    @staticmethod
+    def _sequence_numbers(value: Any, kind: str, n: int) -> list[int]:
+        """``value`` as sequence numbers in ``[0, n)``, or a TypeError / IndexError naming the fix."""
+        out = []
+        for v in value:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"collate({kind}=...) takes {kind[:-1]} numbers (ints), got {type(v).__name__}; "
+                                "for token-index arrays from sequences() use collate(tokens=[...])")
+            if not 0 <= int(v) < n:
+                raise IndexError(f"collate({kind}=...): {kind[:-1]} {int(v)} is not in [0, {n})")
+            out.append(int(v))
+        return out
+
+    def _token_arrays(self, value: Any) -> list[np.ndarray]:
+        """``value`` as 1-D int64 token-index arrays, or a TypeError / IndexError naming the fix."""
+        out = []
+        for v in value:
+            arr = np.asarray(v)
+            if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+                raise TypeError("collate(tokens=...) takes one 1-D token-index array per sequence (a list of "
+                                "arrays); for one sequence pass tokens=[seq], for trial numbers trials=[...]")
+            arr = arr.astype(np.int64, copy=False)
+            if arr.size and not (0 <= arr.min() and arr.max() < self.n_tokens):
+                raise IndexError(f"collate(tokens=...): token indices must lie in [0, {self.n_tokens})")
+            out.append(arr)
+        return out
 
     # ------------------------------------------------------------------ metrics
     def metrics(self) -> dict[str, Any]:
         """Counts plus the detection figures of :func:`aemg.tokens.metrics.detection_metrics`."""
         from aemg.tokens.metrics import detection_metrics
 
+        ev, tr = self.events, self.trials
         out: dict[str, Any] = {"mode": self.meta.get("mode"), "n_groups": self.n_groups,
                                "n_tokens": self.n_tokens, "n_trials": self.n_trials,
-                               "n_events": int(np.sum(~self.event_open_start)) if len(self.event_id) else 0}
+                               "n_events": int(np.sum(~ev.open_start)) if len(ev) else 0}
         if self.n_trials and self.meta.get("mode") == "events":  # figures of the event detector
-            out.update(detection_metrics(self.trial_recording, self.trial_start, self.trial_stop,
-                                         self.trial_gesture_key, self.event_recording, self.event_onset,
-                                         self.event_offset, self.event_open_start, self.fs))
-        d = self.event_delay_ms[~self.event_open_start] if len(self.event_id) else np.zeros(0)
+            out.update(detection_metrics(tr.recording, tr.start, tr.stop, tr.gesture_key, ev.recording, ev.onset,
+                                         ev.offset, ev.open_start, self.fs))
+        d = ev.delay_ms[~ev.open_start] if len(ev) else np.zeros(0)
         if self.meta.get("mode") == "events" and d.size:
             out["detection_delay_ms"] = {"median": float(np.median(d)), "p10": float(np.percentile(d, 10)),
                                          "p90": float(np.percentile(d, 90))}
@@ -288,13 +386,25 @@ class TokenSet:
         name = "events.npz" if window_ms is None else f"windows-{window_ms:g}ms.npz"
         return Path(corpus_dir) / "tokens" / name
 
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every table's columns under their stored keys, in stored order."""
+        out: dict[str, np.ndarray] = {}
+        for attr, _ in TABLES:
+            out.update(getattr(self, attr).columns())
+        return out
+
+    @classmethod
+    def from_columns(cls, columns: Any, meta: dict[str, Any]) -> TokenSet:
+        """A TokenSet from stored keys -> columns (see :meth:`columns`) and its ``meta``."""
+        return cls(**{attr: table.from_columns(columns) for attr, table in TABLES}, meta=meta)
+
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
         """Write to ``path`` atomically (temporary file, fsync, rename)."""
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "meta"}
+        arrays = self.columns()
         arrays["meta"] = np.array(json.dumps(self.meta))
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -306,144 +416,9 @@ class TokenSet:
         if path.is_dir():
             path = cls.default_path(path)
         with np.load(path, allow_pickle=False) as z:
-            kw = {f.name: z[f.name] for f in fields(cls) if f.name != "meta"}
+            columns = {k: z[k] for k in _LEGACY}
             meta = json.loads(str(z["meta"]))
-        return cls(**kw, meta=meta)
-
-    @staticmethod
-    def builder(config: Any, *, window_ms: float | None = None, meta: dict[str, Any] | None = None) -> _Builder:
-        return _Builder(config, window_ms, meta or {})
+        return cls.from_columns(columns, meta)
 
 
-class _Builder:
-    """Collects the tokenizer's per-session outputs into one :class:`TokenSet`."""
-
-    def __init__(self, config: Any, window_ms: float | None, meta: dict[str, Any]) -> None:
-        self.config, self.window_ms, self.meta = config, window_ms, meta
-        self.parts: dict[str, list[Any]] = {f.name: [] for f in fields(TokenSet) if f.name != "meta"}
-        self.n_groups = self.n_trials = self.n_recs = self.n_events = 0
-
-    def add_session(self, recs: Sequence[Recording], out: Any,
-                    trial_ids: dict[tuple[str, int, int], int] | None = None) -> None:
-        """Add one session: ``recs`` in time order and ``out``, its
-        :class:`~aemg.tokens.tokenizer.SessionTokens`."""
-        p, r0 = self.parts, self.n_recs
-        fs = float(recs[0].fs)
-        ms = 1000.0 / fs
-        offsets = out.offsets
-        for rec in recs:
-            p["recording_id"].append(rec.recording_id)
-            p["recording_subject"].append(rec.subject)
-            p["recording_session"].append(rec.session)
-            p["recording_dataset"].append(rec.dataset)
-            p["recording_n_samples"].append(rec.n_samples)
-            p["recording_rotation_unknown"].append(bool(rec.layout_rotation_unknown))
-        # trials, in session samples for the group assignment
-        t_start, t_stop = [], []
-        for i, rec in enumerate(recs):
-            for a, z, lab, rep in _trials(rec):
-                key = (rec.recording_id, a, z)
-                p["trial_recording"].append(r0 + i)
-                p["trial_id"].append(trial_ids[key] if trial_ids and key in trial_ids
-                                     else self.n_trials + len(t_start))
-                p["trial_start"].append(a)
-                p["trial_stop"].append(z)
-                p["trial_label"].append(lab)
-                p["trial_label_name"].append(rec.label_names[lab])
-                p["trial_gesture_key"].append(rec.gesture_keys[lab])
-                p["trial_repetition"].append(rep)
-                t_start.append(int(offsets[i]) + a)
-                t_stop.append(int(offsets[i]) + z)
-        for q in out.pieces:
-            p["event_recording"].append(r0 + q["recording"])
-            p["event_id"].append(q["event"] + self.n_events)
-            p["event_onset"].append(q["onset"])
-            p["event_offset"].append(q["offset"])
-            p["event_confirmed_at"].append(q["confirmed_at"])
-            p["event_true_onset"].append(q["event_onset"])
-            p["event_open_start"].append(q["open_start"])
-            p["event_open_end"].append(q["open_end"])
-            p["event_delay_ms"].append((q["confirmed_at"] - q["event_onset"]) * ms)
-        g = out.groups
-        n_g, c = len(g), g.content.shape[1]
-        grec = out.group_recording.astype(np.int64)
-        gstart = g.start - offsets[grec]
-        # each group belongs to the trial it overlaps most (candidates: the trials around its ends)
-        tri = np.full(n_g, -1, np.int64)
-        if t_start and n_g:
-            ts, te = np.asarray(t_start), np.asarray(t_stop)
-            best = np.zeros(n_g, np.int64)
-            for cand in (np.searchsorted(ts, g.start, side="right") - 1, np.searchsorted(ts, g.stop - 1, side="right") - 1):
-                ok = cand >= 0
-                cc = np.maximum(cand, 0)
-                ov = np.where(ok, np.minimum(g.stop, te[cc]) - np.maximum(g.start, ts[cc]), 0)
-                better = ov > best
-                tri = np.where(better, cc + self.n_trials, tri)
-                best = np.where(better, ov, best)
-        self.n_trials += len(t_start)
-        p["group_recording"].append(grec + r0)
-        p["group_trial"].append(tri)
-        p["group_event"].append(g.event.astype(np.int64) + self.n_events)
-        p["group_segment"].append(g.segment.astype(np.int64))
-        p["group_start"].append(gstart)
-        p["group_stop"].append(g.stop - offsets[grec])
-        p["group_t_ms"].append(gstart * ms)
-        coords = np.stack([_coords(tuple(rec.electrodes)) for rec in recs])
-        p["content"].append(g.content.reshape(n_g * c, g.content.shape[-1]))
-        p["channel"].append(np.tile(np.arange(c, dtype=np.int64), n_g))
-        p["coords"].append(coords[grec].reshape(n_g * c, 4))
-        p["onset_ms"].append((g.onset * ms).astype(np.float32).reshape(-1))
-        p["event_onset_ms"].append(np.where(g.active, g.event_onset * ms, -1.0).astype(np.float32).reshape(-1))
-        p["time_ms"].append(((gstart[:, None] + g.onset) * ms).astype(np.float32).reshape(-1))
-        p["duration_ms"].append((g.duration * ms).astype(np.float32).reshape(-1))
-        p["rank"].append(g.rank.astype(np.int64).reshape(-1))
-        p["active"].append(g.active.reshape(-1))
-        p["group"].append(np.repeat(np.arange(n_g, dtype=np.int64) + self.n_groups, c))
-        self.n_groups += n_g
-        self.n_recs += len(recs)
-        self.n_events += int(max([q["event"] for q in out.pieces] + [int(g.event.max(initial=-1))])) + 1
-
-    def build(self, fs: float) -> TokenSet:
-        from aemg.tokens.features import FEATURE_NAMES
-
-        arrays: dict[str, np.ndarray] = {}
-        for f in fields(TokenSet):
-            name = f.name
-            if name == "meta":
-                continue
-            parts = self.parts[name]
-            if parts and isinstance(parts[0], np.ndarray):
-                arrays[name] = np.concatenate(parts)
-            elif name == "content":
-                arrays[name] = np.zeros((0, len(FEATURE_NAMES)), np.float32)
-            elif name == "coords":
-                arrays[name] = np.zeros((0, 4), np.float32)
-            elif name in _STR_FIELDS:
-                arrays[name] = np.array(parts, dtype=str).reshape(len(parts))
-            elif name in _BOOL_FIELDS:
-                arrays[name] = np.array(parts, dtype=bool).reshape(len(parts))
-            elif name in _FLOAT_FIELDS:
-                arrays[name] = np.array(parts, dtype=np.float32).reshape(len(parts))
-            else:
-                arrays[name] = np.array(parts, dtype=np.int64).reshape(len(parts))
-        cfg = self.config.to_dict() if hasattr(self.config, "to_dict") else dict(self.config)
-        meta = {"fs": float(fs), "mode": "events" if self.window_ms is None else "windows",
-                "window_ms": self.window_ms, "config": cfg, "feature_names": list(FEATURE_NAMES), **self.meta}
-        return TokenSet(**arrays, meta=meta)
-
-
-def _trials(rec: Recording) -> list[tuple[int, int, int, int]]:
-    """``rec.trials()``, with a shortcut for the common one-repetition-per-file recording."""
-    lab, rep = rec.labels, rec.repetition
-    if lab is None or rec.n_samples == 0:
-        return []
-    if lab[0] == lab[-1] and (rep is None or rep[0] == rep[-1]):
-        if (lab == lab[0]).all() and (rep is None or (rep == rep[0]).all()):
-            return [(0, rec.n_samples, int(lab[0]), int(rep[0]) if rep is not None else 0)] if lab[0] >= 0 else []
-    return rec.trials()
-
-
-_STR_FIELDS = {"trial_label_name", "trial_gesture_key", "recording_id", "recording_subject", "recording_session",
-               "recording_dataset"}
-_BOOL_FIELDS = {"active", "event_open_start", "event_open_end", "recording_rotation_unknown"}
-_FLOAT_FIELDS = {"onset_ms", "event_onset_ms", "time_ms", "duration_ms", "event_delay_ms", "group_t_ms"}
+__all__ = ["IGNORE", "TABLES", "Events", "Groups", "Recordings", "TokenSet", "TokenSettings", "Tokens", "Trials"]

@@ -7,8 +7,8 @@ recording into windows of whole groups that fit; item i of epoch e starts at a g
 there would run out of tokens before the recording ends), so an item is a pure function of
 (seed, epoch, index): any process, any worker, a resumed run all load the same tokens.
 
-:func:`collate` pads a list of spans into the batch contract of docs/dev/contracts.md (the same
-dict ``aemg.tokens.TokenSet.collate`` returns).
+:func:`collate` pads a list of spans into the batch contract of docs/dev/contracts.md with
+:func:`aemg.tokens.batch.pad_batch`, the function ``aemg.tokens.TokenSet.collate`` calls too.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-IGNORE = -100
+from aemg.tokens.batch import IGNORE, pad_batch
 
 
 @dataclass
@@ -118,30 +118,9 @@ class SpanDataset(Dataset):
 
 
 def collate(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
-    """Pad spans into the batch contract (B sequences, N = longest span, F content dim)."""
-    B = len(items)
-    N = max(len(it["rank"]) for it in items)
-    F = items[0]["content"].shape[1]
-    out = {
-        "content": torch.zeros(B, N, F),  # (B, N, F)
-        "coords": torch.zeros(B, N, 4),  # (B, N, 4) cos a, sin a, z, off_forearm
-        "onset_ms": torch.zeros(B, N),  # (B, N)
-        "t_ms": torch.zeros(B, N),
-        "duration_ms": torch.zeros(B, N),
-        "group_order": torch.zeros(B, N, dtype=torch.long),
-        "rank": torch.zeros(B, N, dtype=torch.long),
-        "channel": torch.zeros(B, N, dtype=torch.long),
-        "pad_mask": torch.ones(B, N, dtype=torch.bool),  # True = padding
-    }
-    for b, it in enumerate(items):
-        n = len(it["rank"])
-        for k in ("content", "coords", "onset_ms", "t_ms", "duration_ms", "group_order", "rank", "channel"):
-            out[k][b, :n] = torch.as_tensor(np.asarray(it[k]))
-        out["pad_mask"][b, :n] = False
-    out["rotation_unknown"] = torch.tensor([bool(it["rotation_unknown"]) for it in items])
-    out["label"] = torch.tensor([int(it["label"]) for it in items], dtype=torch.long)
-    out["index"] = torch.tensor([int(it.get("index", -1)) for it in items], dtype=torch.long)
-    return out
+    """Pad spans into the batch contract (B sequences, N = longest span, F content dim), with each
+    span's ``index``: :func:`aemg.tokens.batch.pad_batch`, the one padding function."""
+    return pad_batch(items, with_index=True)
 
 
 class ResumableSampler(Sampler[int]):
