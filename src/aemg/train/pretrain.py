@@ -33,7 +33,6 @@ import json
 import logging
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +43,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from aemg.atomic import atomic_write_text
-from aemg.model import (
-    IGNORE,
-    MaskedTokenModel,
-    VQTokenizer,
-    n_params,
-    random_token_mask,
-    rotate_flip,
-    symmetric_batch,
-)
+from aemg.model import MaskedTokenModel, VQTokenizer, n_params, rotate_flip
 from aemg.train.checkpoint import (
     CKPT,
     ENCODER,
@@ -73,6 +64,7 @@ from aemg.train.engine import (
     truncate_metrics,
     unwrap,
 )
+from aemg.train.figures import codebook_stats, eval_spans, masked_accuracy
 from aemg.train.sources import TokenSource
 
 log = logging.getLogger(__name__)
@@ -376,53 +368,20 @@ class PretrainRecipe:
             f.write(f"{stage} {self.state['epoch']} " + " ".join(str(int(i)) for i in index) + "\n")
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_batches(self, recordings: list[TokenRecording], n_batches: int) -> Iterator[dict[str, torch.Tensor]]:
-        if not recordings:
-            return
-        ds = SpanDataset(recordings, self.cfg.data.max_tokens, seed=self.cfg.seed, random_start=False)
-        bs = self.cfg.data.batch_size
-        idx = np.random.default_rng(self.cfg.seed).permutation(len(ds))[: n_batches * bs]
-        for i in range(0, len(idx), bs):
-            yield self.fabric.to_device(collate([ds[int(j)] for j in idx[i:i + bs]]))
+    def _eval_batches(self, recordings: list[TokenRecording]) -> Iterator[Batch]:
+        d = self.cfg.data
+        return eval_spans(recordings, d.max_tokens, d.batch_size, self.cfg.eval_batches, self.cfg.seed,
+                          self.fabric.to_device)
 
-    @torch.no_grad()
-    def _codebook_stats(self) -> dict[str, float]:
+    def _codebook_stats(self) -> dict[str, Any]:
         """Codebook usage and perplexity of the frozen tokenizer over training spans (same on every rank)."""
-        tok = unwrap(self.tokenizer)
-        K = self.cfg.tokenizer.quantizer.codebook_size
-        counts = torch.zeros(K)
-        for batch in self._eval_batches(self.train_recs, self.cfg.eval_batches):
-            ids = tok.tokenize(batch)
-            counts += torch.bincount(ids[ids != IGNORE].cpu(), minlength=K).float()
-        p = counts / counts.sum().clamp(min=1)
-        nz = p[p > 0]
-        return {"perplexity": float(torch.exp(-(nz * nz.log()).sum())), "codebook_usage": float((counts > 0).float().mean()),
-                "codes_used": int((counts > 0).sum()), "code_counts": counts.long().tolist()}
+        return codebook_stats(unwrap(self.tokenizer), self._eval_batches(self.train_recs))
 
-    @torch.no_grad()
     def _masked_accuracy(self) -> dict[str, Any]:
-        """Masked-token accuracy on held-out recordings vs always predicting their most common id."""
-        tok, mtm = unwrap(self.tokenizer), unwrap(self.mtm)
+        """Masked-token accuracy on held-out recordings (the training ones if none is held out)."""
         recs, heldout = (self.heldout_recs, True) if self.heldout_recs else (self.train_recs, False)
-        was = mtm.training
-        mtm.eval()
-        correct = total = 0
-        targets_all: list[torch.Tensor] = []
-        for bi, batch in enumerate(self._eval_batches(recs, self.cfg.eval_batches)):
-            codes = tok.tokenize(batch)
-            mask = random_token_mask(batch["pad_mask"], self.cfg.mtm.mask_ratio, generator(self.cfg.seed, "eval", bi))
-            big, cmask, targets = symmetric_batch(batch, codes, mask)
-            logits, _ = mtm(big, targets, cmask)
-            scored = targets != IGNORE
-            correct += int((logits.argmax(-1)[scored] == targets[scored]).sum())
-            total += int(scored.sum())
-            targets_all.append(targets[scored].cpu())
-        mtm.train(was)
-        t = torch.cat(targets_all) if targets_all else torch.zeros(0, dtype=torch.long)
-        maj_id, maj_n = Counter(t.tolist()).most_common(1)[0] if len(t) else (None, 0)
-        return {"masked_accuracy": correct / max(total, 1), "majority_accuracy": maj_n / max(total, 1),
-                "majority_id": maj_id, "n_scored": total, "heldout": heldout,
-                "heldout_recordings": [r.key for r in recs] if heldout else []}
+        acc = masked_accuracy(unwrap(self.tokenizer), unwrap(self.mtm), self._eval_batches(recs), self.cfg.seed)
+        return {**acc, "heldout": heldout, "heldout_recordings": [r.key for r in recs] if heldout else []}
 
     # ------------------------------------------------------------------ cleanup
     def cleanup(self) -> dict[str, Any]:
