@@ -32,8 +32,8 @@ import time
 import torch
 import torch.utils.flop_counter as _fc
 
-from aemg.model import get_config
 from aemg.train import PretrainRecipe, TokenSource
+from aemg.train.config import get_config
 from aemg.train.synthetic import synthetic_recordings
 
 

@@ -19,8 +19,8 @@ pytest.importorskip("lightning_fabric")
 SCRIPT = textwrap.dedent("""
     import sys
     import torch
-    from aemg.model import get_config
     from aemg.train import PretrainRecipe, TokenSource
+    from aemg.train.config import get_config
     from aemg.train.engine import unwrap
     from aemg.train.synthetic import synthetic_recordings
 

@@ -13,19 +13,19 @@ pytest.importorskip("vector_quantize_pytorch")
 from aemg.model import (  # noqa: E402
     IGNORE,
     MaskedTokenModel,
-    PretrainConfig,
     Quantizer,
     QuantizerConfig,
     VQTokenizer,
     aemg_base,
     aemg_small,
     aemg_tiny,
-    get_config,
+    model_size,
     n_params,
     random_token_mask,
     rotate_flip,
     symmetric_batch,
 )
+from aemg.train.config import PretrainConfig, get_config  # noqa: E402
 from aemg.train.synthetic import synthetic_batch  # noqa: E402
 
 F = 16
@@ -162,13 +162,18 @@ def test_models_forward_return_out_and_loss(batch):
     tok = VQTokenizer(tcfg)
     out, loss = tok(batch)
     assert loss is None and out["recon"].shape == batch["content"].shape
-    out, loss = tok(batch, targets=True)
+    out, loss = tok(batch, targets=batch["content"])
     assert loss.dim() == 0 and loss.requires_grad
+    m = tok.step_metrics(out, batch["content"])
+    assert m["recon_loss"] == pytest.approx(out["recon_loss"].item()) and 0 < m["batch_usage"] <= 1
     mtm = MaskedTokenModel(dataclasses.replace(cfg.encoder, content_dim=F), cfg.mtm, tcfg.quantizer.codebook_size)
     codes = tok.tokenize(batch)
     mask = random_token_mask(batch["pad_mask"], 0.5)
     logits, loss = mtm(batch, torch.where(mask, codes, IGNORE), mask)
     assert logits.shape == (*batch["pad_mask"].shape, tcfg.quantizer.codebook_size) and loss.requires_grad
+    x, targets, cmask = mtm.masked_inputs(batch, codes, torch.Generator().manual_seed(0))  # symmetric: 2B
+    assert x["content"].shape[0] == targets.shape[0] == 2 * batch["content"].shape[0]
+    assert 0 <= mtm.step_metrics(mtm(x, targets, cmask)[0], targets)["masked_accuracy_train"] <= 1
     logits, loss = mtm(batch)
     assert loss is None
 
@@ -185,6 +190,11 @@ def test_config_round_trip_and_overrides(tmp_path):
         get_config("tiny").override(["stage1.learning_rate=1"])
     with pytest.raises(ValueError, match="unknown config"):
         get_config("huge")
+    with pytest.raises(ValueError, match="unknown config fields"):
+        PretrainConfig.from_dict({**get_config("tiny").to_dict(), "stage3": {}})
+    # the recipes are built on the model package's named sizes (model configs live there, training here)
+    for name in ("tiny", "small", "base"):
+        assert (get_config(name).encoder, get_config(name).tokenizer) == model_size(name)
 
 
 def test_named_sizes_and_rebuild_from_saved_config(tmp_path):

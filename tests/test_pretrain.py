@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("lightning_fabric")
 pytest.importorskip("vector_quantize_pytorch")
 
-from aemg.model import get_config  # noqa: E402
 from aemg.train import InjectedStop, TokenSource, pretrain  # noqa: E402
+from aemg.train.config import get_config  # noqa: E402
 from aemg.train.engine import read_metrics  # noqa: E402
 from aemg.train.synthetic import synthetic_recordings  # noqa: E402
 
@@ -36,12 +36,22 @@ def _final_state(run):
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
+def one_thread():
+    """Bitwise resume holds on one machine at one thread count: the runs compared share one, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, one_thread):
     run = tmp_path_factory.mktemp("full") / "run"
     summary = pretrain(_cfg(), _sources(), run, progress=False)
     return run, summary
 
 
+@pytest.mark.slow
 def test_tiny_losses_fall_and_run_directory_is_complete(full_run):
     run, s = full_run
     for f in ("config.json", "run.json", "metrics.jsonl", "ckpt.pt", "tokenizer.pt", "encoder.pt", "summary.json"):
@@ -82,10 +92,11 @@ class _Killed(BaseException):
     """Stands in for SIGKILL: not an Exception, so nothing in the recipe handles it."""
 
 
-def test_resume_equals_uninterrupted_bitwise(full_run, tmp_path, monkeypatch):
-    import sys
+@pytest.mark.slow
+def test_resume_equals_uninterrupted_bitwise(full_run, one_thread, tmp_path, monkeypatch):
+    import aemg.train.checkpoint as ckpt_mod
 
-    recipe_mod = sys.modules["aemg.train.pretrain"]  # (the package's attribute ``pretrain`` is the function)
+    assert torch.get_num_threads() == 1  # the same thread count as the uninterrupted run
     run_full, _ = full_run
     run = tmp_path / "run"
     with pytest.raises(InjectedStop):
@@ -93,7 +104,7 @@ def test_resume_equals_uninterrupted_bitwise(full_run, tmp_path, monkeypatch):
     with pytest.raises(FileExistsError, match="--resume"):
         pretrain(_cfg(), _sources(), run, progress=False)
     # killed inside the next checkpoint (step 30): its RNG file is written, ckpt.pt is not, a row is torn
-    save = recipe_mod.atomic_torch_save
+    save = ckpt_mod.atomic_torch_save
 
     def dies_at_ckpt(obj, path):
         if path.name == "ckpt.pt":
@@ -102,10 +113,10 @@ def test_resume_equals_uninterrupted_bitwise(full_run, tmp_path, monkeypatch):
             raise _Killed
         save(obj, path)
 
-    monkeypatch.setattr(recipe_mod, "atomic_torch_save", dies_at_ckpt)
+    monkeypatch.setattr(ckpt_mod, "atomic_torch_save", dies_at_ckpt)
     with pytest.raises(_Killed):
         pretrain(_cfg(), _sources(), run, progress=False, resume=True)
-    monkeypatch.setattr(recipe_mod, "atomic_torch_save", save)
+    monkeypatch.setattr(ckpt_mod, "atomic_torch_save", save)
     assert (run / "rng_rank0_s1_30.pt").exists() and torch.load(run / "ckpt.pt", weights_only=False)["state"]["step"] == 23
     with pytest.raises(InjectedStop):
         pretrain(_cfg(), _sources(), run, progress=False, resume=True, stop_at=(2, 17))  # inside stage 2
@@ -157,6 +168,7 @@ def test_clear_errors_for_out_and_empty_corpora(tmp_path):
         SpanDataset(empty, max_tokens=48)
 
 
+@pytest.mark.slow
 def test_prototypes_gallery(full_run, tmp_path):
     from aemg.cli import main
     from aemg.train.prototypes import prototype_contents
@@ -184,6 +196,7 @@ def real_run(corpus_cote_allard, tmp_path_factory):
     return run, corpus_cote_allard
 
 
+@pytest.mark.slow
 def test_tiny_losses_fall_on_a_real_corpus(real_run):
     run, corpus = real_run
     s = json.loads((run / "summary.json").read_text())
@@ -199,6 +212,7 @@ def test_tiny_losses_fall_on_a_real_corpus(real_run):
     assert "log_amp" in run_json["content_names"]
 
 
+@pytest.mark.slow
 def test_cli_resume_of_a_finished_run_and_errors(real_run, tmp_path, capsys, monkeypatch):
     from aemg.cli import main
 
@@ -223,6 +237,7 @@ def test_cli_resume_of_a_finished_run_and_errors(real_run, tmp_path, capsys, mon
     assert "holds no tokens" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_stored_token_set_is_loaded_and_a_stale_one_remade(corpus_cote_allard, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
@@ -235,14 +250,14 @@ def test_stored_token_set_is_loaded_and_a_stale_one_remade(corpus_cote_allard, t
     fake = SimpleNamespace(path=tmp_path, hash=corpus_cote_allard.hash)
     monkeypatch.setattr(tk, "tokenize_corpus", lambda *a, **k: pytest.fail("tokenized although a token set is stored"))
     loaded = load_token_set(fake, progress=False)
-    assert loaded.n_tokens == ts.n_tokens and np.array_equal(loaded.content, ts.content)
+    assert loaded.n_tokens == ts.n_tokens and np.array_equal(loaded.tokens.content, ts.tokens.content)
     monkeypatch.setattr(tk, "tokenize_corpus", lambda *a, **k: "remade")
     assert load_token_set(SimpleNamespace(path=tmp_path, hash="another"), progress=False) == "remade"
     recs = token_recordings(ts)
     assert sum(len(r) for r in recs) == ts.n_tokens
     r = recs[0]
     assert (np.diff(r.group) >= 0).all() and r.content.shape[1] == ts.n_features
-    assert set(r.label.tolist()) <= set(ts.trial_label.tolist()) | {-100}
+    assert set(r.label.tolist()) <= set(ts.trials.label.tolist()) | {-100}
 
 
 def test_spans_are_whole_groups_capped_and_deterministic():
@@ -268,6 +283,7 @@ def test_spans_are_whole_groups_capped_and_deterministic():
     assert batch["pad_mask"].shape[1] == max(len(it["rank"]) for it in a[:4])
 
 
+@pytest.mark.slow
 def test_encoder_reads_token_set_batches_including_empty_trials(corpus_cote_allard):
     """The batch of aemg.tokens.TokenSet.collate (the contract) goes straight into the encoder;
     a trial without events is an all-padding row and encodes to zeros, never NaN."""
@@ -284,5 +300,54 @@ def test_encoder_reads_token_set_batches_including_empty_trials(corpus_cote_alla
     with torch.no_grad():
         h, pooled = enc(batch)
     assert torch.isfinite(h).all() and torch.isfinite(pooled).all()
-    if empty:
-        assert torch.equal(pooled[-1], torch.zeros_like(pooled[-1]))
+    assert empty, "the Côté-Allard subset has trials without events: the case this test is about"
+    assert torch.equal(pooled[-1], torch.zeros_like(pooled[-1]))
+
+
+# ---------------------------------------------------------------------- --max-steps and the schedule
+def test_max_steps_scales_the_warm_up_so_a_short_run_reaches_peak_lr(monkeypatch):
+    """``--max-steps 150`` on ``small`` (warm-up 200 / 300) used to end inside the warm-up."""
+    from aemg.cli import main
+    from aemg.train.engine import get_lr
+
+    seen = {}
+
+    def no_training(cfg, *args, **kwargs):
+        seen["cfg"] = cfg
+        return {}
+
+    monkeypatch.setattr("aemg.train.sources.load_token_sources", lambda dirs, exclude=(): _sources())
+    monkeypatch.setattr("aemg.train.pretrain", no_training)
+    assert main(["pretrain", "--corpus", "c", "--out", "r", "--config", "small", "--max-steps", "150"]) == 0
+    small = get_config("small")
+    for n in (1, 2):
+        full, s = small.stage(n), seen["cfg"].stage(n)
+        assert s.max_steps == 150 and 0 < s.warmup_steps < 150
+        assert s.warmup_steps / 150 == pytest.approx(full.warmup_steps / full.max_steps, abs=0.01)
+        lrs = [get_lr(i, s) for i in range(s.max_steps)]
+        assert max(lrs) == pytest.approx(s.lr) and lrs[-1] == pytest.approx(s.min_lr, rel=0.01)
+    assert small.cap_steps(10**6) == small  # a cap above the configured steps changes nothing
+    with pytest.raises(ValueError, match="--max-steps must be >= 1"):
+        small.cap_steps(0)
+
+
+@pytest.mark.slow
+def test_a_150_step_capped_run_leaves_warm_up_and_trains(tmp_path, monkeypatch):
+    """The docs' short example: a recipe sized for thousands of steps, capped at 150 through the CLI."""
+    from aemg.cli import main
+
+    monkeypatch.setattr("aemg.train.sources.load_token_sources", lambda dirs, exclude=(): _sources())
+    run = tmp_path / "run"
+    sets = [x for n in (1, 2) for x in ("--set", f"stage{n}.max_steps=3000", "--set", f"stage{n}.warmup_steps=250")]
+    assert main(["pretrain", "--corpus", "c", "--out", str(run), "--config", "tiny", *sets, "--max-steps", "150",
+                 "--no-progress"]) == 0
+    rows = read_metrics(run / "metrics.jsonl")
+    cfg = json.loads((run / "config.json").read_text())
+    for n in (1, 2):
+        lrs = [r["lr"] for r in rows if r["stage"] == n]
+        assert len(lrs) == 150 and cfg[f"stage{n}"]["warmup_steps"] < 150
+        assert max(lrs) == pytest.approx(cfg[f"stage{n}"]["lr"], rel=1e-3)  # the peak is reached
+        assert lrs[-1] < 0.2 * max(lrs)  # and the cosine decays
+    s = json.loads((run / "summary.json").read_text())
+    assert s["stage1"]["recon_loss_last"] < 0.8 * s["stage1"]["recon_loss_first"]
+    assert s["stage2"]["loss_last"] < 0.85 * s["stage2"]["loss_first"]

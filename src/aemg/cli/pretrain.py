@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="small", help="tiny (tests), small (a CPU), base (GPUs, ~5M parameters), or a config.json path (default: small)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one config field, e.g. --set stage1.lr=3e-4 (repeatable)")
-    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="cap each stage at N optimizer steps (the config's defaults are sized for real use)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="cap each stage at N optimizer steps, its warm-up scaled with it (the config's defaults are sized for real use)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR from its last checkpoint, with its own config.json "
                         "(bitwise as if uninterrupted on the same machine)")
     p.add_argument("--exclude", action="append", default=[], metavar="DATASET",
@@ -38,16 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aemg.model import get_config
     from aemg.train import pretrain
+    from aemg.train.config import get_config
     from aemg.train.sources import load_token_sources
 
     cfg = get_config(args.config).override(args.overrides)
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
-        cfg = cfg.override([f"stage1.max_steps={min(args.max_steps, cfg.stage1.max_steps)}",
-                            f"stage2.max_steps={min(args.max_steps, cfg.stage2.max_steps)}"])
+        cfg = cfg.cap_steps(args.max_steps)
     if args.seed is not None:
         cfg = cfg.override([f"seed={args.seed}"])
     devices = args.devices if args.devices == "auto" else int(args.devices)

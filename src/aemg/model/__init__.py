@@ -1,7 +1,8 @@
 """The spatio-temporal Transformer and its two pre-training models (torch is imported here).
 
 Builders, not subclasses (torchtune style): :func:`encoder` builds an :class:`Encoder` from any
-settings, :func:`aemg_tiny` / :func:`aemg_small` / :func:`aemg_base` from the named configs.
+settings, :func:`aemg_tiny` / :func:`aemg_small` / :func:`aemg_base` from the named sizes. Model
+configs only: how the models are trained is :mod:`aemg.train.config`.
 """
 
 from __future__ import annotations
@@ -9,17 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from aemg.model.augment import rotate_flip
-from aemg.model.config import (
-    CONFIGS,
-    DataConfig,
-    EncoderConfig,
-    MTMConfig,
-    PretrainConfig,
-    QuantizerConfig,
-    StageConfig,
-    TokenizerConfig,
-    get_config,
-)
+from aemg.model.config import EncoderConfig, MTMConfig, QuantizerConfig, TokenizerConfig, model_size
 from aemg.model.encoder import Encoder, load_encoder, masked_mean, n_params
 from aemg.model.mtm import MaskedTokenModel, random_token_mask, symmetric_batch
 from aemg.model.quantizer import Quantizer
@@ -33,7 +24,7 @@ def encoder(content_dim: int, **settings) -> Encoder:
 
 
 def _named(name: str, content_dim: int) -> Encoder:
-    return Encoder(dataclasses.replace(get_config(name).encoder, content_dim=content_dim))
+    return Encoder(dataclasses.replace(model_size(name)[0], content_dim=content_dim))
 
 
 def aemg_tiny(content_dim: int) -> Encoder:
@@ -49,8 +40,7 @@ def aemg_base(content_dim: int) -> Encoder:
 
 
 __all__ = [
-    "CONFIGS", "IGNORE", "DataConfig", "Encoder", "EncoderConfig", "MTMConfig", "MaskedTokenModel", "PretrainConfig",
-    "Quantizer", "QuantizerConfig", "StageConfig", "TokenizerConfig", "VQTokenizer", "aemg_base", "aemg_small",
-    "aemg_tiny", "encoder", "get_config", "load_encoder", "masked_mean", "n_params", "random_token_mask", "rotate_flip",
-    "symmetric_batch",
+    "IGNORE", "Encoder", "EncoderConfig", "MTMConfig", "MaskedTokenModel", "Quantizer", "QuantizerConfig",
+    "TokenizerConfig", "VQTokenizer", "aemg_base", "aemg_small", "aemg_tiny", "encoder", "load_encoder", "masked_mean",
+    "model_size", "n_params", "random_token_mask", "rotate_flip", "symmetric_batch",
 ]

@@ -8,6 +8,8 @@ step; both passes run as one batch of 2B sequences.
 
 ``forward(batch, targets=None, mask=None) -> (logits, loss)``: ``logits`` (B, N, K); ``targets``
 (B, N) prototype ids with ``IGNORE`` where not scored; cross-entropy with ``ignore_index=IGNORE``.
+``masked_inputs(batch, codes, generator)`` draws the mask of ``MTMConfig`` and gives ``forward``'s
+arguments; ``step_metrics(logits, targets)`` the figures of a metrics row.
 """
 
 from __future__ import annotations
@@ -73,6 +75,23 @@ class MaskedTokenModel(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
         return logits, loss
+
+    def masked_inputs(self, batch: dict[str, torch.Tensor], codes: torch.Tensor,
+                      generator: torch.Generator | None = None
+                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """(batch, targets, content mask) for one training forward: ``mask_ratio`` of each sequence's real
+        tokens masked, scored against ``codes`` (B, N), and with ``symmetric`` the complement too (2B)."""
+        mask = random_token_mask(batch["pad_mask"], self.cfg.mask_ratio, generator)
+        if self.cfg.symmetric:
+            big, cmask, targets = symmetric_batch(batch, codes, mask)
+            return big, targets, cmask
+        return batch, torch.where(mask, codes, torch.full_like(codes, IGNORE)), mask
+
+    @torch.no_grad()
+    def step_metrics(self, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """Accuracy of the predicted prototype ids over the scored (masked) tokens of a training forward."""
+        scored = targets != IGNORE
+        return {"masked_accuracy_train": float((logits.argmax(-1)[scored] == targets[scored]).float().mean())}
 
     def configure_optimizers(self, weight_decay: float, lr: float, betas: tuple[float, float],
                              device_type: str = "cpu") -> torch.optim.AdamW:

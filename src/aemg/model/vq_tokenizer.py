@@ -8,8 +8,9 @@ network is frozen and only provides the prototype ids that stage 2 predicts.
 
 ``forward(batch, targets=None) -> (out, loss)``: ``out`` holds ``indices`` (B, N) (``IGNORE`` at
 padding), ``recon`` (B, N, F) in content units, ``recon_loss`` and ``commit_loss``. The loss (MSE of
-the standardised content over real tokens + commitment) is returned when ``targets`` is given (the
-content itself, or ``True`` to mean the batch's content).
+the standardised content over real tokens + commitment) is returned when ``targets`` (B, N, F) is
+given: in pre-training, the batch's own ``content``. ``step_metrics(out, targets)`` turns one
+training forward into the figures of a metrics row.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aemg.model.config import TokenizerConfig
 from aemg.model.encoder import Encoder, n_params
 from aemg.model.optim import configure_optimizers
 from aemg.model.quantizer import Quantizer
+from aemg.tokens.batch import IGNORE
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class VQTokenizer(nn.Module):
         """(..., dim) code vectors -> (..., F) content in data units (the prototype a code stands for)."""
         return self.decoder(code_vectors) * self.content_std + self.content_mean
 
-    def forward(self, batch: dict[str, torch.Tensor], targets: torch.Tensor | bool | None = None
+    def forward(self, batch: dict[str, torch.Tensor], targets: torch.Tensor | None = None
                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         pad = batch["pad_mask"]
         h, _ = self.encoder(batch)
@@ -68,12 +70,22 @@ class VQTokenizer(nn.Module):
         out = {"indices": indices, "recon": rec_std * self.content_std + self.content_mean, "commit_loss": commit}
         loss = None
         if targets is not None:
-            target = batch["content"] if targets is True else targets
             real = ~pad
-            recon_loss = F.mse_loss(rec_std[real], self.standardize(target)[real])
+            recon_loss = F.mse_loss(rec_std[real], self.standardize(targets)[real])
             out["recon_loss"] = recon_loss
             loss = recon_loss + commit
         return out, loss
+
+    @torch.no_grad()
+    def step_metrics(self, out: dict[str, torch.Tensor], targets: torch.Tensor) -> dict[str, float]:
+        """Reconstruction and commitment losses of a training forward, and the perplexity (exp of the
+        entropy) and fraction of codes used by this batch's real tokens."""
+        ids = out["indices"][out["indices"] != IGNORE]
+        counts = torch.bincount(ids.cpu(), minlength=self.cfg.quantizer.codebook_size).float()
+        p = counts[counts > 0] / counts.sum()
+        return {"recon_loss": out["recon_loss"].item(), "commit_loss": out["commit_loss"].item(),
+                "batch_perplexity": float(torch.exp(-(p * p.log()).sum())),
+                "batch_usage": float((counts > 0).float().mean())}
 
     @torch.no_grad()
     def tokenize(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,7 +1,7 @@
-"""Pieces of the training loop that are not the loop: LR schedule, seeds, RNG state, atomic files.
+"""Pieces of the training loop that are not the loop: LR schedule, seeds, metrics rows, unwrapping.
 
 The loop itself is in :mod:`aemg.train.pretrain`, readable top to bottom (nanoGPT ``train.py``,
-torchtune recipes).
+torchtune recipes); checkpoint and RNG files are :mod:`aemg.train.checkpoint`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aemg.atomic import atomic_path, atomic_write_text
-from aemg.model.config import StageConfig
+from aemg.atomic import atomic_write_text
+from aemg.train.config import StageConfig
 
 
 def get_lr(step: int, cfg: StageConfig) -> float:
@@ -40,32 +40,10 @@ def generator(*parts: int | str) -> torch.Generator:
     return torch.Generator().manual_seed(step_seed(*parts))
 
 
-def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch (CPU and CUDA) global RNG states."""
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def set_rng_state(st: dict[str, Any]) -> None:
-    random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
 def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` through :func:`aemg.atomic.atomic_path` (temporary file, fsync, rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -29,15 +29,12 @@ with bitwise the same weights as one that was not interrupted (same machine, sam
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,78 +43,45 @@ import torch
 from torch.utils.data import DataLoader
 
 from aemg.atomic import atomic_write_text
-from aemg.model import (
-    IGNORE,
-    MaskedTokenModel,
-    PretrainConfig,
-    StageConfig,
-    VQTokenizer,
-    n_params,
-    random_token_mask,
-    rotate_flip,
-    symmetric_batch,
+from aemg.model import MaskedTokenModel, VQTokenizer, n_params, rotate_flip
+from aemg.train.checkpoint import (
+    CKPT,
+    ENCODER,
+    TOKENIZER,
+    read_checkpoint,
+    restore_rng,
+    save_module,
+    write_checkpoint,
 )
+from aemg.train.config import PretrainConfig, StageConfig, config_diff
 from aemg.train.data import ResumableSampler, SpanDataset, TokenRecording, collate, split_holdout
 from aemg.train.engine import (
-    atomic_torch_save,
     generator,
     get_lr,
     mean_first_last,
     read_metrics,
-    rng_state,
     seed_all,
-    set_rng_state,
     truncate_metrics,
     unwrap,
 )
+from aemg.train.figures import codebook_stats, eval_spans, masked_accuracy
+from aemg.train.sources import TokenSource
 
 log = logging.getLogger(__name__)
 
+Batch = dict[str, torch.Tensor]
+
 
 @dataclass
-class TokenSource:
-    """The tokens of one corpus, with what evaluation needs to prove it never pre-trained on its target."""
+class Stage:
+    """One pre-training stage: the model it trains (its ``forward(x, targets, ...) -> (out, loss)`` and
+    ``step_metrics(out, targets)``), its optimisation settings, and how a batch becomes the forward's
+    arguments ``(x, targets, *rest)`` given the step's mask generator."""
 
-    dataset: str
-    path: str
-    provenance_hash: str
-    recordings: list[TokenRecording] = field(default_factory=list)
-    content_names: tuple[str, ...] | None = None  # names of the content vector's entries (for drawings)
-
-    @property
-    def subjects(self) -> list[str]:
-        return sorted({r.subject for r in self.recordings})
-
-    def token_hash(self) -> str:
-        """SHA-1 of the tokens themselves (recording keys, content, groups): the same corpus tokenized by
-        another version of the tokenizer gets another hash."""
-        h = hashlib.sha1()
-        for r in self.recordings:
-            h.update(r.key.encode())
-            h.update(np.ascontiguousarray(r.content, np.float32).tobytes())
-            h.update(np.ascontiguousarray(r.group, np.int64).tobytes())
-        return h.hexdigest()
-
-    def describe(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "path": self.path, "provenance_hash": self.provenance_hash,
-                "token_hash": self.token_hash(), "subjects": self.subjects, "n_recordings": len(self.recordings),
-                "n_tokens": int(sum(len(r) for r in self.recordings))}
-
-
-def _with_content_dim(cfg: PretrainConfig, F: int) -> PretrainConfig:
-    return dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, content_dim=F),
-                               tokenizer=dataclasses.replace(cfg.tokenizer, encoder=dataclasses.replace(
-                                   cfg.tokenizer.encoder, content_dim=F)))
-
-
-def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
-            out += _diff(a[k], b[k], f"{prefix}{k}.")
-        elif a.get(k) != b.get(k):
-            out.append(f"{prefix}{k}: run {a.get(k)!r}, given {b.get(k)!r}")
-    return out
+    number: int
+    model: torch.nn.Module
+    cfg: StageConfig
+    inputs: Callable[[Batch, torch.Generator], tuple[Any, ...]]
 
 
 class InjectedStop(RuntimeError):
@@ -149,19 +113,19 @@ class PretrainRecipe:
         content_dims = {r.content.shape[1] for s in self.sources for r in s.recordings}
         if len(content_dims) != 1:
             raise ValueError(f"corpora disagree on the token content dim: {sorted(content_dims)}; tokenize them alike")
-        cfg = _with_content_dim(cfg, content_dims.pop())
+        cfg = cfg.with_content_dim(content_dims.pop())
         if resume:
-            if not (self.out / "ckpt.pt").exists():
+            if not (self.out / CKPT).exists():
                 raise FileNotFoundError(f"{self.out / 'ckpt.pt'}: no checkpoint to resume from (the run stopped before "
                                         "its first one); start it again without --resume")
             self._check_same_corpora()
             saved = PretrainConfig.load(self.out / "config.json")
             if saved.to_dict() != cfg.to_dict():
-                diff = _diff(saved.to_dict(), cfg.to_dict())
+                diff = config_diff(saved.to_dict(), cfg.to_dict())
                 log.warning("--resume: the given config differs from the run's config.json (%s); using the run's",
                             ", ".join(diff))
             cfg = saved
-        elif (self.out / "ckpt.pt").exists():
+        elif (self.out / CKPT).exists():
             raise FileExistsError(f"{self.out}: holds a run already; pass --resume to continue it or choose another --out")
         elif self.out.exists() and (not self.out.is_dir() or (any(self.out.iterdir())
                                                               and not (self.out / "config.json").exists())):
@@ -170,6 +134,12 @@ class PretrainRecipe:
             raise ValueError(f"mtm.mask_ratio must be in (0, 1), got {cfg.mtm.mask_ratio}")
         if cfg.log_every != 1:
             raise ValueError("log_every must be 1: summary.json's _first/_last are means over single steps")
+        for n in (1, 2):
+            scfg = cfg.stage(n)
+            if not resume and 0 < scfg.max_steps <= scfg.warmup_steps:
+                log.warning("stage%d: warmup_steps %d >= max_steps %d, so the learning rate never reaches stage%d.lr; "
+                            "lower stage%d.warmup_steps (--max-steps scales it with the steps)", n, scfg.warmup_steps,
+                            scfg.max_steps, n, n)
         self.cfg = cfg
         self.fabric_kwargs = dict(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
                                   precision=precision)
@@ -229,10 +199,12 @@ class PretrainRecipe:
         self.tokenizer.fit_standardization(content)
         log.info("encoder %.3fM parameters (+ MTM head %.3fM); tokenizer %.3fM", n_params(self.mtm.encoder) / 1e6,
                  n_params(self.mtm.head) / 1e6, n_params(self.tokenizer) / 1e6)
+        self.stages = {1: Stage(1, self.tokenizer, cfg.stage1, self._tokenizer_inputs),
+                       2: Stage(2, self.mtm, cfg.stage2, self._mtm_inputs)}
         self.state = {"stage": 1, "step": 0, "epoch": 0, "pos": 0}
         self.ckpt: dict[str, Any] | None = None
         if self.resume:
-            self.ckpt = torch.load(self.out / "ckpt.pt", map_location="cpu", weights_only=False)
+            self.ckpt = read_checkpoint(self.out)
             self.state = dict(self.ckpt["state"])
             if self.ckpt["world_size"] != self.world:
                 raise ValueError(f"{self.out}: the run used {self.ckpt['world_size']} processes, this resume has "
@@ -242,12 +214,7 @@ class PretrainRecipe:
                 self.mtm.load_state_dict(self.ckpt["mtm"])
             if fabric.is_global_zero:
                 truncate_metrics(self.out / "metrics.jsonl", self.state["stage"], self.state["step"])
-            rng_path = self._rng_path(self.state["stage"], self.state["step"])
-            if not rng_path.exists():
-                raise FileNotFoundError(f"{rng_path}: the RNG state of process {self.rank} at the checkpoint is missing; "
-                                        "cannot resume bitwise")
-            rng = torch.load(rng_path, map_location="cpu", weights_only=False)
-            set_rng_state(rng["rng"])
+            restore_rng(self.out, self.rank, self.state["stage"], self.state["step"])
             log.info("resumed at stage %d step %d", self.state["stage"], self.state["step"])
         else:
             seed_all(cfg.seed + 1000 * self.rank)
@@ -278,35 +245,17 @@ class PretrainRecipe:
             self.state["pos"] = 0
 
     # ------------------------------------------------------------------ checkpoints
-    def _rng_path(self, stage: int, step: int) -> Path:
-        return self.out / f"rng_rank{self.rank}_s{stage}_{step}.pt"
-
-    def _save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, stage: int) -> None:
-        """Checkpoint, atomic as a whole: every process writes its RNG file named by (stage, step), then
-        rank 0 replaces ``ckpt.pt``, and only then are older RNG files removed. A process killed at any
-        point leaves a ``ckpt.pt`` whose RNG files exist."""
-        fabric = self.fabric
+    def _save(self, optimizer: torch.optim.Optimizer, stage: int) -> None:
+        """``ckpt.pt`` and every process's RNG file (:func:`aemg.train.checkpoint.write_checkpoint`)."""
         state = dict(self.state)
-        rng_path = self._rng_path(state["stage"], state["step"])
-        atomic_torch_save({"stage": state["stage"], "step": state["step"], "rng": rng_state()}, rng_path)
-        fabric.barrier()
-        if fabric.is_global_zero:
-            atomic_torch_save({
-                "state": state, "config": self.cfg.to_dict(),
-                "tokenizer": unwrap(self.tokenizer).state_dict(),
-                "mtm": unwrap(self.mtm).state_dict() if stage == 2 else None,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": {"kind": "warmup_cosine", "step": state["step"],
-                              "lr": get_lr(state["step"], self._stage_cfg(stage))},
-                "world_size": self.world,
-            }, self.out / "ckpt.pt")
-        fabric.barrier()
-        for old in self.out.glob(f"rng_rank{self.rank}_s*.pt"):
-            if old != rng_path:
-                old.unlink(missing_ok=True)
-
-    def _stage_cfg(self, stage: int) -> StageConfig:
-        return self.cfg.stage1 if stage == 1 else self.cfg.stage2
+        write_checkpoint(self.fabric, self.out, self.rank, state, {
+            "config": self.cfg.to_dict(),
+            "tokenizer": unwrap(self.tokenizer).state_dict(),
+            "mtm": unwrap(self.mtm).state_dict() if stage == 2 else None,  # stage 1 has not trained it yet
+            "optimizer": optimizer.state_dict(),
+            "scheduler": {"kind": "warmup_cosine", "step": state["step"], "lr": get_lr(state["step"], self.cfg.stage(stage))},
+            "world_size": self.world,
+        })
 
     # ------------------------------------------------------------------ train
     def train(self) -> None:
@@ -316,14 +265,12 @@ class PretrainRecipe:
             self._finish_stage1()
         self._run_stage(2)
         if self.fabric.is_global_zero:
-            atomic_torch_save({"config": dataclasses.asdict(self.cfg.encoder), "state": unwrap(self.mtm).encoder.state_dict()},
-                              self.out / "encoder.pt")
+            save_module(self.out / ENCODER, self.cfg.encoder, unwrap(self.mtm).encoder)
 
     def _finish_stage1(self) -> None:
         tok = self._freeze_tokenizer()
         if self.fabric.is_global_zero:
-            atomic_torch_save({"config": dataclasses.asdict(self.cfg.tokenizer), "state": tok.state_dict()},
-                              self.out / "tokenizer.pt")
+            save_module(self.out / TOKENIZER, self.cfg.tokenizer, tok)
         self.stage1_stats = self._codebook_stats()
 
     def _freeze_tokenizer(self) -> VQTokenizer:
@@ -339,7 +286,7 @@ class PretrainRecipe:
         from tqdm import tqdm
 
         fabric, cfg = self.fabric, self.cfg
-        scfg = self._stage_cfg(stage)
+        scfg = self.cfg.stage(stage)
         fmodel, foptimizer = self.setup_stage(stage)
         bar = tqdm(total=scfg.max_steps, initial=self.state["step"], desc=f"stage {stage}", file=sys.stderr,
                    disable=not (self.progress and fabric.is_global_zero), dynamic_ncols=True)
@@ -368,7 +315,7 @@ class PretrainRecipe:
                 bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
                 at_stop = self.stop_at == (stage, self.state["step"])
                 if at_stop or self.state["step"] % cfg.ckpt_every == 0 or self.state["step"] == scfg.max_steps:
-                    self._save(fmodel, foptimizer, stage)
+                    self._save(foptimizer, stage)
                 if at_stop:
                     raise InjectedStop(f"stopped after stage {stage} step {self.state['step']} (injected)")
         finally:
@@ -377,50 +324,39 @@ class PretrainRecipe:
                 metrics_f.close()
 
     def train_step(self, stage: int, step: int, fmodel: torch.nn.Module, foptimizer: torch.optim.Optimizer,
-                   batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
+                   batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
         """One optimizer step of ``stage`` on ``batch`` (on the device); returns the loss and a metrics row."""
-        cfg, fabric = self.cfg, self.fabric
+        cfg, fabric, st = self.cfg, self.fabric, self.stages[stage]
         if cfg.data.rotate_unknown:
             batch = rotate_flip(batch, generator(cfg.seed, stage, step, self.rank, "rotate"))
-        row: dict[str, Any] = {"stage": stage, "step": step + 1}
-        if stage == 1:
-            out, loss = fmodel(batch, targets=True)
-            ids = out["indices"][out["indices"] != IGNORE]
-            counts = torch.bincount(ids.cpu(), minlength=cfg.tokenizer.quantizer.codebook_size).float()
-            p = counts[counts > 0] / counts.sum()
-            row.update(recon_loss=out["recon_loss"].item(), commit_loss=out["commit_loss"].item(),
-                       batch_perplexity=float(torch.exp(-(p * p.log()).sum())),
-                       batch_usage=float((counts > 0).float().mean()))
-        else:
-            codes = unwrap(self.tokenizer).tokenize(batch)
-            mask = random_token_mask(batch["pad_mask"], cfg.mtm.mask_ratio,
-                                     generator(cfg.seed, stage, step, self.rank, "mask"))
-            if cfg.mtm.symmetric:
-                big, cmask, targets = symmetric_batch(batch, codes, mask)
-            else:
-                big, cmask = batch, mask
-                targets = torch.where(mask, codes, torch.full_like(codes, IGNORE))
-            logits, loss = fmodel(big, targets, cmask)
-            scored = targets != IGNORE
-            row["masked_accuracy_train"] = float((logits.argmax(-1)[scored] == targets[scored]).float().mean())
+        x, targets, *rest = st.inputs(batch, generator(cfg.seed, stage, step, self.rank, "mask"))
+        out, loss = fmodel(x, targets, *rest)
+        row: dict[str, Any] = {"stage": stage, "step": step + 1, **st.model.step_metrics(out, targets)}
         foptimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
-        if self._stage_cfg(stage).grad_clip > 0:
-            fabric.clip_gradients(fmodel, foptimizer, max_norm=self._stage_cfg(stage).grad_clip)
+        if st.cfg.grad_clip > 0:
+            fabric.clip_gradients(fmodel, foptimizer, max_norm=st.cfg.grad_clip)
         foptimizer.step()
         return loss, row
 
+    def _tokenizer_inputs(self, batch: Batch, mask_generator: torch.Generator) -> tuple[Batch, torch.Tensor]:
+        """Stage 1 reconstructs the batch's own content (no mask)."""
+        return batch, batch["content"]
+
+    def _mtm_inputs(self, batch: Batch, mask_generator: torch.Generator) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+        """Stage 2 predicts the frozen tokenizer's ids of the masked tokens."""
+        codes = unwrap(self.tokenizer).tokenize(batch)
+        return unwrap(self.mtm).masked_inputs(batch, codes, mask_generator)
+
     def setup_stage(self, stage: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         """Fabric-wrapped model and optimizer of ``stage`` (restoring the optimizer from a resumed checkpoint)."""
-        fabric = self.fabric
-        scfg = self._stage_cfg(stage)
-        model = self.tokenizer if stage == 1 else self.mtm
-        model.train()
-        optimizer = model.configure_optimizers(scfg.weight_decay, scfg.lr, scfg.betas, fabric.device.type)
-        fmodel, foptimizer = fabric.setup(model, optimizer)
-        if stage == 2:
+        fabric, st = self.fabric, self.stages[stage]
+        st.model.train()
+        optimizer = st.model.configure_optimizers(st.cfg.weight_decay, st.cfg.lr, st.cfg.betas, fabric.device.type)
+        fmodel, foptimizer = fabric.setup(st.model, optimizer)
+        if stage == 2:  # stage 2 reads the tokenizer (on its device, frozen), also when a run resumes inside it
             self.tokenizer = self.tokenizer.to(fabric.device)
-            self._freeze_tokenizer()  # also when a run resumes inside stage 2
+            self._freeze_tokenizer()
         if self.ckpt is not None and self.ckpt["state"]["stage"] == stage:
             foptimizer.load_state_dict(self.ckpt["optimizer"])
             self.ckpt = None
@@ -432,53 +368,20 @@ class PretrainRecipe:
             f.write(f"{stage} {self.state['epoch']} " + " ".join(str(int(i)) for i in index) + "\n")
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_batches(self, recordings: list[TokenRecording], n_batches: int) -> Iterator[dict[str, torch.Tensor]]:
-        if not recordings:
-            return
-        ds = SpanDataset(recordings, self.cfg.data.max_tokens, seed=self.cfg.seed, random_start=False)
-        bs = self.cfg.data.batch_size
-        idx = np.random.default_rng(self.cfg.seed).permutation(len(ds))[: n_batches * bs]
-        for i in range(0, len(idx), bs):
-            yield self.fabric.to_device(collate([ds[int(j)] for j in idx[i:i + bs]]))
+    def _eval_batches(self, recordings: list[TokenRecording]) -> Iterator[Batch]:
+        d = self.cfg.data
+        return eval_spans(recordings, d.max_tokens, d.batch_size, self.cfg.eval_batches, self.cfg.seed,
+                          self.fabric.to_device)
 
-    @torch.no_grad()
-    def _codebook_stats(self) -> dict[str, float]:
+    def _codebook_stats(self) -> dict[str, Any]:
         """Codebook usage and perplexity of the frozen tokenizer over training spans (same on every rank)."""
-        tok = unwrap(self.tokenizer)
-        K = self.cfg.tokenizer.quantizer.codebook_size
-        counts = torch.zeros(K)
-        for batch in self._eval_batches(self.train_recs, self.cfg.eval_batches):
-            ids = tok.tokenize(batch)
-            counts += torch.bincount(ids[ids != IGNORE].cpu(), minlength=K).float()
-        p = counts / counts.sum().clamp(min=1)
-        nz = p[p > 0]
-        return {"perplexity": float(torch.exp(-(nz * nz.log()).sum())), "codebook_usage": float((counts > 0).float().mean()),
-                "codes_used": int((counts > 0).sum()), "code_counts": counts.long().tolist()}
+        return codebook_stats(unwrap(self.tokenizer), self._eval_batches(self.train_recs))
 
-    @torch.no_grad()
     def _masked_accuracy(self) -> dict[str, Any]:
-        """Masked-token accuracy on held-out recordings vs always predicting their most common id."""
-        tok, mtm = unwrap(self.tokenizer), unwrap(self.mtm)
+        """Masked-token accuracy on held-out recordings (the training ones if none is held out)."""
         recs, heldout = (self.heldout_recs, True) if self.heldout_recs else (self.train_recs, False)
-        was = mtm.training
-        mtm.eval()
-        correct = total = 0
-        targets_all: list[torch.Tensor] = []
-        for bi, batch in enumerate(self._eval_batches(recs, self.cfg.eval_batches)):
-            codes = tok.tokenize(batch)
-            mask = random_token_mask(batch["pad_mask"], self.cfg.mtm.mask_ratio, generator(self.cfg.seed, "eval", bi))
-            big, cmask, targets = symmetric_batch(batch, codes, mask)
-            logits, _ = mtm(big, targets, cmask)
-            scored = targets != IGNORE
-            correct += int((logits.argmax(-1)[scored] == targets[scored]).sum())
-            total += int(scored.sum())
-            targets_all.append(targets[scored].cpu())
-        mtm.train(was)
-        t = torch.cat(targets_all) if targets_all else torch.zeros(0, dtype=torch.long)
-        maj_id, maj_n = Counter(t.tolist()).most_common(1)[0] if len(t) else (None, 0)
-        return {"masked_accuracy": correct / max(total, 1), "majority_accuracy": maj_n / max(total, 1),
-                "majority_id": maj_id, "n_scored": total, "heldout": heldout,
-                "heldout_recordings": [r.key for r in recs] if heldout else []}
+        acc = masked_accuracy(unwrap(self.tokenizer), unwrap(self.mtm), self._eval_batches(recs), self.cfg.seed)
+        return {**acc, "heldout": heldout, "heldout_recordings": [r.key for r in recs] if heldout else []}
 
     # ------------------------------------------------------------------ cleanup
     def cleanup(self) -> dict[str, Any]:
@@ -515,18 +418,3 @@ def pretrain(cfg: PretrainConfig, sources: list[TokenSource], out: str | Path, *
     recipe.train()
     return recipe.cleanup()
 
-
-def load_stage_models(run_dir: str | Path) -> tuple[VQTokenizer, MaskedTokenModel | None, PretrainConfig]:
-    """The frozen tokenizer and (if stage 2 has started) the MTM model from a run directory's checkpoint."""
-    run_dir = Path(run_dir)
-    ck = torch.load(run_dir / "ckpt.pt", map_location="cpu", weights_only=False)
-    cfg = PretrainConfig.from_dict(ck["config"])
-    tok = VQTokenizer(cfg.tokenizer)
-    tok.load_state_dict(ck["tokenizer"])
-    tok.eval()
-    mtm = None
-    if ck.get("mtm") is not None:
-        mtm = MaskedTokenModel(cfg.encoder, cfg.mtm, cfg.tokenizer.quantizer.codebook_size)
-        mtm.load_state_dict(ck["mtm"])
-        mtm.eval()
-    return tok, mtm, cfg

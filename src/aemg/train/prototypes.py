@@ -8,25 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aemg.model import PretrainConfig, VQTokenizer
-
-
-def load_tokenizer(run_dir: str | Path) -> VQTokenizer:
-    """The frozen stage-1 tokenizer of a run (``tokenizer.pt``, else the latest checkpoint)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "tokenizer.pt").exists():
-        ck = torch.load(run_dir / "tokenizer.pt", map_location="cpu", weights_only=False)
-        cfg = PretrainConfig.from_dict({"tokenizer": ck["config"]}).tokenizer
-        state = ck["state"]
-    elif (run_dir / "ckpt.pt").exists():
-        ck = torch.load(run_dir / "ckpt.pt", map_location="cpu", weights_only=False)
-        cfg = PretrainConfig.from_dict(ck["config"]).tokenizer
-        state = ck["tokenizer"]
-    else:
-        raise FileNotFoundError(f"{run_dir}: no tokenizer.pt or ckpt.pt (not an aemg pretrain run directory?)")
-    tok = VQTokenizer(cfg)
-    tok.load_state_dict(state)
-    return tok.eval()
+from aemg.train.checkpoint import load_tokenizer
 
 
 def prototype_contents(run_dir: str | Path, top: int = 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

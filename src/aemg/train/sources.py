@@ -10,43 +10,78 @@ the token set so later runs load it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aemg.train.data import IGNORE, TokenRecording
-from aemg.train.pretrain import TokenSource
+
+if TYPE_CHECKING:
+    from aemg.corpus import Corpus
+    from aemg.tokens import TokenSet
 
 log = logging.getLogger(__name__)
 
 
-def token_recordings(ts: Any) -> list[TokenRecording]:
+@dataclass
+class TokenSource:
+    """The tokens of one corpus, with what evaluation needs to prove it never pre-trained on its target."""
+
+    dataset: str
+    path: str
+    provenance_hash: str
+    recordings: list[TokenRecording] = field(default_factory=list)
+    content_names: tuple[str, ...] | None = None  # names of the content vector's entries (for drawings)
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({r.subject for r in self.recordings})
+
+    def token_hash(self) -> str:
+        """SHA-1 of the tokens themselves (recording keys, content, groups): the same corpus tokenized by
+        another version of the tokenizer gets another hash."""
+        h = hashlib.sha1()
+        for r in self.recordings:
+            h.update(r.key.encode())
+            h.update(np.ascontiguousarray(r.content, np.float32).tobytes())
+            h.update(np.ascontiguousarray(r.group, np.int64).tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "path": self.path, "provenance_hash": self.provenance_hash,
+                "token_hash": self.token_hash(), "subjects": self.subjects, "n_recordings": len(self.recordings),
+                "n_tokens": int(sum(len(r) for r in self.recordings))}
+
+
+def token_recordings(ts: TokenSet) -> list[TokenRecording]:
     """One :class:`TokenRecording` per recording of a ``TokenSet`` with at least one token group."""
     out = []
-    trial_label = np.asarray(ts.trial_label, np.int64)
+    trial_label = np.asarray(ts.trials.label, np.int64)
     for r, idx in enumerate(ts.sequences("recording")):
         if len(idx) == 0:
             continue
-        g = ts.group[idx]
-        tri = ts.group_trial[g]
+        g = ts.tokens.group[idx]
+        tri = ts.groups.trial[g]
         label = np.where(tri >= 0, trial_label[np.clip(tri, 0, None)] if len(trial_label) else IGNORE, IGNORE)
         out.append(TokenRecording(
-            key=str(ts.recording_id[r]), dataset=str(ts.recording_dataset[r]), subject=str(ts.recording_subject[r]),
-            content=np.ascontiguousarray(ts.content[idx], np.float32),
-            coords=np.ascontiguousarray(ts.coords[idx], np.float32),
-            onset_ms=np.asarray(ts.onset_ms[idx], np.float32),
-            group_start_ms=np.asarray(ts.group_t_ms[g], np.float64),
-            duration_ms=np.asarray(ts.duration_ms[idx], np.float32),
-            group=np.asarray(g, np.int64), rank=np.asarray(ts.rank[idx], np.int64),
-            channel=np.asarray(ts.channel[idx], np.int64),
-            rotation_unknown=bool(ts.recording_rotation_unknown[r]), label=label.astype(np.int64)))
+            key=str(ts.recordings.id[r]), dataset=str(ts.recordings.dataset[r]), subject=str(ts.recordings.subject[r]),
+            content=np.ascontiguousarray(ts.tokens.content[idx], np.float32),
+            coords=np.ascontiguousarray(ts.tokens.coords[idx], np.float32),
+            onset_ms=np.asarray(ts.tokens.onset_ms[idx], np.float32),
+            group_start_ms=np.asarray(ts.groups.t_ms[g], np.float64),
+            duration_ms=np.asarray(ts.tokens.duration_ms[idx], np.float32),
+            group=np.asarray(g, np.int64), rank=np.asarray(ts.tokens.rank[idx], np.int64),
+            channel=np.asarray(ts.tokens.channel[idx], np.int64),
+            rotation_unknown=bool(ts.recordings.rotation_unknown[r]), label=label.astype(np.int64)))
     return out
 
 
-def load_token_set(corpus: Any, *, progress: bool = True, save: bool = False) -> Any:
+def load_token_set(corpus: Corpus, *, progress: bool = True, save: bool = False) -> TokenSet:
     """The event TokenSet of a corpus: the stored one if it matches the corpus's hash, else made now."""
     import aemg.tokens as tokens
 

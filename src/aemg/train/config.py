@@ -1,0 +1,170 @@
+"""Pre-training configs: the model configs of :mod:`aemg.model.config` plus how each stage trains.
+
+:func:`get_config` returns a named recipe (``tiny``, ``small``, ``base``: a model size with its
+optimisation and data settings) or a saved ``config.json``; :meth:`PretrainConfig.save` /
+:meth:`PretrainConfig.load` round-trip it through JSON, ``override`` (``"stage1.lr=1e-3"``)
+changes single fields from the command line, and :meth:`PretrainConfig.cap_steps` shortens every
+stage with its schedule (``--max-steps``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aemg.atomic import atomic_write_text
+from aemg.model.config import EncoderConfig, MTMConfig, TokenizerConfig, config_from_dict, model_size
+
+
+@dataclass
+class StageConfig:
+    """Optimisation of one stage."""
+
+    max_steps: int = 5000  # optimizer steps (``--max-steps`` caps this, scaling warmup_steps with it)
+    lr: float = 1e-3  # peak learning rate
+    min_lr: float = 1e-4  # floor of the cosine decay
+    warmup_steps: int = 200  # linear warm-up steps
+    weight_decay: float = 0.05  # AdamW weight decay on parameters with dim >= 2 (never biases, norms, codebook)
+    betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+
+    def capped(self, steps: int) -> StageConfig:
+        """At most ``steps`` steps; a cap shortens the warm-up by the same factor (at least one step where
+        there was one), so a short run still climbs to ``lr`` and decays to ``min_lr``."""
+        if steps >= self.max_steps:
+            return dataclasses.replace(self)
+        warmup = round(self.warmup_steps * steps / self.max_steps)
+        if self.warmup_steps > 0:
+            warmup = max(warmup, 1)
+        return dataclasses.replace(self, max_steps=steps, warmup_steps=min(warmup, steps - 1))
+
+
+@dataclass
+class DataConfig:
+    """How token sequences are cut and batched."""
+
+    max_tokens: int = 256  # tokens per sequence: a span of whole consecutive groups up to this many (docs/model.md)
+    batch_size: int = 32  # sequences per optimizer step and process
+    holdout_fraction: float = 0.1  # recordings held out of training for masked accuracy
+    rotate_unknown: bool = True  # random rotation + flip of armbands whose rotation is unknown
+    num_workers: int = 0  # DataLoader workers (0 = in the main process)
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pre-training run needs; saved as ``config.json`` in the run directory."""
+
+    name: str = "small"  # the named size it was built from
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    mtm: MTMConfig = field(default_factory=MTMConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    stage1: StageConfig = field(default_factory=StageConfig)
+    stage2: StageConfig = field(default_factory=StageConfig)
+    seed: int = 1337  # base seed (each process adds its rank where it needs independent draws)
+    log_every: int = 1  # metrics rows every this many steps (the summary needs every step: keep 1)
+    ckpt_every: int = 500  # checkpoint every this many steps (and at each stage's end)
+    eval_batches: int = 20  # held-out batches for the masked accuracy at the end of stage 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
+        return config_from_dict(cls, d)
+
+    def save(self, path: str | Path) -> None:
+        """Write JSON atomically (temporary file, fsync, rename)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> PretrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def stage(self, n: int) -> StageConfig:
+        """The optimisation settings of stage ``n`` (1 or 2)."""
+        return {1: self.stage1, 2: self.stage2}[n]
+
+    def override(self, items: list[str] | None) -> PretrainConfig:
+        """Return a copy with ``section.field=value`` items applied (values parsed as JSON, else str)."""
+        d = self.to_dict()
+        for item in items or []:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ValueError(f"override {item!r}: expected KEY=VALUE, e.g. stage1.lr=3e-4")
+            node = d
+            parts = key.strip().split(".")
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise ValueError(f"override {item!r}: no config section {p!r}")
+                node = node[p]
+            if parts[-1] not in node:
+                raise ValueError(f"override {item!r}: no config field {parts[-1]!r} (fields: {', '.join(node)})")
+            try:
+                node[parts[-1]] = json.loads(raw)
+            except json.JSONDecodeError:
+                node[parts[-1]] = raw
+        return PretrainConfig.from_dict(d)
+
+    def cap_steps(self, steps: int) -> PretrainConfig:
+        """Every stage at most ``steps`` optimizer steps, its warm-up scaled with it (:meth:`StageConfig.capped`)."""
+        if steps < 1:
+            raise ValueError(f"--max-steps must be >= 1, got {steps}")
+        return dataclasses.replace(self, stage1=self.stage1.capped(steps), stage2=self.stage2.capped(steps))
+
+    def with_content_dim(self, F: int) -> PretrainConfig:
+        """A copy whose encoder and tokenizer network read ``F``-long content vectors (from the token set)."""
+        return dataclasses.replace(self, encoder=dataclasses.replace(self.encoder, content_dim=F),
+                                   tokenizer=dataclasses.replace(self.tokenizer, encoder=dataclasses.replace(
+                                       self.tokenizer.encoder, content_dim=F)))
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """``section.field: run A, given B`` for every field where two config dicts differ."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out += config_diff(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            out.append(f"{prefix}{k}: run {a.get(k)!r}, given {b.get(k)!r}")
+    return out
+
+
+# ---------------------------------------------------------------------- named recipes
+def tiny() -> PretrainConfig:
+    """For tests: a few thousand parameters, steps in milliseconds."""
+    enc, tok = model_size("tiny")
+    stage = StageConfig(max_steps=60, lr=3e-3, min_lr=3e-4, warmup_steps=5, weight_decay=0.01)
+    return PretrainConfig(name="tiny", encoder=enc, tokenizer=tok, data=DataConfig(max_tokens=48, batch_size=8),
+                          stage1=stage, stage2=dataclasses.replace(stage), ckpt_every=20, eval_batches=4)
+
+
+def small() -> PretrainConfig:
+    """For a laptop CPU: ~0.9M parameters in the encoder."""
+    enc, tok = model_size("small")
+    return PretrainConfig(name="small", encoder=enc, tokenizer=tok, data=DataConfig(max_tokens=256, batch_size=16),
+                          stage1=StageConfig(max_steps=3000, lr=1e-3, warmup_steps=200),
+                          stage2=StageConfig(max_steps=6000, lr=5e-4, min_lr=5e-5, warmup_steps=300))
+
+
+def base() -> PretrainConfig:
+    """For GPUs: embed 256, depth 6, 8 heads (the paper's base), ~6M parameters with the MTM head."""
+    enc, tok = model_size("base")
+    return PretrainConfig(name="base", encoder=enc, tokenizer=tok, data=DataConfig(max_tokens=256, batch_size=64),
+                          stage1=StageConfig(max_steps=20000, lr=5e-4, warmup_steps=1000),
+                          stage2=StageConfig(max_steps=50000, lr=3e-4, min_lr=3e-5, warmup_steps=2000))
+
+
+CONFIGS = {"tiny": tiny, "small": small, "base": base}
+
+
+def get_config(name: str) -> PretrainConfig:
+    """A named config (``tiny``, ``small``, ``base``) or a path to a saved ``config.json``."""
+    if name in CONFIGS:
+        return CONFIGS[name]()
+    if Path(name).is_file():
+        return PretrainConfig.load(name)
+    raise ValueError(f"unknown config {name!r}: use one of {', '.join(CONFIGS)} or a path to a config.json")
