@@ -105,11 +105,14 @@ def test_corpus_modules_import_each_other_without_a_cycle():
         visit(m, ())
 
 
-def test_pipeline_still_resolves_the_names_that_moved_to_aemg_signal():
+def test_harmonization_lives_once_in_aemg_signal():
+    import aemg.signal
     from aemg.signal import harmonize
 
-    for name in ("harmonize_session", "resolve_mains", "native_rate", "SCALE_METHOD", "MAINS_WINDOW_S"):
-        assert getattr(prepare_mod, name) is getattr(harmonize, name)
+    for name in ("harmonize_session", "resolve_mains", "native_rate", "detect_session_mains"):
+        assert getattr(aemg.signal, name) is getattr(harmonize, name) and not hasattr(prepare_mod, name)
+    for name in ("SCALE_METHOD", "MAINS_WINDOW_S"):
+        assert hasattr(harmonize, name) and not hasattr(prepare_mod, name)
     assert prepare_mod.MARKER == ".aemg-prepare.json" and prepare_mod.PROVENANCE == "provenance.json"
     assert prepare_mod.safe_name("3dc/all/Participant 1") == "3dc__all__Participant_1"
     with pytest.raises(AttributeError):

@@ -53,20 +53,6 @@ __all__ = ["CACHE_BYTES", "MARKER", "PROVENANCE", "SUBJECTS_DIR", "BuildSpec", "
 
 log = logging.getLogger("aemg.corpus")
 
-_MOVED = ("MAINS_WINDOW_S", "SCALE_METHOD", "harmonize_session", "native_rate", "resolve_mains")
-"""Names that lived here before the per-session harmonization moved to :mod:`aemg.signal.harmonize`."""
-
-
-def __getattr__(name: str) -> Any:
-    """``aemg.corpus.pipeline.harmonize_session`` & co. still resolve, from :mod:`aemg.signal.harmonize`
-    (imported on first use: scipy stays out of ``import aemg.corpus``)."""
-    if name in _MOVED:
-        from aemg.signal import harmonize
-
-        return getattr(harmonize, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 CACHE_BYTES = 1 << 30
 """Raw signal bytes kept in memory between the hashing pass and the harmonizing pass."""
 
