@@ -38,6 +38,7 @@ class FoldResult:
     macro_f1: float
     window_accuracy: float | None  # window methods only
     wall_s: float
+    test_trials: tuple[int, ...] = field(repr=False, default=())  # trial ids, the order of y_true / y_pred
     y_true: tuple[int, ...] = field(repr=False, default=())
     y_pred: tuple[int, ...] = field(repr=False, default=())
 
@@ -74,7 +75,7 @@ def run_fold(source: SignalSource, fold: Fold, make_method: Callable[[], Method]
     return FoldResult(method=method.name, fold=fold.name, protocol=fold.protocol, scale=scale, k=fold.k,
                       train_subjects=fold.train_subjects, test_subjects=fold.test_subjects,
                       n_train=len(train), n_test=len(test), window_accuracy=win_acc,
-                      wall_s=time.perf_counter() - t0, y_true=tuple(int(v) for v in test.y),
+                      wall_s=time.perf_counter() - t0, test_trials=tuple(int(t) for t in test.trial_ids), y_true=tuple(int(v) for v in test.y),
                       y_pred=tuple(int(v) for v in pred.y_pred), **s)
 
 
