@@ -108,7 +108,8 @@ def bench_one(bench_name: str, work: Path, max_svm: int, log) -> dict:
 
 def table(results: dict) -> str:
     keys = ["loso", "0", "1", "2", "within", "split"]
-    lines = [f"{'dataset':<20} {'method':<9} {'scale':<12} " + " ".join(f"{k:>7}" for k in keys) + "   reference LOSO"]
+    head = [f"{'loso':>13}"] + [f"{k:>7}" for k in keys[1:]]
+    lines = [f"{'dataset':<20} {'method':<9} {'scale':<12} " + " ".join(head) + "   reference LOSO"]
     for ds, per_method in results.items():
         for i, (m, per_scale) in enumerate(per_method.items()):
             for scale, row in per_scale.items():
@@ -116,8 +117,7 @@ def table(results: dict) -> str:
                 for k in keys:
                     v = row.get(k)
                     cells.append(f"{v:7.3f}" if v is not None else f"{'-':>7}")
-                if "loso_std" in row:
-                    cells[0] = f"{row['loso']:.2f}±{row['loso_std']:.2f}"[:7].rjust(7)
+                cells[0] = f"{row['loso']:.3f}±{row.get('loso_std', float('nan')):.3f}".rjust(13)
                 ref = f"{REFERENCE[ds][i]:.3f}" if scale == "calibration" and ds in REFERENCE else ""
                 lines.append(f"{ds:<20} {m:<9} {scale:<12} " + " ".join(cells) + f"   {ref}")
     return "\n".join(lines)
