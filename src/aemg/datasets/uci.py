@@ -17,6 +17,10 @@ Decisions (details in docs/datasets.md):
   keeps the rows as logged: ``fs`` is the file's measured row rate, the exact row times are the
   ``time_ms`` track, ``attrs["fs_original"]`` is the Myo's own 200 Hz and ``attrs["fs_logged"]`` the
   row rate. :func:`aemg.signal.holds.rebuild_sample_and_hold` rebuilds the signal at 200 Hz.
+* Gaps: a step of more than :data:`aemg.plausible.GAP_MS` (1 s) in the time column is reported
+  (file, data rows, length) and the file split there into separate recordings (``<stem>-part2``...);
+  nothing is filled in and the row rate is measured on the gap-free parts (:func:`split_at_gaps`).
+  The row rate must lie in :data:`FS_LOGGED_RANGE`.
 * Labels: class 0 is *unmarked* (label -1), not rest; classes 1..7 are labels 0..6.
 * Sessions: a subject's two series were recorded a minute or two apart on the same day (file names
   carry the start time and date) without taking the armband off, so they form one session named
