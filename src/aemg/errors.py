@@ -24,3 +24,11 @@ class DataFormatError(AemgError, ValueError):
         if found:
             msg += f"; {found}"
         super().__init__(msg)
+
+
+class ImplausibleValueError(DataFormatError):
+    """A number outside its documented plausible range (a sampling rate, a gap in a time column).
+
+    Raised before any heavy work, e.g. ``manifest.csv row 3 (a.npy): expected fs in [50, 30000] Hz
+    ...; found 1e+10``; ``path`` names the file (and row) or the option (``--fs``).
+    """

@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aemg.corpus import import_manifest
+    from aemg.plausible import check_corpus_fs
 
+    check_corpus_fs(args.fs)  # before anything is read: an implausible rate would run for hours
     corpus = import_manifest(args.manifest_dir, args.out, fs=args.fs, dedupe=not args.keep_duplicates,
                              progress=not args.no_progress, overwrite=args.overwrite)
     report(corpus, args.json)

@@ -30,7 +30,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     """Options shared by ``prepare`` and ``import``."""
     p.add_argument("--out", required=True, metavar="CORPUS_DIR", help="corpus folder to write (created)")
     p.add_argument("--fs", type=float, default=200.0, metavar="HZ",
-                   help="corpus sampling rate in Hz; every recording is resampled to it (default: 200)")
+                   help="corpus sampling rate in Hz, 50-10000; every recording is resampled to it (default: 200)")
     p.add_argument("--keep-duplicates", action="store_true",
                    help="keep recordings identical to another one (default: keep only the first, warn)")
     p.add_argument("--overwrite", action="store_true",
@@ -67,7 +67,9 @@ def report(corpus: Corpus, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aemg.corpus import prepare
+    from aemg.plausible import check_corpus_fs
 
+    check_corpus_fs(args.fs)  # before anything is read: an implausible rate would run for hours
     corpus = prepare(args.dataset, args.root, args.out, fs=args.fs, dedupe=not args.keep_duplicates,
                      progress=not args.no_progress, overwrite=args.overwrite)
     report(corpus, args.json)

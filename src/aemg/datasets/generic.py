@@ -10,7 +10,7 @@ A dataset folder holds ``manifest.csv`` and one signal file per row. Columns:
 ``session``             session name (may be empty: ``session1``)
 ``trial``               trial name (may be empty: the row number); part of ``recording_id``
 ``gesture``             gesture name; empty = unlabelled recording (labels -1)
-``fs``                  sampling rate in Hz (> 0)
+``fs``                  sampling rate in Hz, in :data:`aemg.plausible.SOURCE_FS_RANGE` (50-30000)
 ``layout``              a layout name (``myo8``, ``unknown4`` ...; see :mod:`aemg.layouts`) or a
                         layout JSON path relative to the manifest folder
 ``repetition``          optional: repetition number (>= 0), chronological within subject,
@@ -58,6 +58,7 @@ from aemg.datasets._common import as_signal, check_finite, read_csv, subject_id
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import Layout, get_layout
+from aemg.plausible import check_source_fs
 from aemg.recording import UNLABELLED, Recording
 from aemg.vocabulary import VOCABULARY
 
@@ -116,12 +117,7 @@ def read_rows(manifest_dir: Path) -> list[ManifestRow]:
         for c in ("file", "subject", "fs", "layout"):
             if not r[c]:
                 raise DataFormatError(where, f"a value in column {c!r}", "found an empty cell")
-        try:
-            fs = float(r["fs"])
-        except ValueError:
-            fs = math.nan
-        if not (math.isfinite(fs) and fs > 0):
-            raise DataFormatError(where, "fs a positive number of Hz", f"found {r['fs']!r}")
+        fs = check_source_fs(r["fs"], where)
         rep = None
         if r.get("repetition"):
             try:
@@ -138,6 +134,37 @@ def read_rows(manifest_dir: Path) -> list[ManifestRow]:
     return rows
 
 
+NPY_KINDS = "fiu"
+"""dtype kinds a ``.npy`` signal may have: float, signed and unsigned integer (not bool, complex,
+strings, objects, structured records or dates)."""
+
+
+def _load_npy(path: Path, where: str) -> np.ndarray:
+    """A ``.npy`` file's array, its header checked first: a real numeric dtype, never a pickle.
+
+    An ``.npz`` archive renamed ``.npy`` (which ``np.load`` would silently open as an archive), an
+    object array (which only a pickle can hold) or a complex, string, bool, structured or date
+    array is refused with the dtype found, before the data is read.
+    """
+    expected = f"a .npy array of real numbers (float or integer), samples x channels ({where})"
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+        if magic.startswith(b"PK\x03\x04"):
+            raise DataFormatError(path, expected, "found a zip archive (an .npz renamed .npy?)")
+        if magic != b"\x93NUMPY":
+            raise DataFormatError(path, expected, f"found no .npy header (first bytes {magic!r})")
+        fh.seek(0)
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    if dtype.kind not in NPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        kind = "an object array (a pickle)" if dtype.hasobject else f"dtype {dtype.str} ({dtype.name})"
+        raise DataFormatError(path, expected, f"found {kind}, shape {shape}")
+    return np.load(path, allow_pickle=False)
+
+
 def load_signal(path: Path, where: str) -> np.ndarray:
     """A ``.npy`` or ``.csv`` signal file as a ``(samples, channels)`` float64 array."""
     if not path.is_file():
@@ -145,7 +172,7 @@ def load_signal(path: Path, where: str) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            arr = _load_npy(path, where)
         elif suffix == ".csv":
             arr = read_csv(path, f"a readable .csv signal file, samples x channels ({where})")
         else:

@@ -17,6 +17,10 @@ Decisions (details in docs/datasets.md):
   keeps the rows as logged: ``fs`` is the file's measured row rate, the exact row times are the
   ``time_ms`` track, ``attrs["fs_original"]`` is the Myo's own 200 Hz and ``attrs["fs_logged"]`` the
   row rate. :func:`aemg.signal.holds.rebuild_sample_and_hold` rebuilds the signal at 200 Hz.
+* Gaps: a step of more than :data:`aemg.plausible.GAP_MS` (1 s) in the time column is reported
+  (file, data rows, length) and the file split there into separate recordings (``<stem>-part2``...);
+  nothing is filled in and the row rate is measured on the gap-free parts (:func:`split_at_gaps`).
+  The row rate must lie in :data:`FS_LOGGED_RANGE`.
 * Labels: class 0 is *unmarked* (label -1), not rest; classes 1..7 are labels 0..6.
 * Sessions: a subject's two series were recorded a minute or two apart on the same day (file names
   carry the start time and date) without taking the armband off, so they form one session named
@@ -45,8 +49,9 @@ from aemg.datasets._common import (
     warn_absent,
 )
 from aemg.datasets.base import DatasetInfo
-from aemg.errors import DataFormatError
+from aemg.errors import DataFormatError, ImplausibleValueError
 from aemg.layouts import Layout, get_layout
+from aemg.plausible import GAP_MS
 from aemg.recording import UNLABELLED, Recording
 from aemg.vocabulary import gesture_keys
 
@@ -63,6 +68,9 @@ KEYS = gesture_keys(NAME, GESTURES, MAPPING)
 HEADER = ("time", *(f"channel{i}" for i in range(1, 9)), "class")
 SCALE = 1e-5  # stored value = Myo count x SCALE
 FS_DEVICE = 200.0  # the Myo's EMG stream rate
+FS_LOGGED_RANGE = (200.0, 5000.0)
+"""Plausible row rate of a file, Hz: the logger holds every Myo sample (>= 200 rows/s) at a nominal
+1 kHz (real files: 947-970 rows/s); outside it the time column is not in ms (or not the row times)."""
 N_SUBJECTS = 36
 FILE_RE = re.compile(r"([12])_raw_data_(\d{2})-(\d{2})_(\d{2})\.(\d{2})\.(\d{2})\.txt")
 EXPECTED = "<root>/[EMG_data_for_gestures-master/]<NN>/<1|2>_raw_data_<HH-MM>_<DD.MM.YY>.txt"
@@ -142,12 +150,14 @@ class UciReader:
                 if date != last_date:
                     order = 0
                     last_date = date
-                yield self._read_file(path, Path(root), layout, subject, date, dates.index(date), order, series, start,
-                                      rep_count)
-                order += 1
+                for rec in self._read_file(path, Path(root), layout, subject, date, dates.index(date), order, series,
+                                           start, rep_count):
+                    yield rec
+                    order += 1
 
     def _read_file(self, path: Path, root: Path, layout: Layout, subject: str, session: str, session_order: int,
-                   order: int, series: int, start: str, rep_count: np.ndarray) -> Recording:
+                   order: int, series: int, start: str, rep_count: np.ndarray) -> list[Recording]:
+        """The file's recording: one per gap-free part (see :func:`split_at_gaps`), ``order`` on from ``order``."""
         expected = "tab-separated columns " + " ".join(HEADER) + " with that header"
         try:
             with open(path, encoding="utf-8", newline="") as fh:
@@ -158,8 +168,15 @@ class UciReader:
             raise DataFormatError(path, f"header {' '.join(HEADER)!r} (tab-separated)", f"found {head.strip()[:80]!r}")
         data = read_numeric_text(path, n_columns=len(HEADER), delimiter="\t", skiprows=1, what=expected)
         time_ms = data[:, 0]
-        if np.any(time_ms != np.round(time_ms)) or np.any(np.diff(time_ms) <= 0):
-            raise DataFormatError(path, "a strictly increasing integer time column (ms)")
+        bad = np.flatnonzero(time_ms != np.round(time_ms))
+        if len(bad):
+            raise DataFormatError(path, "a strictly increasing integer time column (ms)",
+                                  f"time {time_ms[bad[0]]:g} in data row {bad[0] + 1}")
+        bad = np.flatnonzero(np.diff(time_ms) <= 0)
+        if len(bad):
+            i = int(bad[0])
+            raise DataFormatError(path, "a strictly increasing integer time column (ms)",
+                                  f"time {time_ms[i + 1]:g} after {time_ms[i]:g} in data row {i + 2}")
         cls = data[:, -1]
         if np.any(cls != np.round(cls)) or cls.min() < 0 or cls.max() > len(GESTURES):
             bad = np.flatnonzero((cls != np.round(cls)) | (cls < 0) | (cls > len(GESTURES)))[0]
@@ -174,18 +191,55 @@ class UciReader:
             if lab >= 0:
                 repetition[a:b] = rep_count[lab]
                 rep_count[lab] += 1
-        n = len(labels)
-        span_s = (time_ms[-1] - time_ms[0]) / 1000.0
-        fs_logged = round((n - 1) / span_s, 3) if n > 1 and span_s > 0 else 1000.0
-        return Recording(
-            signal=np.ascontiguousarray(counts.T, dtype=np.float32), fs=fs_logged, units="myo",
-            electrodes=layout.electrodes, dataset=NAME, subject=subject, session=session, session_order=session_order,
-            labels=labels, label_names=GESTURES, gesture_keys=KEYS, repetition=repetition,
-            tracks={"time_ms": time_ms.astype(np.float64)},
-            attrs={"fs_original": FS_DEVICE, "fs_logged": fs_logged, "sample_and_hold": True, "series": series,
-                   "start_time": f"{session}T{start}"},
-            layout_rotation_unknown=layout.rotation_unknown, arm="unknown", source_file=relpath(path, root),
-            recording_id=f"{subject}/{session}/{path.stem}", order=order)
+        parts = split_at_gaps(time_ms)
+        for (_, b), (c, _) in zip(parts[:-1], parts[1:]):
+            log.warning("%s: %s: the time column jumps by %.3f s between data rows %d and %d (a gap: more than "
+                        "%g ms); the file is split there into separate recordings, nothing is filled in",
+                        NAME, path, (time_ms[c] - time_ms[b - 1]) / 1000.0, b, c + 1, GAP_MS)
+        fs_logged = logged_rate(time_ms, parts, path)
+        recs = []
+        for k, (a, b) in enumerate(parts):
+            attrs = {"fs_original": FS_DEVICE, "fs_logged": fs_logged, "sample_and_hold": True, "series": series,
+                     "start_time": f"{session}T{start}"}
+            stem = path.stem
+            if len(parts) > 1:
+                attrs.update(part=k + 1, n_parts=len(parts), first_data_row=a + 1)
+                stem = f"{stem}-part{k + 1}" if k else stem
+            recs.append(Recording(
+                signal=np.ascontiguousarray(counts[a:b].T, dtype=np.float32), fs=fs_logged, units="myo",
+                electrodes=layout.electrodes, dataset=NAME, subject=subject, session=session,
+                session_order=session_order, labels=labels[a:b], label_names=GESTURES, gesture_keys=KEYS,
+                repetition=repetition[a:b], tracks={"time_ms": time_ms[a:b].astype(np.float64)}, attrs=attrs,
+                layout_rotation_unknown=layout.rotation_unknown, arm="unknown", source_file=relpath(path, root),
+                recording_id=f"{subject}/{session}/{stem}", order=order + k))
+        return recs
+
+
+def split_at_gaps(time_ms: np.ndarray, gap_ms: float = GAP_MS) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` row ranges of ``time_ms`` between steps of more than ``gap_ms``.
+
+    A gap is never filled (nor interpolated over by the rebuild at 200 Hz): each part becomes its own
+    recording, and the row rate is measured on the parts alone (:func:`logged_rate`).
+    """
+    cut = (np.flatnonzero(np.diff(time_ms) > gap_ms) + 1).tolist()
+    return list(zip([0, *cut], [*cut, len(time_ms)]))
+
+
+def logged_rate(time_ms: np.ndarray, parts: list[tuple[int, int]], path: Path) -> float:
+    """Rows per second over the gap-free ``parts`` (Hz, 3 decimals), checked against :data:`FS_LOGGED_RANGE`.
+
+    A file of one row has no measurable rate: the logger's nominal 1000 Hz.
+    """
+    steps = sum(b - a - 1 for a, b in parts)
+    span_s = sum(float(time_ms[b - 1] - time_ms[a]) for a, b in parts) / 1000.0
+    if steps == 0 or span_s <= 0:
+        return 1000.0
+    fs = round(steps / span_s, 3)
+    lo, hi = FS_LOGGED_RANGE
+    if not lo <= fs <= hi:
+        raise ImplausibleValueError(path, f"rows logged at {lo:g}-{hi:g} per second (time column in ms)",
+                                    f"found {fs:g} rows per second over {span_s:g} s")
+    return fs
 
 
 READER = UciReader()

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from aemg.errors import ImplausibleValueError
+from aemg.plausible import GAP_MS
 from aemg.recording import Recording
 
 __all__ = ["detect_sample_and_hold", "rebuild_sample_and_hold", "repeat_fraction"]
@@ -54,11 +56,22 @@ def detect_sample_and_hold(rec: Recording, threshold: float = HOLD_THRESHOLD) ->
 
 
 def _times_ms(rec: Recording) -> np.ndarray:
-    """Sample times in ms: the ``time_ms`` track when present, else sample index / fs."""
+    """Sample times in ms: the ``time_ms`` track when present, else sample index / fs.
+
+    A step of more than :data:`aemg.plausible.GAP_MS` is refused: interpolating over it would invent
+    samples (a reader splits a file at such gaps, as the UCI reader does).
+    """
     if "time_ms" in rec.tracks:
         t = np.asarray(rec.tracks["time_ms"], dtype=np.float64)
         if np.any(np.diff(t) <= 0):
             raise ValueError(f"{rec.source_file or rec.recording_id}: time_ms track is not strictly increasing")
+        gaps = np.flatnonzero(np.diff(t) > GAP_MS)
+        if len(gaps):
+            i = int(gaps[0])
+            raise ImplausibleValueError(rec.source_file or rec.recording_id,
+                                        f"time_ms steps of at most {GAP_MS:g} ms (split a recording at its gaps)",
+                                        f"found a gap of {(t[i + 1] - t[i]) / 1000.0:g} s between samples {i + 1} "
+                                        f"and {i + 2}")
         return t
     return np.arange(rec.n_samples, dtype=np.float64) * (1000.0 / rec.fs)
 

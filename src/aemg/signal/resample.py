@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import resample_poly
 
+from aemg.plausible import check_source_fs
 from aemg.recording import Recording
 
 DEFAULT_FS = 200.0
@@ -24,10 +25,11 @@ def rational_ratio(fs_from: float, fs_to: float, max_denominator: int = 1000) ->
 
     ``max_denominator`` bounds ``down``; resample_poly's FIR filter has about ``20 * max(up, down)``
     taps, so a small bound keeps it cheap. Common rates (200, 1000, 1926, 2000, 2048 Hz) give
-    exact ratios.
+    exact ratios. Both rates must lie in :data:`aemg.plausible.SOURCE_FS_RANGE` (50-30000 Hz),
+    checked before any work (an :class:`~aemg.errors.ImplausibleValueError` otherwise).
     """
-    if not (fs_from > 0 and fs_to > 0):
-        raise ValueError(f"sampling rates must be > 0 Hz, got {fs_from} -> {fs_to}")
+    check_source_fs(fs_from, "resample", "the input rate")
+    check_source_fs(fs_to, "resample", "the output rate")
     frac = Fraction(fs_to / fs_from).limit_denominator(max_denominator)
     if frac.numerator == 0:
         raise ValueError(f"cannot express {fs_to} / {fs_from} Hz with a denominator <= {max_denominator}")
@@ -74,8 +76,12 @@ def resample(rec: Recording, fs: float = DEFAULT_FS, *, max_denominator: int = 1
     the device's own rate (set from ``rec.fs`` when missing, never overwritten). The new ``fs`` is
     the achieved rate ``rec.fs * up / down`` (equal to ``fs`` whenever the ratio is exact). A step
     ``"resample(<old> Hz -> <new> Hz, up=U, down=D)"`` is appended to ``processing``. When the
-    rate already matches, the recording is returned with only ``fs_original`` filled in.
+    rate already matches, the recording is returned with only ``fs_original`` filled in. Both rates
+    must lie in :data:`aemg.plausible.SOURCE_FS_RANGE` (refused before any work, naming the file).
     """
+    where = rec.source_file or rec.recording_id
+    check_source_fs(rec.fs, where, "the recording's rate")
+    check_source_fs(fs, where, "the rate to resample to")
     attrs = dict(rec.attrs)
     attrs.setdefault("fs_original", float(rec.fs))
     up, down = rational_ratio(rec.fs, fs, max_denominator)
