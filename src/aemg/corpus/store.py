@@ -18,7 +18,8 @@ File layout (``subjects/<safe subject>/<safe session>.h5``)::
         electrodes/         site, layout (UTF-8 strings), angle_deg, z (float64, nan kept), index
 
 Writes are atomic: the whole file is written under a temporary name in the same folder, flushed and
-fsync'd, then renamed over the final name (``os.replace``), so a reader never sees half a file.
+fsync'd, then renamed over the final name (``os.replace``), so a reader never sees half a file. The
+free space is checked first (HDF5 can crash on a full disk): too little is one ``DiskFullError`` line.
 ``h5py`` is imported inside the functions (``import aemg.corpus`` stays light).
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from aemg.atomic import atomic_path
+from aemg.atomic import atomic_path, estimate_nbytes
 from aemg.errors import DataFormatError
 from aemg.recording import Electrode, Recording
 
@@ -149,7 +150,9 @@ def write_session(path: Path, recordings: Sequence[Recording], *, scale: np.ndar
     if not recordings:
         raise ValueError(f"{path}: no recordings to write")
     first = recordings[0]
-    with atomic_path(path) as tmp:
+    # uncompressed bytes: an upper bound of what gzip writes, checked against the free space first
+    needed = sum(estimate_nbytes([r.signal, r.labels, r.repetition, r.tracks]) + 4096 for r in recordings)
+    with atomic_path(path, needed=needed) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aemg.atomic import atomic_path
+from aemg.atomic import atomic_path, estimate_nbytes
 from aemg.tokens.batch import IGNORE, pad_batch
 from aemg.tokens.detector import DetectorConfig
 
@@ -403,10 +403,9 @@ class TokenSet:
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = self.columns()
         arrays["meta"] = np.array(json.dumps(self.meta))
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        with atomic_path(path, needed=estimate_nbytes(arrays)) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
         return path
 

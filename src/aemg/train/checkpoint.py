@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from aemg.atomic import atomic_path
+from aemg.atomic import atomic_path, estimate_nbytes
 from aemg.model.config import TokenizerConfig, config_from_dict
 from aemg.model.vq_tokenizer import VQTokenizer
 
@@ -31,8 +31,8 @@ ENCODER = "encoder.pt"
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` through :func:`aemg.atomic.atomic_path` (temporary file, fsync, rename)."""
-    with atomic_path(path) as tmp:
+    """``torch.save`` through :func:`aemg.atomic.atomic_path` (free space checked, temporary file, fsync, rename)."""
+    with atomic_path(path, needed=estimate_nbytes(obj)) as tmp:
         torch.save(obj, tmp)
 
 
