@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 
 from aemg.cli import main
-from aemg.corpus import Corpus, import_manifest
-from aemg.corpus import pipeline
+from aemg.corpus import Corpus, import_manifest, pipeline
 from aemg.errors import DataFormatError
-from aemg.simulate import simulate_dataset
-from aemg.simulate import writer
+from aemg.simulate import simulate_dataset, writer
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -234,7 +232,7 @@ def test_an_input_inside_the_output_folder_is_refused_before_anything_is_touched
         assert "x.npy" in line and "inside" in line, line
         assert _snapshot(out) == corpus_before and not (out / pipeline.MARKER).exists()
     # a relative path climbing into the corpus folder is the same file
-    first[0] = f"../../c/mine/x.npy"
+    first[0] = "../../c/mine/x.npy"
     (elsewhere / "manifest.csv").write_text("\n".join([text[0], ",".join(first)]) + "\n")
     assert main(["import", str(elsewhere), "--out", str(out), "--no-progress", "--overwrite"]) == 1
     assert "x.npy" in _one_error_line(capsys) and _snapshot(out) == corpus_before
