@@ -236,3 +236,17 @@ def test_an_input_inside_the_output_folder_is_refused_before_anything_is_touched
     (elsewhere / "manifest.csv").write_text("\n".join([text[0], ",".join(first)]) + "\n")
     assert main(["import", str(elsewhere), "--out", str(out), "--no-progress", "--overwrite"]) == 1
     assert "x.npy" in _one_error_line(capsys) and _snapshot(out) == corpus_before
+
+
+def test_a_simulation_from_before_files_were_listed_is_still_replaced(tmp_path: Path):
+    out = tmp_path / "sim"
+    simulate_dataset(out, n_subjects=1, reps=1, gestures=("rest", "hand_open"), progress=False)
+    meta = json.loads((out / "simulation.json").read_text())
+    del meta["files"]
+    (out / "simulation.json").write_text(json.dumps(meta))
+    np.save(out / "S01" / "mine.npy", np.zeros((10, 8), np.float32))
+    with (out / "manifest.csv").open("a") as f:
+        f.write("S01/mine.npy,S01,session1,x,rest,1000,myo8,,uV\n")
+    simulate_dataset(out, n_subjects=1, reps=1, gestures=("rest", "hand_open"), seed=2, overwrite=True,
+                     progress=False)
+    assert (out / "S01" / "mine.npy").is_file() and len(list(out.rglob("*.npy"))) == 3
