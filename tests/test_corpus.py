@@ -258,10 +258,12 @@ def test_rerun_rewrites_only_sessions_whose_sources_changed(tiny_dataset, tmp_pa
     first = import_manifest(raw, out, progress=False)
     changed = raw / "S1_s1_wave_0.npy"
     np.save(changed, np.load(changed) * 2)
-    (out / "subjects" / "stale.h5").write_bytes(b"old")
+    shutil.copy(sorted(out.rglob("*.h5"))[0], out / "subjects" / "stale.h5")  # a session file of an earlier build
+    (out / "subjects" / "mine.h5").write_bytes(b"old")  # not aemg's: never deleted
     again = import_manifest(raw, out, progress=False)
     assert again.provenance["n_sessions_written"] == 1 and again.provenance["hash"] != first.provenance["hash"]
     assert not (out / "subjects" / "stale.h5").exists()
+    assert (out / "subjects" / "mine.h5").read_bytes() == b"old"
     rid = "generic/tiny/S1/s1/wave_0"
     assert again.recordings.set_index("recording_id").loc[rid, "raw_sha256"] != \
         first.recordings.set_index("recording_id").loc[rid, "raw_sha256"]

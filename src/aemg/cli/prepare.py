@@ -17,6 +17,9 @@ keeping the first in corpus order, and reported; --keep-duplicates keeps them.
 
 CORPUS_DIR must be new or empty, or a corpus of the same dataset and settings: then finished
 sessions are reused, so an interrupted run is completed by running the same command again.
+A finished corpus is replaced (--overwrite, or a rerun) only once the new one is built and checked
+in a sibling folder, and only the files aemg wrote are removed; input files inside CORPUS_DIR are
+refused.
 Layout and provenance: docs/corpus.md.
 
 examples:

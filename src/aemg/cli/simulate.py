@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"available: {', '.join(SIMULATED_GESTURES)}. Without 'rest', rest periods are "
                         f"written unlabelled")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace a previous simulation in --out (only the files its manifest lists)")
+                   help="replace a previous aemg simulation in --out (only the files its simulation.json "
+                        "lists; a folder without one is refused)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 

@@ -2,8 +2,8 @@
 
 :func:`_build` runs named steps, in this order:
 
-1. :func:`_check_inputs` and :func:`_start`: refuse a bad target, write the marker, checksum the
-   source files;
+1. :func:`_check_inputs` and :func:`_start`: refuse a bad target or an input file inside it,
+   write the marker, checksum the source files;
 2. :func:`_scan_and_hash`: read every recording once, hash its raw signal and detect each
    session's mains (kept in memory up to :data:`CACHE_BYTES`; beyond it, the reader runs a second
    time, and sessions must then come out of the reader contiguously, which every reader does);
@@ -20,15 +20,28 @@ parameters, recording ids, raw-signal hashes and source-file checksums). The ind
 ``provenance.json`` are written last. :class:`aemg.corpus.Corpus` refuses a folder whose marker is
 present, so an interrupted run is never trusted; running the same command again skips every
 session whose file exists with the same fingerprint and finishes the job.
+
+Replacing a finished corpus (a rerun, or ``--overwrite`` with other settings): the new corpus is
+built in a temporary sibling folder (``.OUT.building-XXXX``; session files whose fingerprint is
+unchanged are hard-linked, or copied, from the old corpus), opened and checked there, and only
+then moved in (:func:`_swap`): the marker is written into ``OUT``, the old corpus's own files are
+removed (the index tables, ``provenance.json``, its session files, aemg's temporary files:
+:func:`_own_files`), the new files moved in, the marker removed. A bad input, an error or an
+interruption before the swap leaves the old corpus as it was; one during the swap leaves the
+marker, and the same command finishes the job. Nothing that aemg did not write is removed, and a
+file of the user's where the new corpus would write is refused before anything is moved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +55,7 @@ from aemg.corpus import provenance as pv
 from aemg.corpus import store
 from aemg.corpus.corpus import Corpus
 from aemg.corpus.paths import MARKER, PROVENANCE, SUBJECTS_DIR, safe_name, session_paths
+from aemg.errors import DataFormatError
 from aemg.recording import Recording
 
 if TYPE_CHECKING:
@@ -55,6 +69,8 @@ log = logging.getLogger("aemg.corpus")
 
 CACHE_BYTES = 1 << 30
 """Raw signal bytes kept in memory between the hashing pass and the harmonizing pass."""
+BUILDING = ".{name}.building-"
+"""Prefix of the temporary sibling folder a replacing build writes in (``OUT.parent``)."""
 
 
 def _session_done(n_written: int, h5_file: Path) -> None:
@@ -74,6 +90,8 @@ class BuildSpec:
     fs: float
     dedupe: bool
     progress: bool
+    reuse: Path | None = None
+    """An existing corpus folder whose session files with the same fingerprint are reused."""
 
     @property
     def params(self) -> dict[str, Any]:
@@ -137,24 +155,28 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _check_target(out: Path, dataset: str, reader: str, params: dict[str, Any], overwrite: bool) -> None:
-    """Refuse a non-empty ``out`` that is not an aemg corpus of the same dataset and parameters."""
+def _check_target(out: Path, dataset: str, reader: str, params: dict[str, Any], overwrite: bool) -> str:
+    """How to build into ``out``: ``"new"`` (missing or empty), ``"resume"`` (an interrupted build
+    of the same dataset and parameters: finished in place) or ``"replace"`` (a finished corpus of
+    the same settings, or with ``overwrite`` any aemg corpus: built beside it, then swapped in).
+    Refuses a non-empty ``out`` that is not an aemg corpus, or one of other settings without
+    ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a directory")
     if not out.exists() or not any(out.iterdir()):
-        return
-    state = _read_json(out / MARKER) or _read_json(out / PROVENANCE)
-    if state is None or state.get("format") != pv.FORMAT:
+        return "new"
+    marker = _read_json(out / MARKER)
+    state = marker or _read_json(out / PROVENANCE)
+    if not isinstance(state, dict) or state.get("format") != pv.FORMAT:
         raise FileExistsError(f"{out}: not empty and not an aemg corpus; choose a new or empty folder "
                               "(aemg never deletes a folder it did not create)")
     same = state.get("dataset") == dataset and state.get("reader") == reader and state.get("params") == params
     if same:
-        return
+        return "resume" if marker is not None else "replace"
     if overwrite:
-        log.warning("removing the existing corpus in %s (dataset %s, params %s)", out, state.get("dataset"),
+        log.warning("replacing the existing corpus in %s (dataset %s, params %s)", out, state.get("dataset"),
                     state.get("params"))
-        shutil.rmtree(out)
-        return
+        return "replace"
     raise FileExistsError(f"{out}: holds an aemg corpus of dataset {state.get('dataset')!r} with params "
                           f"{state.get('params')}, not {dataset!r} with {params}; use --overwrite to replace it")
 
@@ -203,8 +225,10 @@ def _sessions_in_reader_order(recs: Iterable[Recording]) -> Iterator[list[Record
 
 # ---------------------------------------------------------------------------------------- the steps
 
-def _check_inputs(spec: BuildSpec, overwrite: bool) -> None:
-    """Refuse a missing raw folder, a bad rate, an ``out`` holding the raw data, or a foreign ``out``."""
+def _check_inputs(spec: BuildSpec, overwrite: bool) -> tuple[list[Path], str]:
+    """Refuse a missing raw folder, a bad rate, an ``out`` holding the raw data or any input file,
+    or a foreign ``out``; returns the raw files (the reader checks the folder's layout first) and
+    the build mode (:func:`_check_target`). Nothing is written."""
     root, out = spec.root, spec.out
     if not root.exists():
         raise FileNotFoundError(f"{root}: raw data folder not found")
@@ -213,13 +237,20 @@ def _check_inputs(spec: BuildSpec, overwrite: bool) -> None:
     if root.resolve() == out.resolve() or out.resolve() in root.resolve().parents:
         raise FileExistsError(f"{out}: the corpus folder must not contain the raw data folder {root} "
                               "(aemg never writes among, or deletes, the files it reads); choose another --out")
-    _check_target(out, spec.dataset, spec.reader_name, spec.params, overwrite)
+    mode = _check_target(out, spec.dataset, spec.reader_name, spec.params, overwrite)
+    files = spec.reader.files(root)
+    target = out.resolve()
+    inside = [f for f in files if Path(f).resolve().is_relative_to(target)]
+    if inside:
+        raise FileExistsError(f"{inside[0]}: expected input files outside the corpus folder {out}; found this one "
+                              f"inside it ({len(inside)} in all; aemg never writes among, or deletes, the files it "
+                              "reads): move them, or choose another --out")
+    return files, mode
 
 
-def _start(spec: BuildSpec) -> tuple[str, list[dict[str, Any]]]:
-    """List the raw files (the reader checks the folder's layout first), write the marker, and
-    checksum the sources; returns the start time (ISO 8601, UTC) and the source entries."""
-    files = spec.reader.files(spec.root)  # checks the raw folder's layout before anything is written
+def _start(spec: BuildSpec, files: list[Path]) -> tuple[str, list[dict[str, Any]]]:
+    """Write the marker and checksum the source ``files``; returns the start time (ISO 8601, UTC)
+    and the source entries."""
     spec.out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     atomic_write_text(spec.out / MARKER, store.dumps(
@@ -318,6 +349,9 @@ def _write_session(spec: BuildSpec, scan: Scan, plan: Plan, run: list[Recording]
                 stored = store.read_session(h5), attrs["scale"]
         except (OSError, ValueError) as exc:
             log.warning("%s: unreadable, rewriting it (%s)", h5, exc)
+    if stored is None and spec.reuse is not None and _same_session(spec.reuse / h5_rel, fp):
+        _link_or_copy(spec.reuse / h5_rel, h5)
+        stored = store.read_session(h5), store.session_attrs(h5)["scale"]
     if stored is None:
         final, scale = harmonize_session(recs, spec.fs, scan.mains[key])
         store.write_session(h5, final, scale=scale, fingerprint=fp)
@@ -355,21 +389,91 @@ def _write_sessions(spec: BuildSpec, scan: Scan, plan: Plan) -> tuple[dict[Sessi
     return rows, n_written
 
 
-def _remove_stale_files(out: Path, paths: dict[SessionKey, str]) -> None:
-    """Remove session files of an earlier build that are not planned now, temporary files of an
-    interrupted one, and the folders left empty."""
-    wanted = {out / p for p in paths.values()}
+def _same_session(h5: Path, fingerprint: str) -> bool:
+    """Whether ``h5`` is a readable aemg session file with ``fingerprint``."""
+    if not h5.is_file():
+        return False
+    try:
+        return store.session_attrs(h5).get("fingerprint") == fingerprint
+    except (OSError, ValueError):
+        return False
+
+
+def _is_session_file(p: Path) -> bool:
+    """Whether ``p`` is a session file aemg wrote (its root attributes say so)."""
+    try:
+        store.session_attrs(p)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+def _is_atomic_leftover(p: Path) -> bool:
+    """Whether ``p`` is a temporary file of an atomic write cut short (:func:`aemg.atomic.atomic_path`)."""
+    return p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file() and not p.is_symlink()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` at ``dst`` (a copy where links are not possible), atomically."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        from aemg.atomic import atomic_path
+
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+
+
+def _listed_session_files(out: Path) -> set[Path]:
+    """The session files the index of the corpus in ``out`` lists (empty when it has none)."""
+    import csv
+
+    listed: set[Path] = set()
+    for name in ("sessions", "recordings"):
+        try:
+            with (out / ix.INDEX_DIR / f"{name}.csv").open(newline="", encoding="utf-8") as f:
+                listed.update(out / r["h5_file"] for r in csv.DictReader(f) if r.get("h5_file"))
+        except (OSError, ValueError, KeyError, csv.Error):
+            continue
+    subjects = (out / SUBJECTS_DIR).resolve()
+    return {p for p in listed if p.suffix == ".h5" and p.resolve().is_relative_to(subjects)}
+
+
+def _own_files(out: Path) -> set[Path]:
+    """The files in ``out`` that an aemg build wrote: the marker, provenance, index tables, the
+    session files its index lists or that are aemg session files, and atomic-write leftovers."""
+    own = {p for p in (out / MARKER, out / PROVENANCE) if p.is_file()}
+    own |= {p for name in ix.TABLES if (p := out / ix.INDEX_DIR / f"{name}.csv").is_file()}
+    own |= {p for p in _listed_session_files(out) if p.is_file() and not p.is_symlink()}
+    for folder in (out, out / ix.INDEX_DIR):
+        own |= {p for p in folder.glob(".*.tmp") if _is_atomic_leftover(p)} if folder.is_dir() else set()
     subjects_dir = out / SUBJECTS_DIR
     if subjects_dir.is_dir():
-        for p in sorted(subjects_dir.rglob("*")):
-            if p.is_file() and (p.name.endswith(".tmp") or (p.suffix == ".h5" and p not in wanted)):
-                p.unlink()
-        for d in sorted((d for d in subjects_dir.rglob("*") if d.is_dir()), reverse=True):
-            if not any(d.iterdir()):
-                d.rmdir()
-    for folder in (out, out / ix.INDEX_DIR):  # atomic writes of the index and provenance cut short
-        for p in folder.glob(".*.tmp") if folder.is_dir() else ():
-            p.unlink()
+        for p in subjects_dir.rglob("*"):
+            if _is_atomic_leftover(p) or (p.suffix == ".h5" and p.is_file() and not p.is_symlink()
+                                          and p not in own and _is_session_file(p)):
+                own.add(p)
+    return own
+
+
+def _remove_files(paths: Iterable[Path], top: Path) -> None:
+    """Remove ``paths`` and then their folders left empty, up to (not including) ``top``."""
+    parents: set[Path] = set()
+    for p in paths:
+        p.unlink(missing_ok=True)
+        parents.update(d for d in p.parents if d.is_relative_to(top) and d != top)
+    for d in sorted(parents, key=lambda d: len(d.parts), reverse=True):
+        if d.is_dir() and not d.is_symlink() and not any(d.iterdir()):
+            d.rmdir()
+
+
+def _remove_stale_files(out: Path, paths: dict[SessionKey, str]) -> None:
+    """Remove session files of an earlier build that are not planned now, temporary files of an
+    interrupted one, and the folders left empty: only files aemg wrote (:func:`_own_files`)."""
+    wanted = {out / p for p in paths.values()}
+    _remove_files(sorted(p for p in _own_files(out) if _is_atomic_leftover(p) or (p.suffix == ".h5" and p not in wanted)),
+                  out)
 
 
 def _write_index_and_provenance(spec: BuildSpec, plan: Plan, rows: dict[SessionKey, SessionRows], *,
@@ -408,17 +512,84 @@ def _write_index_and_provenance(spec: BuildSpec, plan: Plan, rows: dict[SessionK
 # ---------------------------------------------------------------------------------------- the build
 
 def _build(spec: BuildSpec, overwrite: bool) -> Corpus:
-    """Run the steps (module docstring) and return the finished corpus."""
-    _check_inputs(spec, overwrite)
-    started, sources = _start(spec)
+    """Check the inputs, then build in place (a new folder, or resuming an interrupted build) or
+    beside a finished corpus and swap it in (module docstring); returns the finished corpus."""
+    files, mode = _check_inputs(spec, overwrite)
+    _remove_dead_builds(spec.out)
+    if mode != "replace":
+        _build_in(spec, files)
+        return Corpus(spec.out)
+    spec.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=BUILDING.format(name=spec.out.name), dir=spec.out.parent))
+    try:
+        _build_in(dataclasses.replace(spec, out=tmp, reuse=spec.out), files)
+        _check_built(tmp)
+        _swap(spec, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Corpus(spec.out)
+
+
+def _build_in(spec: BuildSpec, files: list[Path]) -> None:
+    """Run the steps (module docstring) writing into ``spec.out``."""
+    started, sources = _start(spec, files)
     scan = _scan_and_hash(spec)
     plan = _dedupe(spec, scan, _source_sha(sources))
     rows, n_written = _write_sessions(spec, scan, plan)
     _remove_stale_files(spec.out, plan.paths)
     prov = _write_index_and_provenance(spec, plan, rows, started=started, sources=sources, n_written=n_written)
     log.info("%s: corpus in %s: %d subjects, %d sessions (%d written), %d recordings, %d trials", spec.dataset,
-             spec.out, prov["n_subjects"], prov["n_sessions"], n_written, prov["n_recordings"], prov["n_trials"])
-    return Corpus(spec.out)
+             spec.reuse or spec.out, prov["n_subjects"], prov["n_sessions"], n_written, prov["n_recordings"],
+             prov["n_trials"])
+
+
+def _remove_dead_builds(out: Path) -> None:
+    """Remove the temporary sibling folders of replacing builds that were killed (``kill -9``)."""
+    for d in out.parent.glob(BUILDING.format(name=out.name) + "*") if out.parent.is_dir() else ():
+        if d.is_dir() and not d.is_symlink() and ((d / MARKER).exists() or (d / PROVENANCE).exists()
+                                                  or not any(p.is_file() for p in d.rglob("*"))):
+            log.info("removing %s, left by an interrupted build", d)
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _check_built(folder: Path) -> None:
+    """Open the corpus built in ``folder`` and check every session file against its index row."""
+    corpus = Corpus(folder)
+    for h5_file, fp in zip(corpus.sessions["h5_file"], corpus.sessions["fingerprint"]):
+        if not _same_session(folder / h5_file, fp):
+            raise DataFormatError(folder / h5_file, f"the session file the new index lists (fingerprint {fp})",
+                                  "found it missing or different")
+
+
+def _move_file(src: Path, dst: Path) -> None:
+    """Move one file of the new corpus into place (a hook tests use to interrupt a swap)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+
+
+def _swap(spec: BuildSpec, tmp: Path) -> None:
+    """Replace the corpus in ``spec.out`` by the one built in ``tmp``: refuse a user's file where a
+    new file goes, mark ``out`` unfinished, remove the old corpus's own files, move the new ones in
+    (provenance last), remove the marker."""
+    out = spec.out
+    own = _own_files(out)
+    new = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
+    for rel in new:
+        dst = out / rel
+        if (dst.exists() or dst.is_symlink()) and dst not in own:
+            raise FileExistsError(f"{dst}: expected no file where the new corpus writes; found one not written by "
+                                  "aemg (aemg never deletes what it did not write): move it, or choose another --out")
+    atomic_write_text(out / MARKER, store.dumps(
+        {"format": pv.FORMAT, "dataset": spec.dataset, "reader": spec.reader_name, "params": spec.params,
+         "started": datetime.now(UTC).isoformat(timespec="seconds"), "root": str(spec.root.resolve()),
+         "replacing": True}, indent=2))
+    keep = {out / rel for rel in new} | {out / MARKER}
+    _remove_files(sorted(own - keep), out)
+    last = Path(PROVENANCE)
+    for rel in [r for r in new if r != last] + [last]:
+        _move_file(tmp / rel, out / rel)
+    (out / MARKER).unlink()
+    fsync_dir(out)
 
 
 def prepare(dataset: str, root: str | Path, out: str | Path, *, fs: float = 200.0, dedupe: bool = True,
@@ -428,8 +599,10 @@ def prepare(dataset: str, root: str | Path, out: str | Path, *, fs: float = 200.
     Returns the :class:`aemg.corpus.Corpus`. ``fs`` is the corpus rate in Hz; ``dedupe=False`` keeps
     duplicate recordings (they are still reported). ``out`` must be new, empty, or a corpus of the
     same dataset and parameters (an interrupted or finished run: finished sessions are reused);
-    ``overwrite=True`` replaces an aemg corpus built with other settings. Raises FileExistsError
-    otherwise, KeyError for an unknown dataset, DataFormatError for malformed raw files.
+    ``overwrite=True`` replaces an aemg corpus built with other settings. A finished corpus is
+    replaced only once the new one is built and checked beside it, and only the files aemg wrote
+    are removed. Raises FileExistsError otherwise (or when an input file lies inside ``out``),
+    KeyError for an unknown dataset, DataFormatError for malformed raw files.
     """
     from aemg.datasets import get_reader
 

@@ -10,9 +10,14 @@ Layout written (read back by :func:`aemg.datasets.generic.read_manifest`)::
 
     OUT/manifest.csv          file,subject,session,trial,gesture,fs,layout,repetition,units
     OUT/S01/t000_rest.npy     float32 (samples, 8), uV
-    OUT/simulation.json       seed, parameters, and each subject's true armband rotation, gains ...
+    OUT/simulation.json       seed, parameters, each subject's true armband rotation, gains ...,
+                              and ``files``: every signal file this simulation wrote
 
-Deterministic for a seed: subject k draws from ``SeedSequence(seed).spawn(n)[k]``.
+``simulation.json`` (``"generator": "aemg simulate"``) is what marks a folder as an aemg
+simulation: it is written before each subject's files (listing them) and rewritten in full at
+the end, so ``--overwrite`` removes exactly the files a simulation wrote, even an interrupted one,
+and refuses any folder without it. Deterministic for a seed: subject k draws from
+``SeedSequence(seed).spawn(n)[k]``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +50,10 @@ log = logging.getLogger(__name__)
 
 SIM_FS = 1000.0  # internal rate: surface EMG has power up to ~450 Hz
 MANIFEST_COLUMNS = ("file", "subject", "session", "trial", "gesture", "fs", "layout", "repetition", "units")
+META = "simulation.json"
+"""The simulation's facts and the list of files it wrote: its presence marks an aemg simulation."""
+GENERATOR = "aemg simulate"
+"""The ``generator`` value in :data:`META`."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +119,8 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
     """Write a simulated dataset in the generic import layout under ``out``; returns the manifest path.
 
     ``progress`` shows a tqdm bar on stderr (when it is a terminal). Refuses a non-empty ``out``
-    unless ``overwrite``; then files of a previous manifest there are
-    replaced or removed, and nothing else in the folder is touched.
+    unless ``overwrite``; then ``out`` must hold a previous aemg simulation (its ``simulation.json``),
+    whose own files (listed there) are removed first; nothing else in the folder is touched.
     """
     out = Path(out)
     if n_subjects < 1 or reps < 1:
@@ -127,14 +137,14 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out} is not empty; pass --overwrite to replace a previous simulation there")
-        _remove_previous(out)
+        _remove_previous(out, _previous_files(out))
     out.mkdir(parents=True, exist_ok=True)
 
     from tqdm import tqdm
 
     sim_fs = max(fs, SIM_FS)
     children = np.random.SeedSequence(seed).spawn(n_subjects)
-    manifest_rows, truth = [], []
+    manifest_rows, truth, written = [], [], []
     for k in tqdm(range(n_subjects), desc="simulate", unit="subject", disable=None if progress else True):
         rng = np.random.default_rng(children[k])
         emg, rows, subject = simulate_subject(rng, list(gestures), reps, sim_fs)
@@ -142,10 +152,17 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
         if fs != sim_fs:
             emg = resample_array(emg, sim_fs, fs)
         name = f"S{k + 1:02d}"
+        rel_files = [f"{name}/t{t:03d}_{row['gesture'] or 'unlabelled'}.npy" for t, row in enumerate(rows)]
+        taken = [f for f in rel_files if (out / f).exists() or (out / f).is_symlink()]
+        if taken:
+            raise FileExistsError(f"{out / taken[0]}: expected no file where the simulation writes; found one "
+                                  "that no aemg simulation listed (move it away, or choose an empty folder)")
+        written.extend(rel_files)  # recorded before they exist: an interruption leaves them listed
+        atomic_write_text(out / META, json.dumps({"generator": GENERATOR, "complete": False, "files": written},
+                                                 indent=1))
         (out / name).mkdir(exist_ok=True)
-        for t, row in enumerate(rows):
+        for t, (rel_file, row) in enumerate(zip(rel_files, rows)):
             a, b = int(round(row["start"] * scale)), int(round(row["stop"] * scale))
-            rel_file = f"{name}/t{t:03d}_{row['gesture'] or 'unlabelled'}.npy"
             np.save(out / rel_file, np.ascontiguousarray(emg[:, a:b].T, dtype=np.float32))
             manifest_rows.append({"file": rel_file, "subject": name, "session": "session1", "trial": f"t{t:03d}",
                                   "gesture": row["gesture"], "fs": f"{fs:g}", "layout": "myo8",
@@ -156,12 +173,12 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
                       "mains_hz": subject.mains_hz, "mains_uv": subject.mains_uv.round(6).tolist(),
                       "style": dict(zip((m.name for m in MUSCLES), subject.style.round(6).tolist())),
                       "muap_half_width_ms": subject.muap_ms, "fatigue_rate": subject.fatigue_rate})
-    meta = {"generator": "aemg simulate", "seed": seed, "n_subjects": n_subjects, "fs": fs,
+    meta = {"generator": GENERATOR, "seed": seed, "n_subjects": n_subjects, "fs": fs,
             "simulated_at_fs": sim_fs, "gestures": list(gestures), "repetitions": reps, "layout": "myo8",
             "units": "uV", "muscles": [vars(m) for m in MUSCLES],
             "patterns": {g: dict(zip((m.name for m in MUSCLES), GESTURE_PATTERNS[g].tolist())) for g in gestures},
-            "subjects": truth}
-    atomic_write_text(out / "simulation.json", json.dumps(meta, indent=1))
+            "subjects": truth, "files": written}
+    atomic_write_text(out / META, json.dumps(meta, indent=1))
     lines = [",".join(MANIFEST_COLUMNS)]
     for r in manifest_rows:
         lines.append(",".join(str(r[c]) for c in MANIFEST_COLUMNS))
@@ -170,22 +187,52 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
     return out / "manifest.csv"
 
 
-def _remove_previous(out: Path) -> None:
-    """Remove the files a previous simulation's manifest lists (and the manifest): nothing else."""
+def _previous_files(out: Path) -> list[str]:
+    """The files (relative to ``out``) a previous aemg simulation in ``out`` wrote, from its
+    ``simulation.json``; FileExistsError when ``out`` holds no aemg simulation."""
+    meta_path = out / META
+    expected = (f"{meta_path}: expected an aemg simulation to overwrite ({META} written by aemg simulate); found ")
+    tail = ("; this is not an aemg simulation, and --overwrite replaces only one: choose an empty folder")
+    if not meta_path.is_file():
+        what = "manifest.csv but no " + META if (out / "manifest.csv").exists() else "no " + META
+        raise FileExistsError(expected + what + tail)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FileExistsError(expected + f"an unreadable file ({type(exc).__name__})" + tail) from exc
+    if not isinstance(meta, dict) or meta.get("generator") != GENERATOR:
+        got = meta.get("generator") if isinstance(meta, dict) else type(meta).__name__
+        raise FileExistsError(expected + f"generator {got!r}" + tail)
+    files = meta.get("files")
+    if files is None:  # written before simulations listed their files: the manifest's simulator-named rows
+        files = _manifest_files(out)
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise FileExistsError(expected + "a 'files' entry that is not a list of paths" + tail)
+    return files
+
+
+_SIM_FILE = re.compile(r"S\d{2,}/t\d{3,}_[a-z_]+\.npy")
+
+
+def _manifest_files(out: Path) -> list[str]:
+    """Rows of ``out/manifest.csv`` named as the simulator names its files (older simulations)."""
     manifest = out / "manifest.csv"
     if not manifest.is_file():
-        raise FileExistsError(f"{out} is not empty and holds no manifest.csv of a previous simulation; "
-                              f"refusing to write into it even with --overwrite: choose an empty folder")
+        return []
     with manifest.open(newline="", encoding="utf-8") as f:
-        files = [r.get("file", "") for r in csv.DictReader(f)]
+        return [r.get("file") or "" for r in csv.DictReader(f) if _SIM_FILE.fullmatch(r.get("file") or "")]
+
+
+def _remove_previous(out: Path, files: list[str]) -> None:
+    """Remove the files a previous simulation wrote (``files``, its manifest and ``simulation.json``)
+    and the subject folders left empty: nothing else."""
     root = out.resolve()
     for rel_file in files:
-        p = (out / rel_file).resolve()
-        if rel_file and p.is_relative_to(root) and p.is_file() and p.suffix == ".npy":
+        p = out / rel_file
+        if p.suffix == ".npy" and not p.is_symlink() and p.is_file() and p.resolve().is_relative_to(root):
             p.unlink()
-    for p in {(out / f).parent for f in files if f}:
-        if p.is_dir() and p.resolve() != root and not any(p.iterdir()):
-            p.rmdir()
-    manifest.unlink()
-    if (out / "simulation.json").is_file():
-        (out / "simulation.json").unlink()
+    for d in sorted({(out / f).parent for f in files}, reverse=True):
+        if d.is_dir() and d.resolve() != root and d.resolve().is_relative_to(root) and not any(d.iterdir()):
+            d.rmdir()
+    (out / "manifest.csv").unlink(missing_ok=True)
+    (out / META).unlink()
