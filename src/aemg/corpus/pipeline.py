@@ -32,6 +32,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ from aemg.corpus.paths import MARKER, PROVENANCE, SUBJECTS_DIR, safe_name, sessi
 from aemg.recording import Recording
 
 if TYPE_CHECKING:
+    from aemg.datasets._common import BadFiles
     from aemg.datasets.base import Reader
     from aemg.signal.harmonize import Mains, SessionKey
 
@@ -74,6 +76,14 @@ class BuildSpec:
     fs: float
     dedupe: bool
     progress: bool
+    skip_bad: bool = False  # skip damaged raw files (recorded in provenance "skipped") instead of failing
+
+    @cached_property
+    def bad(self) -> BadFiles:
+        """The stray and damaged raw files met, one record for ``files()`` and every ``read()`` pass."""
+        from aemg.datasets._common import BadFiles
+
+        return BadFiles(self.root, skip_bad=self.skip_bad)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -219,7 +229,7 @@ def _check_inputs(spec: BuildSpec, overwrite: bool) -> None:
 def _start(spec: BuildSpec) -> tuple[str, list[dict[str, Any]]]:
     """List the raw files (the reader checks the folder's layout first), write the marker, and
     checksum the sources; returns the start time (ISO 8601, UTC) and the source entries."""
-    files = spec.reader.files(spec.root)  # checks the raw folder's layout before anything is written
+    files = spec.reader.files(spec.root, bad=spec.bad)  # checks the raw folder's layout before anything is written
     spec.out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     atomic_write_text(spec.out / MARKER, store.dumps(
@@ -239,7 +249,7 @@ def _scan_and_hash(spec: BuildSpec) -> Scan:
     cache: list[Recording] | None = []
     cached_bytes = 0
     detected: dict[SessionKey, float | None] = {}
-    records = tqdm(spec.reader.read(spec.root), desc=f"read {spec.dataset}", unit="rec",
+    records = tqdm(spec.reader.read(spec.root, bad=spec.bad), desc=f"read {spec.dataset}", unit="rec",
                    disable=not spec.progress, file=sys.stderr)
     for run in _sessions_in_reader_order(records):
         detected[(run[0].subject, run[0].session)] = detect_session_mains(native_rate(run))
@@ -292,7 +302,7 @@ def _dedupe(spec: BuildSpec, scan: Scan, sha_of: Callable[[str], str]) -> Plan:
 def _session_runs(spec: BuildSpec, scan: Scan, plan: Plan) -> Iterable[list[Recording]]:
     """Each session's raw recordings: from the cache in corpus order, or from a second read."""
     if scan.cache is None:
-        return _sessions_in_reader_order(spec.reader.read(spec.root))
+        return _sessions_in_reader_order(spec.reader.read(spec.root, bad=spec.bad))
     grouped: dict[SessionKey, list[Recording]] = {}
     for rec in scan.cache:
         grouped.setdefault((rec.subject, rec.session), []).append(rec)
@@ -398,11 +408,22 @@ def _write_index_and_provenance(spec: BuildSpec, plan: Plan, rows: dict[SessionK
         "n_recordings": len(recording_rows), "n_trials": len(all_trials),
         "n_sessions_written": n_written, "duplicates": duplicates,
         "dropped_duplicates": [d for d in duplicates if d["dropped"]], "sources": sources,
+        "skipped": spec.bad.skipped,
     }
     atomic_write_text(out / PROVENANCE, store.dumps(prov, indent=2))
     (out / MARKER).unlink(missing_ok=True)
     fsync_dir(out)
     return prov
+
+
+def _report_skipped(spec: BuildSpec) -> None:
+    """One warning line per damaged raw file skipped (``skip_bad``), then a summary line."""
+    skipped = spec.bad.skipped
+    for s in skipped:
+        log.warning("%s: skipped %s: %s", spec.dataset, s["file"], s["reason"])
+    if skipped:
+        log.warning("%s: %d damaged file(s) skipped (--skip-bad), the rest read; listed in %s under "
+                    "\"skipped\"", spec.dataset, len(skipped), spec.out / PROVENANCE)
 
 
 # ---------------------------------------------------------------------------------------- the build
@@ -416,33 +437,38 @@ def _build(spec: BuildSpec, overwrite: bool) -> Corpus:
     rows, n_written = _write_sessions(spec, scan, plan)
     _remove_stale_files(spec.out, plan.paths)
     prov = _write_index_and_provenance(spec, plan, rows, started=started, sources=sources, n_written=n_written)
+    _report_skipped(spec)
     log.info("%s: corpus in %s: %d subjects, %d sessions (%d written), %d recordings, %d trials", spec.dataset,
              spec.out, prov["n_subjects"], prov["n_sessions"], n_written, prov["n_recordings"], prov["n_trials"])
     return Corpus(spec.out)
 
 
 def prepare(dataset: str, root: str | Path, out: str | Path, *, fs: float = 200.0, dedupe: bool = True,
-            progress: bool = True, overwrite: bool = False) -> Corpus:
+            progress: bool = True, overwrite: bool = False, skip_bad: bool = False) -> Corpus:
     """Read ``dataset`` (a registry name, see ``aemg datasets``) from ``root`` into a corpus at ``out``.
 
     Returns the :class:`aemg.corpus.Corpus`. ``fs`` is the corpus rate in Hz; ``dedupe=False`` keeps
     duplicate recordings (they are still reported). ``out`` must be new, empty, or a corpus of the
     same dataset and parameters (an interrupted or finished run: finished sessions are reused);
     ``overwrite=True`` replaces an aemg corpus built with other settings. Raises FileExistsError
-    otherwise, KeyError for an unknown dataset, DataFormatError for malformed raw files.
+    otherwise, KeyError for an unknown dataset, DataFormatError for malformed raw files, unless
+    ``skip_bad=True``: then every damaged file is skipped, the rest read, and each skipped file is
+    logged and listed with its reason in the provenance's ``skipped``.
     """
     from aemg.datasets import get_reader
 
     reader = get_reader(dataset)
-    return _build(BuildSpec(reader, type(reader).__module__, dataset, Path(root), Path(out), fs, dedupe, progress),
-                  overwrite)
+    return _build(BuildSpec(reader, type(reader).__module__, dataset, Path(root), Path(out), fs, dedupe, progress,
+                            skip_bad), overwrite)
 
 
 def import_manifest(manifest_dir: str | Path, out: str | Path, *, fs: float = 200.0, dedupe: bool = True,
-                    progress: bool = True, overwrite: bool = False) -> Corpus:
+                    progress: bool = True, overwrite: bool = False, skip_bad: bool = False,
+                    allow_outside: bool = False) -> Corpus:
     """Import a folder described by a ``manifest.csv`` (see :mod:`aemg.datasets.generic`) into a corpus.
 
-    The same pipeline and guarantees as :func:`prepare`; the dataset name comes from the folder name.
+    The same pipeline and guarantees as :func:`prepare` (``skip_bad`` included); the dataset name
+    comes from the folder name. ``allow_outside=True`` lets manifest paths leave the manifest folder.
     """
     from aemg.datasets import generic
 
@@ -450,6 +476,6 @@ def import_manifest(manifest_dir: str | Path, out: str | Path, *, fs: float = 20
     if not (root / generic.MANIFEST).is_file():
         raise FileNotFoundError(f"{root / generic.MANIFEST}: manifest not found (aemg import needs a folder "
                                 "holding manifest.csv; see aemg import --help)")
-    spec = BuildSpec(generic.GenericReader(), generic.__name__, generic.dataset_name(root), root, Path(out), fs,
-                     dedupe, progress)
+    spec = BuildSpec(generic.GenericReader(allow_outside=allow_outside), generic.__name__, generic.dataset_name(root),
+                     root, Path(out), fs, dedupe, progress, skip_bad)
     return _build(spec, overwrite)
