@@ -187,7 +187,7 @@ def _one_folder(tmp_path: Path, name: str, n_reps: int = 1) -> Path:
     return d
 
 
-def test_clear_errors(tmp_path):
+def test_clear_errors(tmp_path, caplog):
     d = _one_folder(tmp_path, "ok")
     assert len(list(get_reader("myodisco").read(tmp_path / "ok"))) == 10
     assert len(list(get_reader("myodisco").read(tmp_path))) == 10  # the folder one level above is accepted
@@ -216,9 +216,11 @@ def test_clear_errors(tmp_path):
     (d / "R_0_C_2_EMG.csv").write_bytes(b"1,0,0,0,0,0,0\r\n" * 400)
     _raises(tmp_path / "cols", "R_0_C_2_EMG.csv", "found 7 columns")
 
-    d = _one_folder(tmp_path, "name")
+    d = _one_folder(tmp_path, "name")  # a file not named R_<rep>_C_<class>_EMG.csv is stray: skipped, named
     (d / "R_0_C_2_IMU.csv").write_bytes(b"1\r\n")
-    _raises(tmp_path / "name", "R_0_C_2_IMU.csv", "R_<rep>_C_<class>_EMG.csv")
+    with caplog.at_level(logging.WARNING, logger="aemg.datasets.myodisco"):
+        assert len(list(get_reader("myodisco").read(tmp_path / "name"))) == 10
+    assert any("stray" in r.getMessage() and "S1/day1/R_0_C_2_IMU.csv" in r.getMessage() for r in caplog.records)
 
     d = _one_folder(tmp_path, "empty")
     (d / "R_0_C_2_EMG.csv").write_bytes(b"")

@@ -10,7 +10,11 @@ EPILOG = """\
 MANIFEST_DIR holds manifest.csv and one signal file (.npy or .csv, samples x channels) per row;
 columns: file, subject, session, trial, gesture, fs, layout [, repetition, units]
 (see aemg.datasets.generic; `aemg simulate` writes this layout). The dataset is named after the
-folder. The same pipeline and guarantees as `aemg prepare` (see `aemg prepare --help`).
+folder. The same pipeline and guarantees as `aemg prepare` (see `aemg prepare --help`), --skip-bad
+included. Paths in the manifest must lie inside MANIFEST_DIR unless --allow-outside is given.
+Warnings, not errors: repeated repetition numbers within a subject, session and gesture; units
+that are not V, mV, uV/µV or a device unit (adc, myo, myo/128); a gesture name that differs from
+a shared-vocabulary name only by case or a small typo ("Hand_Close" for hand_close).
 
 examples:
   aemg simulate --out sim --subjects 4 --seed 0
@@ -26,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("manifest_dir", metavar="MANIFEST_DIR", help="folder holding manifest.csv and the signal files")
     add_common(p)
+    p.add_argument("--allow-outside", action="store_true",
+                   help="let manifest paths point outside MANIFEST_DIR (absolute, or ../x.npy)")
     p.set_defaults(func=run)
 
 
@@ -35,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_corpus_fs(args.fs)  # before anything is read: an implausible rate would run for hours
     corpus = import_manifest(args.manifest_dir, args.out, fs=args.fs, dedupe=not args.keep_duplicates,
-                             progress=not args.no_progress, overwrite=args.overwrite)
+                             progress=not args.no_progress, overwrite=args.overwrite, skip_bad=args.skip_bad,
+                             allow_outside=args.allow_outside)
     report(corpus, args.json)
     return 0

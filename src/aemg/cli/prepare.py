@@ -15,6 +15,11 @@ DC removal, and one robust amplitude scale per channel (stored beside the unscal
 Recordings whose raw signal is identical to another's (the same data filed twice) are dropped,
 keeping the first in corpus order, and reported; --keep-duplicates keeps them.
 
+Stray files that are not part of the dataset (.DS_Store, macOS ._* files, notes.txt, "x (1).txt"
+copies, editor backups) are skipped and named in one warning. A damaged file stops the run with
+one line naming it; --skip-bad skips it instead, reads the rest, and names every skipped file and
+why at the end and in provenance.json ("skipped").
+
 CORPUS_DIR must be new or empty, or a corpus of the same dataset and settings: then finished
 sessions are reused, so an interrupted run is completed by running the same command again.
 A finished corpus is replaced (--overwrite, or a rerun) only once the new one is built and checked
@@ -38,6 +43,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="keep recordings identical to another one (default: keep only the first, warn)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing aemg corpus built with another dataset or settings")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip damaged raw files and read the rest; each skipped file is named with its reason "
+                        "at the end and in provenance.json (default: stop at the first damaged file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.add_argument("--json", action="store_true", help="print the corpus summary as one JSON object on stdout")
 
@@ -74,6 +82,6 @@ def run(args: argparse.Namespace) -> int:
 
     check_corpus_fs(args.fs)  # before anything is read: an implausible rate would run for hours
     corpus = prepare(args.dataset, args.root, args.out, fs=args.fs, dedupe=not args.keep_duplicates,
-                     progress=not args.no_progress, overwrite=args.overwrite)
+                     progress=not args.no_progress, overwrite=args.overwrite, skip_bad=args.skip_bad)
     report(corpus, args.json)
     return 0

@@ -56,9 +56,11 @@ from aemg.corpus import store
 from aemg.corpus.corpus import Corpus
 from aemg.corpus.paths import MARKER, PROVENANCE, SUBJECTS_DIR, safe_name, session_paths
 from aemg.errors import DataFormatError
+from aemg.plausible import check_corpus_fs
 from aemg.recording import Recording
 
 if TYPE_CHECKING:
+    from aemg.datasets._common import BadFiles
     from aemg.datasets.base import Reader
     from aemg.signal.harmonize import Mains, SessionKey
 
@@ -92,6 +94,16 @@ class BuildSpec:
     progress: bool
     reuse: Path | None = None
     """An existing corpus folder whose session files with the same fingerprint are reused."""
+    skip_bad: bool = False  # skip damaged raw files (recorded in provenance "skipped") instead of failing
+    bad: BadFiles | None = None
+    """The stray and damaged raw files met: one record for ``files()`` and every ``read()`` pass, shared
+    by the copy of the spec that builds beside the old corpus (made in ``__post_init__``)."""
+
+    def __post_init__(self) -> None:
+        if self.bad is None:
+            from aemg.datasets._common import BadFiles
+
+            object.__setattr__(self, "bad", BadFiles(self.root, skip_bad=self.skip_bad))
 
     @property
     def params(self) -> dict[str, Any]:
@@ -232,13 +244,12 @@ def _check_inputs(spec: BuildSpec, overwrite: bool) -> tuple[list[Path], str]:
     root, out = spec.root, spec.out
     if not root.exists():
         raise FileNotFoundError(f"{root}: raw data folder not found")
-    if not spec.fs > 0:
-        raise ValueError(f"--fs must be > 0 Hz, got {spec.fs}")
+    check_corpus_fs(spec.fs)  # before anything is read: an implausible rate is refused in under a second
     if root.resolve() == out.resolve() or out.resolve() in root.resolve().parents:
         raise FileExistsError(f"{out}: the corpus folder must not contain the raw data folder {root} "
                               "(aemg never writes among, or deletes, the files it reads); choose another --out")
     mode = _check_target(out, spec.dataset, spec.reader_name, spec.params, overwrite)
-    files = spec.reader.files(root)
+    files = spec.reader.files(root, bad=spec.bad)  # checks the raw folder's layout before anything is written
     target = out.resolve()
     inside = [f for f in files if Path(f).resolve().is_relative_to(target)]
     if inside:
@@ -270,7 +281,7 @@ def _scan_and_hash(spec: BuildSpec) -> Scan:
     cache: list[Recording] | None = []
     cached_bytes = 0
     detected: dict[SessionKey, float | None] = {}
-    records = tqdm(spec.reader.read(spec.root), desc=f"read {spec.dataset}", unit="rec",
+    records = tqdm(spec.reader.read(spec.root, bad=spec.bad), desc=f"read {spec.dataset}", unit="rec",
                    disable=not spec.progress, file=sys.stderr)
     for run in _sessions_in_reader_order(records):
         detected[(run[0].subject, run[0].session)] = detect_session_mains(native_rate(run))
@@ -323,7 +334,7 @@ def _dedupe(spec: BuildSpec, scan: Scan, sha_of: Callable[[str], str]) -> Plan:
 def _session_runs(spec: BuildSpec, scan: Scan, plan: Plan) -> Iterable[list[Recording]]:
     """Each session's raw recordings: from the cache in corpus order, or from a second read."""
     if scan.cache is None:
-        return _sessions_in_reader_order(spec.reader.read(spec.root))
+        return _sessions_in_reader_order(spec.reader.read(spec.root, bad=spec.bad))
     grouped: dict[SessionKey, list[Recording]] = {}
     for rec in scan.cache:
         grouped.setdefault((rec.subject, rec.session), []).append(rec)
@@ -502,11 +513,22 @@ def _write_index_and_provenance(spec: BuildSpec, plan: Plan, rows: dict[SessionK
         "n_recordings": len(recording_rows), "n_trials": len(all_trials),
         "n_sessions_written": n_written, "duplicates": duplicates,
         "dropped_duplicates": [d for d in duplicates if d["dropped"]], "sources": sources,
+        "skipped": spec.bad.skipped,
     }
     atomic_write_text(out / PROVENANCE, store.dumps(prov, indent=2))
     (out / MARKER).unlink(missing_ok=True)
     fsync_dir(out)
     return prov
+
+
+def _report_skipped(spec: BuildSpec) -> None:
+    """One warning line per damaged raw file skipped (``skip_bad``), then a summary line."""
+    skipped = spec.bad.skipped
+    for s in skipped:
+        log.warning("%s: skipped %s: %s", spec.dataset, s["file"], s["reason"])
+    if skipped:
+        log.warning("%s: %d damaged file(s) skipped (--skip-bad), the rest read; listed in %s under "
+                    "\"skipped\"", spec.dataset, len(skipped), spec.out / PROVENANCE)
 
 
 # ---------------------------------------------------------------------------------------- the build
@@ -538,6 +560,7 @@ def _build_in(spec: BuildSpec, files: list[Path]) -> None:
     rows, n_written = _write_sessions(spec, scan, plan)
     _remove_stale_files(spec.out, plan.paths)
     prov = _write_index_and_provenance(spec, plan, rows, started=started, sources=sources, n_written=n_written)
+    _report_skipped(spec)
     log.info("%s: corpus in %s: %d subjects, %d sessions (%d written), %d recordings, %d trials", spec.dataset,
              spec.reuse or spec.out, prov["n_subjects"], prov["n_sessions"], n_written, prov["n_recordings"],
              prov["n_trials"])
@@ -593,7 +616,7 @@ def _swap(spec: BuildSpec, tmp: Path) -> None:
 
 
 def prepare(dataset: str, root: str | Path, out: str | Path, *, fs: float = 200.0, dedupe: bool = True,
-            progress: bool = True, overwrite: bool = False) -> Corpus:
+            progress: bool = True, overwrite: bool = False, skip_bad: bool = False) -> Corpus:
     """Read ``dataset`` (a registry name, see ``aemg datasets``) from ``root`` into a corpus at ``out``.
 
     Returns the :class:`aemg.corpus.Corpus`. ``fs`` is the corpus rate in Hz; ``dedupe=False`` keeps
@@ -602,20 +625,24 @@ def prepare(dataset: str, root: str | Path, out: str | Path, *, fs: float = 200.
     ``overwrite=True`` replaces an aemg corpus built with other settings. A finished corpus is
     replaced only once the new one is built and checked beside it, and only the files aemg wrote
     are removed. Raises FileExistsError otherwise (or when an input file lies inside ``out``),
-    KeyError for an unknown dataset, DataFormatError for malformed raw files.
+    KeyError for an unknown dataset, DataFormatError for malformed raw files, unless
+    ``skip_bad=True``: then every damaged file is skipped, the rest read, and each skipped file is
+    logged and listed with its reason in the provenance's ``skipped``.
     """
     from aemg.datasets import get_reader
 
     reader = get_reader(dataset)
-    return _build(BuildSpec(reader, type(reader).__module__, dataset, Path(root), Path(out), fs, dedupe, progress),
-                  overwrite)
+    return _build(BuildSpec(reader, type(reader).__module__, dataset, Path(root), Path(out), fs, dedupe, progress,
+                            skip_bad=skip_bad), overwrite)
 
 
 def import_manifest(manifest_dir: str | Path, out: str | Path, *, fs: float = 200.0, dedupe: bool = True,
-                    progress: bool = True, overwrite: bool = False) -> Corpus:
+                    progress: bool = True, overwrite: bool = False, skip_bad: bool = False,
+                    allow_outside: bool = False) -> Corpus:
     """Import a folder described by a ``manifest.csv`` (see :mod:`aemg.datasets.generic`) into a corpus.
 
-    The same pipeline and guarantees as :func:`prepare`; the dataset name comes from the folder name.
+    The same pipeline and guarantees as :func:`prepare` (``skip_bad`` included); the dataset name
+    comes from the folder name. ``allow_outside=True`` lets manifest paths leave the manifest folder.
     """
     from aemg.datasets import generic
 
@@ -623,6 +650,6 @@ def import_manifest(manifest_dir: str | Path, out: str | Path, *, fs: float = 20
     if not (root / generic.MANIFEST).is_file():
         raise FileNotFoundError(f"{root / generic.MANIFEST}: manifest not found (aemg import needs a folder "
                                 "holding manifest.csv; see aemg import --help)")
-    spec = BuildSpec(generic.GenericReader(), generic.__name__, generic.dataset_name(root), root, Path(out), fs,
-                     dedupe, progress)
+    spec = BuildSpec(generic.GenericReader(allow_outside=allow_outside), generic.__name__, generic.dataset_name(root),
+                     root, Path(out), fs, dedupe, progress, skip_bad=skip_bad)
     return _build(spec, overwrite)

@@ -10,10 +10,11 @@ writes to, moves or deletes the user's files.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from aemg.recording import Recording
 __all__ = [
     "MYO_RANGE",
     "SINGLE_PART",
+    "BadFiles",
     "RepetitionCounter",
     "WarningCounter",
     "as_column",
@@ -32,6 +34,8 @@ __all__ = [
     "check_range",
     "chronological_runs",
     "find_root",
+    "is_stray_name",
+    "list_files",
     "myo_counts_from_scaled",
     "one_repetition_recording",
     "read_csv",
@@ -44,6 +48,8 @@ __all__ = [
 
 MYO_RANGE = (-128, 127)
 """Value range of the Myo armband's raw EMG (signed 8-bit counts)."""
+
+T = TypeVar("T")
 
 
 class RepetitionCounter:
@@ -323,3 +329,111 @@ def read_csv(path: Path, expected: str) -> np.ndarray:
         return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DataFormatError(path, expected, f"{type(exc).__name__}: {exc}") from exc
+
+
+# ------------------------------------------------------------------ stray and damaged files
+
+_JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
+_JUNK_SUFFIXES = (".bak", ".swp", ".swo", ".tmp", ".orig", ".part", ".crdownload")
+_COPY_RE = re.compile(r"(?: \(\d+\)| - copy(?: \(\d+\))?| copy(?: \d+)?)(?:\.[^.]*)?$", re.IGNORECASE)
+
+
+def is_stray_name(name: str) -> bool:
+    """True for a name no dataset file has: hidden files (``.DS_Store``, macOS ``._*``), editor
+    backups (``x~``, ``.bak``, ``.swp``), OS leftovers (``Thumbs.db``, ``desktop.ini``) and copies
+    made by a browser or file manager (``x (1).txt``, ``x - Copy.txt``)."""
+    low = name.lower()
+    return (name.startswith(".") or name.endswith("~") or low in _JUNK_NAMES or low.endswith(_JUNK_SUFFIXES)
+            or _COPY_RE.search(name) is not None)
+
+
+def _reason(error: DataFormatError, path: Path, root: Path) -> str:
+    """``error``'s message without its leading file name when that is ``path`` (it is stored beside
+    it), other paths below ``root`` made relative to it."""
+    msg = str(error)
+    prefix = f"{error.path}: "
+    if error.path == path and msg.startswith(prefix):
+        msg = msg[len(prefix):]
+    return re.sub(r"(?<![\w./-])" + re.escape(f"{root}/"), "", msg)
+
+
+class BadFiles:
+    """What a reader does with stray and damaged files, and the record of those it met.
+
+    *Stray*: a file in a folder the reader lists that is not named like one of the dataset's files
+    (:func:`list_files`); it is never read, and the reader's ``read()`` names it in one warning
+    (:meth:`warn_strays`; ``files()`` stays silent). *Damaged*: a file named like a dataset file
+    for which the reader raises :class:`DataFormatError` (unreadable, truncated, out of range,
+    missing from a complete set); the error stops the read (fail fast, the default) unless
+    ``skip_bad``: then the file and the reason are recorded in :attr:`skipped` and the reader goes
+    on with its next file. One object can serve ``files()`` and several ``read()`` passes: each
+    file is recorded once. Paths are kept relative to ``root``.
+    """
+
+    def __init__(self, root: Path | str, *, skip_bad: bool = False):
+        self.root = Path(root)
+        self.skip_bad = skip_bad
+        self._skipped: dict[str, str] = {}  # file -> reason, in the order met
+        self._stray: dict[str, None] = {}  # an ordered set of file names
+        self._warned: set[str] = set()
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """``{"file", "reason"}`` of every damaged file skipped, in the order met (provenance)."""
+        return [{"file": f, "reason": r} for f, r in self._skipped.items()]
+
+    @property
+    def stray(self) -> list[str]:
+        """Stray files met, relative to ``root``, in the order met."""
+        return list(self._stray)
+
+    def stray_file(self, path: Path) -> None:
+        """Record ``path`` as stray (never read; named by :meth:`warn_strays`)."""
+        self._stray.setdefault(relpath(path, self.root), None)
+
+    def reject(self, error: DataFormatError, path: Path | str | None = None) -> None:
+        """Raise ``error`` (fail fast), or with ``skip_bad`` record its file (``path``, default the
+        error's own) as skipped, so that the caller can go on with the next file."""
+        if not self.skip_bad:
+            raise error
+        file = Path(path) if path is not None else error.path
+        self._skipped.setdefault(relpath(file, self.root), _reason(error, file, self.root))
+
+    def attempt(self, path: Path, read: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """``read(*args, **kwargs)``, the whole reading of the one file ``path``; None when it raises
+        :class:`DataFormatError` and ``skip_bad`` is set (the file is then recorded as skipped)."""
+        try:
+            return read(*args, **kwargs)
+        except DataFormatError as exc:
+            self.reject(exc, path)
+            return None
+
+    def warn_strays(self, logger: logging.Logger, dataset: str) -> None:
+        """Log one warning naming the stray files not yet reported (the first 40)."""
+        new = [s for s in self._stray if s not in self._warned]
+        if new:
+            shown = ", ".join(new[:40]) + (" ..." if len(new) > 40 else "")
+            logger.warning("%s: %d stray file(s) skipped (not named like a file of the dataset) in %s: %s",
+                           dataset, len(new), self.root, shown)
+            self._warned.update(new)
+
+
+def list_files(folder: Path, pattern: re.Pattern[str], bad: BadFiles, *,
+               allowed: Collection[str] = ()) -> list[tuple[Path, re.Match[str]]]:
+    """The files of ``folder`` named like dataset files (``pattern.fullmatch``), in name order, with
+    their matches: the one rule of every reader's file listing.
+
+    Every other file of ``folder`` (sub-folders are not looked at), and any file with a name of
+    :func:`is_stray_name`, is stray: recorded in ``bad``, never read. ``allowed`` names known
+    companions that are neither (CIIL's ``metadata.json``).
+    """
+    out = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        m = None if is_stray_name(path.name) else pattern.fullmatch(path.name)
+        if m is not None:
+            out.append((path, m))
+        elif path.name not in allowed:
+            bad.stray_file(path)
+    return out

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aemg.recording import Recording
+
+if TYPE_CHECKING:
+    from aemg.datasets._common import BadFiles
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,15 @@ class Reader(Protocol):
     :func:`aemg.datasets._common.warn_absent` (not an error; ``files`` stays silent), raises
     :class:`aemg.errors.DataFormatError` for a malformed file, and yields recordings in time order
     within each subject and session (``Recording.order``).
+
+    Both list folders through :func:`aemg.datasets._common.list_files`, so a stray file (not named
+    like a dataset file) is never read and ``read`` names it in one warning; ``bad`` (a
+    :class:`~aemg.datasets._common.BadFiles`, default: fail fast) decides whether a damaged file
+    stops the read or is skipped and recorded, each file wrapped by ``BadFiles.attempt``.
     """
 
     info: DatasetInfo
 
-    def files(self, root: Path) -> list[Path]: ...
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]: ...
 
-    def read(self, root: Path) -> Iterator[Recording]: ...
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]: ...

@@ -29,11 +29,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from aemg.datasets._common import (
     MYO_RANGE,
+    BadFiles,
     RepetitionCounter,
     check_range,
     find_root,
+    list_files,
     one_repetition_recording,
     read_numeric_text,
     subject_id,
@@ -120,51 +124,65 @@ class CiilReader:
         return base, found
 
     @staticmethod
-    def _session_files(sess: Path) -> list[tuple[int, int, Path]]:
+    def _session_files(sess: Path, bad: BadFiles) -> list[tuple[int, int, Path]]:
         """``(repetition, class, path)`` of a session folder's CSVs, in recording order, checked complete."""
+        named = list_files(sess, FILE_RE, bad, allowed=("metadata.json",))
+        if not named:
+            raise DataFormatError(sess, "R_<rep>_C_<class>.csv files", "found none")
         items = []
-        for path in sess.glob("*.csv"):
-            m = FILE_RE.fullmatch(path.name)
-            if m is None:
-                raise DataFormatError(path, "a file named R_<rep>_C_<class>.csv")
+        for path, m in named:
             rep, cls = int(m.group(1)), int(m.group(2))
             if cls >= len(GESTURES):
-                raise DataFormatError(path, f"class index 0..{len(GESTURES) - 1} ({', '.join(GESTURES)})",
-                                      f"class {cls}")
+                bad.reject(DataFormatError(path, f"class index 0..{len(GESTURES) - 1} ({', '.join(GESTURES)})",
+                                           f"class {cls}"))
+                continue
             items.append((rep, cls, path))
         if not items:
-            raise DataFormatError(sess, "R_<rep>_C_<class>.csv files", "found none")
+            return []
         reps = sorted({r for r, _, _ in items})
         have = {(r, c) for r, c, _ in items}
         for r in range(max(reps) + 1):
             for c in range(len(GESTURES)):
                 if (r, c) not in have:
-                    raise DataFormatError(sess / f"R_{r}_C_{c}.csv",
-                                          f"every class 0..{len(GESTURES) - 1} for repetitions 0..{max(reps)}",
-                                          "file missing")
+                    bad.reject(DataFormatError(sess / f"R_{r}_C_{c}.csv",
+                                               f"every class 0..{len(GESTURES) - 1} for repetitions 0..{max(reps)}",
+                                               "file missing"))
         return sorted(items)
 
-    def files(self, root: Path) -> list[Path]:
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        bad = bad if bad is not None else BadFiles(root)
         _, sessions = self._sessions(Path(root), report_absent=False)
-        return [p for *_, sess in sessions for _, _, p in self._session_files(sess)]
+        return [p for *_, sess in sessions for _, _, p in self._session_files(sess, bad)]
 
-    def read(self, root: Path) -> Iterator[Recording]:
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
+        bad = bad if bad is not None else BadFiles(root)
         layout = get_layout("myo8")
         base, sessions = self._sessions(Path(root))
         reps = RepetitionCounter()  # sessions come in (part, subject, session_order) order
-        for part, name, session_order, session, sess in sessions:
-            subject = subject_id(NAME, part, name)
-            is_train = session_order == 0 and session in ("train", "training")
-            for order, (rep, cls, path) in enumerate(self._session_files(sess)):
-                data = read_numeric_text(path, n_columns=layout.n_channels, delimiter=",", integer=True,
-                                         what="8 comma-separated integer columns (Myo counts), no header")
-                check_range(path, data, *MYO_RANGE, what="Myo counts")
-                yield one_repetition_recording(
-                    data, path=path, root=Path(root), fs=INFO.fs, units="myo", layout=layout, dataset=NAME,
-                    subject=subject, session=session, session_order=session_order, order=order, label=cls,
-                    repetition=reps.next(subject, cls), label_names=GESTURES, gesture_keys=KEYS,
-                    recording_id=f"{subject}/{session}/{path.stem}",
-                    attrs={"part": part, "set": "train" if is_train else "test", "file_repetition": rep})
+        try:
+            for part, name, session_order, session, sess in sessions:
+                subject = subject_id(NAME, part, name)
+                is_train = session_order == 0 and session in ("train", "training")
+                for order, (rep, cls, path) in enumerate(self._session_files(sess, bad)):
+                    data = bad.attempt(path, _load, path)
+                    if data is None:
+                        continue
+                    yield one_repetition_recording(
+                        data, path=path, root=Path(root), fs=INFO.fs, units="myo", layout=layout, dataset=NAME,
+                        subject=subject, session=session, session_order=session_order, order=order, label=cls,
+                        repetition=reps.next(subject, cls), label_names=GESTURES, gesture_keys=KEYS,
+                        recording_id=f"{subject}/{session}/{path.stem}",
+                        attrs={"part": part, "set": "train" if is_train else "test", "file_repetition": rep})
+        finally:
+            bad.warn_strays(log, NAME)
+
+
+def _load(path: Path) -> np.ndarray:
+    """One CSV's Myo counts, checked (the reading of one file, for :meth:`BadFiles.attempt`)."""
+    data = read_numeric_text(path, n_columns=INFO.n_channels, delimiter=",", integer=True,
+                             what="8 comma-separated integer columns (Myo counts), no header")
+    check_range(path, data, *MYO_RANGE, what="Myo counts")
+    return data
 
 
 READER = CiilReader()

@@ -26,11 +26,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from aemg.datasets._common import (
     MYO_RANGE,
+    BadFiles,
     RepetitionCounter,
     check_range,
     find_root,
+    list_files,
     one_repetition_recording,
     read_int16_interleaved,
     subject_id,
@@ -54,6 +58,7 @@ MAPPING = {"neutral": "rest", "radial deviation": "radial_deviation", "wrist fle
 KEYS = gesture_keys(NAME, GESTURES, MAPPING)
 N_REPS = 4
 N_FILES = N_REPS * len(GESTURES)
+FILE_RE = re.compile(r"classe_(\d+)\.dat")
 
 # part folder -> (subject part id, sessions in recording order, subjects of the full public dataset)
 PARTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -118,32 +123,54 @@ class CoteAllardReader:
             raise DataFormatError(base, EXPECTED, "no subject sessions")
         return found
 
-    def files(self, root: Path) -> list[Path]:
-        return [sess / f"classe_{n}.dat" for *_, sess in self._sessions(Path(root), report_absent=False) for n in range(N_FILES)]
+    @staticmethod
+    def _session_files(sess: Path, bad: BadFiles) -> list[tuple[int, Path]]:
+        """``(N, path)`` of a session's ``classe_N.dat`` files, in recording order, checked complete."""
+        have = {}
+        for path, m in list_files(sess, FILE_RE, bad):
+            if int(m.group(1)) >= N_FILES:
+                bad.reject(DataFormatError(path, f"files classe_0..{N_FILES - 1}.dat (gesture N % 7, repetition N // 7)",
+                                           "a file outside that scheme"))
+                continue
+            have[int(m.group(1))] = path
+        for n in range(N_FILES):
+            if n not in have:
+                bad.reject(DataFormatError(sess / f"classe_{n}.dat", f"{N_FILES} files classe_0..{N_FILES - 1}.dat "
+                                           "per session", "file missing"))
+        return sorted(have.items())
 
-    def read(self, root: Path) -> Iterator[Recording]:
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        bad = bad if bad is not None else BadFiles(root)
+        return [p for *_, sess in self._sessions(Path(root), report_absent=False)
+                for _, p in self._session_files(sess, bad)]
+
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
         root = Path(root)
+        bad = bad if bad is not None else BadFiles(root)
         layout = get_layout("myo8")
         reps = RepetitionCounter()  # sessions come in (part, subject, session_order) order
-        for part, name, session_order, sess in self._sessions(root):
-            subject = subject_id(NAME, part, name)
-            for extra in sess.glob("classe_*.dat"):
-                m = re.fullmatch(r"classe_(\d+)\.dat", extra.name)
-                if m is None or int(m.group(1)) >= N_FILES:
-                    raise DataFormatError(extra, f"files classe_0..{N_FILES - 1}.dat (gesture N % 7, repetition N // 7)",
-                                          "a file outside that scheme")
-            for n in range(N_FILES):
-                path = sess / f"classe_{n}.dat"
-                if not path.is_file():
-                    raise DataFormatError(path, f"{N_FILES} files classe_0..{N_FILES - 1}.dat per session", "file missing")
-                data = read_int16_interleaved(path, layout.n_channels)
-                check_range(path, data, *MYO_RANGE, what="Myo counts")
-                yield one_repetition_recording(
-                    data, path=path, root=root, fs=INFO.fs, units="myo", layout=layout, dataset=NAME,
-                    subject=subject, session=sess.name, session_order=session_order, order=n,
-                    label=n % len(GESTURES), repetition=reps.next(subject, n % len(GESTURES)),
-                    label_names=GESTURES, gesture_keys=KEYS, recording_id=f"{subject}/{sess.name}/classe_{n}",
-                    attrs={"file_repetition": n // len(GESTURES)})
+        try:
+            for part, name, session_order, sess in self._sessions(root):
+                subject = subject_id(NAME, part, name)
+                for n, path in self._session_files(sess, bad):
+                    data = bad.attempt(path, _load, path)
+                    if data is None:
+                        continue
+                    yield one_repetition_recording(
+                        data, path=path, root=root, fs=INFO.fs, units="myo", layout=layout, dataset=NAME,
+                        subject=subject, session=sess.name, session_order=session_order, order=n,
+                        label=n % len(GESTURES), repetition=reps.next(subject, n % len(GESTURES)),
+                        label_names=GESTURES, gesture_keys=KEYS, recording_id=f"{subject}/{sess.name}/classe_{n}",
+                        attrs={"file_repetition": n // len(GESTURES)})
+        finally:
+            bad.warn_strays(log, NAME)
+
+
+def _load(path: Path) -> np.ndarray:
+    """One ``.dat`` file's Myo counts, checked (the reading of one file, for :meth:`BadFiles.attempt`)."""
+    data = read_int16_interleaved(path, INFO.n_channels)
+    check_range(path, data, *MYO_RANGE, what="Myo counts")
+    return data
 
 
 READER = CoteAllardReader()

@@ -39,7 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from aemg.datasets._common import WarningCounter, check_finite, relpath, subject_id, warn_absent
+from aemg.datasets._common import (
+    BadFiles,
+    WarningCounter,
+    check_finite,
+    list_files,
+    relpath,
+    subject_id,
+    warn_absent,
+)
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
@@ -74,7 +82,7 @@ INFO = DatasetInfo(
 class Epn612Reader:
     info = INFO
 
-    def _users(self, root: Path) -> dict[str, list[tuple[str, Path]]]:
+    def _users(self, root: Path, bad: BadFiles) -> dict[str, list[tuple[str, Path]]]:
         root = Path(root)
         out: dict[str, list[tuple[str, Path]]] = {}
         for part, folder in PARTS:
@@ -83,18 +91,22 @@ class Epn612Reader:
                 continue
             users = sorted((d for d in base.iterdir() if d.is_dir() and d.name.startswith("user")),
                            key=lambda d: natural_key(d.name))
+            for d in users:  # anything beside userN.json is stray
+                list_files(d, re.compile(re.escape(d.name) + r"\.json"), bad)
             out[part] = [(d.name, d / f"{d.name}.json") for d in users]
         if not out:
             raise DataFormatError(root, "EMG-EPN-612 folders trainingJSON/userN/userN.json and/or "
                                         "testingJSON/userN/userN.json", "found neither folder")
         return out
 
-    def files(self, root: Path) -> list[Path]:
-        return [p for users in self._users(Path(root)).values() for _, p in users if p.is_file()]
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        bad = bad if bad is not None else BadFiles(root)
+        return [p for users in self._users(Path(root), bad).values() for _, p in users if p.is_file()]
 
-    def read(self, root: Path) -> Iterator[Recording]:
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
         root = Path(root)
-        parts = self._users(root)
+        bad = bad if bad is not None else BadFiles(root)
+        parts = self._users(root, bad)
         warn_absent(log, NAME, root, "parts", [folder for _, folder in PARTS],
                     [folder for part, folder in PARTS if part in parts])
         warnings = WarningCounter(log, NAME)
@@ -109,9 +121,13 @@ class Epn612Reader:
                     if not path.is_file():
                         warnings.add("user folder without its userN.json (skipped)", relpath(path.parent, root))
                         continue
-                    yield from self._read_user(root, path, part, user, warnings)
+                    # the whole file is read before its first recording is yielded, so a damaged file is
+                    # skipped whole (skip_bad) rather than cut short
+                    recs = bad.attempt(path, lambda *a: list(self._read_user(*a)), root, path, part, user, warnings)
+                    yield from recs or ()
         finally:
             warnings.flush()
+            bad.warn_strays(log, NAME)
 
     def _read_user(self, root: Path, path: Path, part: str, user: str,
                    warnings: WarningCounter) -> Iterator[Recording]:

@@ -19,6 +19,10 @@ A dataset folder holds ``manifest.csv`` and one signal file per row. Columns:
 ``units``               optional: ``uV``, ``mV``, ``V``, ``adc`` ... (default ``adc``)
 ======================  ======================================================================
 
+Paths (``file``, a layout JSON) are relative to the manifest folder and must stay inside it; an
+absolute path or one that leaves it (``../x.npy``) is refused unless ``allow_outside=True``
+(``aemg import --allow-outside``).
+
 Rows are in time order within each subject and session (``Recording.order`` = rank of the row
 there; ``session_order`` = order in which the subject's sessions first appear). Each row is one
 Recording whose whole span is labelled with its gesture and repetition.
@@ -39,14 +43,20 @@ registered readers' ids). Gesture names that are shared-vocabulary keys keep tha
 name ``g`` gets the key ``<dataset>:g``. ``label_names`` are the manifest's gesture names in order
 of first appearance, the same tuple for every Recording of the folder.
 
-Every error names the manifest row (1-based, header = row 1) and the file.
+Every error names the manifest row (1-based, header = row 1) and the file. Three likely slips are
+warned about, never refused: repeated repetition numbers within a subject, session and gesture;
+units that are not a unit of potential (:data:`POTENTIAL_UNITS`) nor a device unit the readers use
+(:data:`DEVICE_UNITS`); and a gesture name that differs from a shared-vocabulary name only by case,
+spacing or a small typo (``Hand_Close``, ``hand clsoe``), which would otherwise keep a key of its own.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import logging
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._common import as_signal, check_finite, read_csv, subject_id
+from aemg.datasets._common import BadFiles, WarningCounter, as_signal, check_finite, read_csv, subject_id
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import Layout, get_layout
@@ -68,6 +78,10 @@ MANIFEST = "manifest.csv"
 REQUIRED_COLUMNS = ("file", "subject", "session", "trial", "gesture", "fs", "layout")
 OPTIONAL_COLUMNS = ("repetition", "units")
 PART = "generic"  # subject ids are generic/<dataset>/<subject>: the folder's name takes the part's place
+POTENTIAL_UNITS = ("V", "mV", "uV", "µV", "μV")
+"""Units of electric potential a ``units`` cell may name (both micro signs)."""
+DEVICE_UNITS = ("adc", "myo", "myo/128")
+"""Device units the readers use: raw ADC counts, Myo int8 counts, Myo normalised units."""
 
 
 def dataset_name(folder: Path) -> str:
@@ -90,8 +104,22 @@ class ManifestRow:
     units: str
 
 
-def read_rows(manifest_dir: Path) -> list[ManifestRow]:
-    """The manifest's rows, checked for columns and values (no signal file is opened)."""
+def _outside(rel: str) -> bool:
+    """True when the manifest path ``rel`` is absolute or leaves the manifest folder (``../x.npy``)."""
+    return Path(rel).is_absolute() or Path(os.path.normpath(rel)).parts[:1] == ("..",)
+
+
+def _is_layout_name(key: str) -> bool:
+    """True for a registered layout name (``myo8``) or ``unknown<N>``, False for a layout JSON path."""
+    from aemg.layouts import LAYOUTS
+
+    return key in LAYOUTS or (key.startswith("unknown") and key[7:].isdigit())
+
+
+def read_rows(manifest_dir: Path, *, allow_outside: bool = False) -> list[ManifestRow]:
+    """The manifest's rows, checked for columns and values (no signal file is opened).
+
+    A path outside the manifest folder is refused unless ``allow_outside``."""
     manifest_dir = Path(manifest_dir)
     path = manifest_dir / MANIFEST
     if not path.is_file():
@@ -117,6 +145,10 @@ def read_rows(manifest_dir: Path) -> list[ManifestRow]:
         for c in ("file", "subject", "fs", "layout"):
             if not r[c]:
                 raise DataFormatError(where, f"a value in column {c!r}", "found an empty cell")
+        for c in ("file", "layout"):
+            if not allow_outside and (c == "file" or not _is_layout_name(r[c])) and _outside(r[c]):
+                raise DataFormatError(where, f"a {c} path inside the manifest folder (aemg import --allow-outside "
+                                             "reads files outside it)", f"found {r[c]!r}")
         fs = check_source_fs(r["fs"], where)
         rep = None
         if r.get("repetition"):
@@ -188,7 +220,9 @@ def load_signal(path: Path, where: str) -> np.ndarray:
 
 
 class GenericReader:
-    """Reader of a manifest folder; ``read(root)`` is :func:`read_manifest`. Not in the registry."""
+    """Reader of a manifest folder; ``read(root)`` is :func:`read_manifest`. Not in the registry.
+
+    ``allow_outside`` lets manifest paths leave the manifest folder (absolute, ``../x.npy``)."""
 
     info = DatasetInfo(
         name="generic", title="Any dataset described by a manifest.csv", device="any", fs=math.nan,
@@ -196,25 +230,26 @@ class GenericReader:
         url="(local files)", notes="see aemg.datasets.generic: manifest.csv + one .npy/.csv per row",
     )
 
-    def files(self, root: Path) -> list[Path]:
-        """The manifest, every signal file and every layout JSON it names (each once, in row order)."""
-        from aemg.layouts import LAYOUTS
+    def __init__(self, *, allow_outside: bool = False):
+        self.allow_outside = allow_outside
 
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        """The manifest, every signal file and every layout JSON it names (each once, in row order)."""
         root = Path(root)
         out = [root / MANIFEST]
-        for r in read_rows(root):
+        for r in read_rows(root, allow_outside=self.allow_outside):
             out.append(root / r.file)
-            if r.layout not in LAYOUTS and not (r.layout.startswith("unknown") and r.layout[7:].isdigit()):
+            if not _is_layout_name(r.layout):
                 out.append(root / r.layout)
         return list(dict.fromkeys(out))
 
-    def read(self, root: Path) -> Iterator[Recording]:
-        return read_manifest(root)
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
+        return read_manifest(root, bad=bad, allow_outside=self.allow_outside)
 
     def describe(self, root: Path, dataset: str | None = None) -> DatasetInfo:
         """Facts of one manifest folder (fs/channels of its first row)."""
         root = Path(root)
-        rows = read_rows(root)
+        rows = read_rows(root, allow_outside=self.allow_outside)
         name = dataset or dataset_name(root)
         layout = _layout(root, rows[0], None)
         return DatasetInfo(name=name, title=f"imported: {root.name}", device="unknown", fs=rows[0].fs,
@@ -228,10 +263,8 @@ def _label_names(rows: list[ManifestRow]) -> tuple[str, ...]:
 
 def _layout(root: Path, row: ManifestRow, n_channels: int | None) -> Layout:
     where = f"{root / MANIFEST} row {row.line}"
-    from aemg.layouts import LAYOUTS
-
     key = row.layout
-    if key not in LAYOUTS and not (key.startswith("unknown") and key[7:].isdigit()):
+    if not _is_layout_name(key):
         key = str(root / key)  # a layout JSON, relative to the manifest folder
     try:
         return get_layout(key, n_channels)
@@ -239,13 +272,84 @@ def _layout(root: Path, row: ManifestRow, n_channels: int | None) -> Layout:
         raise DataFormatError(where, f"layout {row.layout!r} usable for {row.file}", str(exc)) from exc
 
 
-def read_manifest(manifest_dir: Path | str, dataset: str | None = None) -> Iterator[Recording]:
+def _rows_text(lines: list[int]) -> str:
+    """``"rows 2, 5, 7"`` (the first 5 numbers, then ``...``)."""
+    return ("row " if len(lines) == 1 else "rows ") + ", ".join(map(str, lines[:5])) + (" ..." if len(lines) > 5 else "")
+
+
+def _close_vocabulary_name(gesture: str) -> str | None:
+    """The shared-vocabulary name ``gesture`` differs from only by case, spacing or a small typo, if any."""
+    if gesture in VOCABULARY:
+        return None
+    norm = re.sub(r"[\s-]+", "_", gesture.strip().lower())
+    if norm in VOCABULARY:
+        return norm
+    close = difflib.get_close_matches(norm, VOCABULARY, n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+def _warn_slips(path: Path, name: str, timed: list[tuple[ManifestRow, int, int]]) -> None:
+    """Warn (one line per kind) about likely slips in a manifest's rows: repeated repetition numbers
+    within a subject, session and gesture; units not known; gesture names close to a vocabulary name."""
+    slips = WarningCounter(log, str(path))
+    lines: dict[tuple[str, str, str, int], list[int]] = {}
+    for row, _, rep in timed:
+        if row.gesture:
+            lines.setdefault((row.subject, row.session, row.gesture, rep), []).append(row.line)
+    for (subject, session, gesture, rep), where in sorted(lines.items(), key=lambda kv: kv[1][0]):
+        if len(where) > 1:
+            slips.add("repeated repetition numbers within a subject, session and gesture",
+                      f"subject {subject} session {session} gesture {gesture!r} repetition {rep} in {_rows_text(where)}")
+    known = POTENTIAL_UNITS + DEVICE_UNITS
+    units: dict[str, list[int]] = {}
+    for row, _, _ in timed:
+        if row.units not in known:
+            units.setdefault(row.units, []).append(row.line)
+    for unit, where in units.items():
+        hint = next((k for k in known if k.lower() == unit.lower().replace("µ", "u").replace("μ", "u")), None)
+        slips.add(f"units that are not a unit of potential ({', '.join(POTENTIAL_UNITS)}) nor a device unit "
+                  f"({', '.join(DEVICE_UNITS)})",
+                  f"{unit!r} in {_rows_text(sorted(where))}" + (f" (did you mean {hint!r}?)" if hint else ""))
+    gestures: dict[str, list[int]] = {}
+    for row, _, _ in timed:
+        if row.gesture:
+            gestures.setdefault(row.gesture, []).append(row.line)
+    for gesture, where in gestures.items():
+        close = _close_vocabulary_name(gesture)
+        if close is not None:
+            slips.add("gesture names that differ from a shared-vocabulary name only by case or a small typo (each "
+                      f"keeps its own key {name}:<gesture>, not pooled with that gesture)",
+                      f"{gesture!r} in {_rows_text(sorted(where))}: did you mean {close!r}?")
+    slips.flush()
+
+
+def _row_signal(root: Path, row: ManifestRow, where: str) -> tuple[np.ndarray, Layout]:
+    """One row's signal as ``(channels, samples)`` float32 and its layout, checked (the reading of one
+    file, for :meth:`BadFiles.attempt`)."""
+    path = root / row.file
+    arr = load_signal(path, where)
+    try:
+        check_finite(arr, path)
+    except DataFormatError as exc:
+        raise DataFormatError(where, "finite signal values", exc.found) from exc
+    layout = _layout(root, row, None)
+    if layout.n_channels != arr.shape[1]:
+        raise DataFormatError(where, f"{layout.n_channels} channels (columns) for layout {row.layout!r}",
+                              f"found {arr.shape[1]} (shape {arr.shape})")
+    return as_signal(arr, path, layout.n_channels), layout
+
+
+def read_manifest(manifest_dir: Path | str, dataset: str | None = None, *, bad: BadFiles | None = None,
+                  allow_outside: bool = False) -> Iterator[Recording]:
     """Recordings of a manifest folder, one per row, in subject / session / row order.
 
-    ``dataset`` overrides the dataset name taken from the folder name (see the module docstring).
+    ``dataset`` overrides the dataset name taken from the folder name (see the module docstring);
+    ``bad`` decides whether a damaged signal file stops the read (default) or is skipped;
+    ``allow_outside`` lets paths leave the manifest folder.
     """
     root = Path(manifest_dir)
-    rows = read_rows(root)
+    bad = bad if bad is not None else BadFiles(root)
+    rows = read_rows(root, allow_outside=allow_outside)
     name = dataset or dataset_name(root)
     names = _label_names(rows)
     keys = tuple(g if g in VOCABULARY else f"{name}:{g}" for g in names)
@@ -275,22 +379,9 @@ def read_manifest(manifest_dir: Path | str, dataset: str | None = None) -> Itera
             rep = row.repetition if row.repetition is not None else rep_next.get(gk, 0)
             rep_next[gk] = max(rep_next.get(gk, 0), rep + 1)
         timed.append((row, order, rep))
+    _warn_slips(root / MANIFEST, name, timed)
     for row, order, rep in timed:
         where = f"{root / MANIFEST} row {row.line} ({row.file})"
-        path = root / row.file
-        arr = load_signal(path, where)
-        try:
-            check_finite(arr, path)
-        except DataFormatError as exc:
-            raise DataFormatError(where, "finite signal values", exc.found) from exc
-        layout = _layout(root, row, None)
-        if layout.n_channels != arr.shape[1]:
-            raise DataFormatError(where, f"{layout.n_channels} channels (columns) for layout {row.layout!r}",
-                                  f"found {arr.shape[1]} (shape {arr.shape})")
-        signal = as_signal(arr, path, layout.n_channels)
-        n = signal.shape[1]
-        labels = np.full(n, names.index(row.gesture) if row.gesture else UNLABELLED, np.int32)
-        repetition = np.full(n, rep, np.int32)
         sid = subject_id(PART, name, row.subject)
         trial = row.trial or f"row{row.line}"
         rid = f"{sid}/{row.session}/{trial}"
@@ -298,6 +389,13 @@ def read_manifest(manifest_dir: Path | str, dataset: str | None = None) -> Itera
             raise DataFormatError(where, "a unique (subject, session, trial) per row",
                                   f"same as row {seen_ids[rid]}")
         seen_ids[rid] = row.line
+        read = bad.attempt(root / row.file, _row_signal, root, row, where)
+        if read is None:
+            continue
+        signal, layout = read
+        n = signal.shape[1]
+        labels = np.full(n, names.index(row.gesture) if row.gesture else UNLABELLED, np.int32)
+        repetition = np.full(n, rep, np.int32)
         yield Recording(
             signal=signal, fs=row.fs, units=row.units, electrodes=layout.electrodes, dataset=name, subject=sid,
             session=row.session, session_order=sessions[row.subject].index(row.session), labels=labels,

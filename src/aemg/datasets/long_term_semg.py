@@ -27,11 +27,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from aemg.datasets._common import (
     SINGLE_PART,
+    BadFiles,
     RepetitionCounter,
     check_range,
     find_root,
+    list_files,
     one_repetition_recording,
     read_numeric_text,
     subject_id,
@@ -131,54 +135,64 @@ class LongTermSemgReader:
         return found
 
     @staticmethod
-    def _session_files(day_dir: Path, day: int) -> list[tuple[int, int, Path]]:
+    def _session_files(day_dir: Path, day: int, bad: BadFiles) -> list[tuple[int, int, Path]]:
         """``(motion, trial, path)`` of a session's 88 files, in (motion, trial) order, checked complete."""
         items = {}
-        for path in day_dir.iterdir():
-            if path.is_dir():
-                continue
-            m = FILE_RE.fullmatch(path.name)
-            if m is None:
-                raise DataFormatError(path, f"a file named D{day}M<motion>T<trial>.csv", "a file outside that scheme")
+        for path, m in list_files(day_dir, FILE_RE, bad):
             d, mo, t = (int(g) for g in m.groups())
             if d != day:
-                raise DataFormatError(path, f"D{day} in the file name (the folder's day)", f"D{d}")
-            if not 1 <= mo <= len(GESTURES):
-                raise DataFormatError(path, f"motion M1..M{len(GESTURES)}", f"M{mo}")
-            if not 1 <= t <= N_TRIALS:
-                raise DataFormatError(path, f"trial T1..T{N_TRIALS}", f"T{t}")
-            items[(mo, t)] = path
+                bad.reject(DataFormatError(path, f"D{day} in the file name (the folder's day)", f"D{d}"))
+            elif not 1 <= mo <= len(GESTURES):
+                bad.reject(DataFormatError(path, f"motion M1..M{len(GESTURES)}", f"M{mo}"))
+            elif not 1 <= t <= N_TRIALS:
+                bad.reject(DataFormatError(path, f"trial T1..T{N_TRIALS}", f"T{t}"))
+            else:
+                items[(mo, t)] = path
         for mo in range(1, len(GESTURES) + 1):
             for t in range(1, N_TRIALS + 1):
                 if (mo, t) not in items:
-                    raise DataFormatError(day_dir / f"D{day}M{mo}T{t}.csv",
-                                          f"{len(GESTURES)} motions x {N_TRIALS} trials per session", "file missing")
+                    bad.reject(DataFormatError(day_dir / f"D{day}M{mo}T{t}.csv",
+                                               f"{len(GESTURES)} motions x {N_TRIALS} trials per session",
+                                               "file missing"))
         return [(mo, t, p) for (mo, t), p in sorted(items.items())]
 
-    def files(self, root: Path) -> list[Path]:
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        bad = bad if bad is not None else BadFiles(root)
         return [p for _, day, d in self._sessions(Path(root), report_absent=False)
-                for _, _, p in self._session_files(d, day)]
+                for _, _, p in self._session_files(d, day, bad)]
 
-    def read(self, root: Path) -> Iterator[Recording]:
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
         root = Path(root)
+        bad = bad if bad is not None else BadFiles(root)
         layout = get_layout("myo8")
         reps = RepetitionCounter()  # sessions come in (subject, day) order
-        for name, day, day_dir in self._sessions(root):
-            subject = subject_id(NAME, SINGLE_PART, name)
-            session = f"day{day}"
-            for order, (mo, t, path) in enumerate(self._session_files(day_dir, day)):
-                data = read_numeric_text(path, n_columns=layout.n_channels, delimiter=",",
-                                         what="8 comma-separated float columns (normalised Myo units), no header")
-                if data.shape[0] != N_ROWS:
-                    raise DataFormatError(path, f"{N_ROWS} rows (one 1.5 s epoch at 200 Hz)", f"{data.shape[0]} rows")
-                check_range(path, data, -VALUE_LIMIT, VALUE_LIMIT, what="normalised Myo units")
-                label = mo - 1
-                yield one_repetition_recording(
-                    data, path=path, root=root, fs=INFO.fs, units="myo/128", layout=layout, dataset=NAME,
-                    subject=subject, session=session, session_order=day - 1, order=order, label=label,
-                    repetition=reps.next(subject, label), label_names=GESTURES, gesture_keys=KEYS,
-                    recording_id=f"{subject}/{session}/{path.stem}",
-                    attrs={"armband_position": position(day), "day": day, "file_repetition": t})
+        try:
+            for name, day, day_dir in self._sessions(root):
+                subject = subject_id(NAME, SINGLE_PART, name)
+                session = f"day{day}"
+                for order, (mo, t, path) in enumerate(self._session_files(day_dir, day, bad)):
+                    data = bad.attempt(path, _load, path)
+                    if data is None:
+                        continue
+                    label = mo - 1
+                    yield one_repetition_recording(
+                        data, path=path, root=root, fs=INFO.fs, units="myo/128", layout=layout, dataset=NAME,
+                        subject=subject, session=session, session_order=day - 1, order=order, label=label,
+                        repetition=reps.next(subject, label), label_names=GESTURES, gesture_keys=KEYS,
+                        recording_id=f"{subject}/{session}/{path.stem}",
+                        attrs={"armband_position": position(day), "day": day, "file_repetition": t})
+        finally:
+            bad.warn_strays(log, NAME)
+
+
+def _load(path: Path) -> np.ndarray:
+    """One epoch file's values, checked (the reading of one file, for :meth:`BadFiles.attempt`)."""
+    data = read_numeric_text(path, n_columns=INFO.n_channels, delimiter=",",
+                             what="8 comma-separated float columns (normalised Myo units), no header")
+    if data.shape[0] != N_ROWS:
+        raise DataFormatError(path, f"{N_ROWS} rows (one 1.5 s epoch at 200 Hz)", f"{data.shape[0]} rows")
+    check_range(path, data, -VALUE_LIMIT, VALUE_LIMIT, what="normalised Myo units")
+    return data
 
 
 READER = LongTermSemgReader()

@@ -29,7 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._common import SINGLE_PART, as_signal, read_csv, relpath, subject_id, warn_absent
+from aemg.datasets._common import (
+    SINGLE_PART,
+    BadFiles,
+    as_signal,
+    list_files,
+    read_csv,
+    relpath,
+    subject_id,
+    warn_absent,
+)
 from aemg.datasets.base import DatasetInfo
 from aemg.datasets.ninapro import load_mat
 from aemg.errors import DataFormatError
@@ -50,6 +59,7 @@ MAPPING = {"Rest": "rest", "Extension": "wrist_extension", "Flexion": "wrist_fle
            "Abduction": "finger_abduction", "Adduction": "finger_adduction", "Supination": "supination",
            "Pronation": "pronation"}
 _CSV_RE = re.compile(r"^(\d+)_raw\.csv$", re.IGNORECASE)
+_MAT_RE = re.compile(r".+\.mat")
 
 
 @dataclass(frozen=True)
@@ -89,24 +99,28 @@ class McsEmgReader:
     def __init__(self, timing: McsTiming | None = None):
         self.timing = timing or McsTiming()
 
-    def _find(self, root: Path) -> tuple[str, list[Path]]:
+    def _find(self, root: Path, bad: BadFiles) -> tuple[str, list[Path]]:
         root = Path(root)
         if not root.is_dir():
             raise DataFormatError(root, "a folder holding MCS_EMG sEMG-dataset/raw/mat/**/*.mat")
-        mats = sorted(p for p in root.rglob("*.mat")
-                      if "filtered" not in {q.lower() for q in p.relative_to(root).parts[:-1]})
+
+        def listed(glob: str, pattern: re.Pattern[str]) -> list[Path]:
+            """Files named ``pattern`` in the folders (not under ``filtered``) holding any; the rest stray."""
+            folders = sorted({p.parent for p in root.rglob(glob) if pattern.match(p.name)
+                              and "filtered" not in {q.lower() for q in p.relative_to(root).parts[:-1]}})
+            return [p for folder in folders for p, _ in list_files(folder, pattern, bad)]
+
+        mats = sorted(listed("*.mat", _MAT_RE))
         if mats:
             return "mat", mats
-        csvs = sorted((p for p in root.rglob("*.csv") if _CSV_RE.match(p.name)
-                       and "filtered" not in {q.lower() for q in p.relative_to(root).parts[:-1]}),
-                      key=lambda p: int(_CSV_RE.match(p.name).group(1)))
+        csvs = sorted(listed("*.csv", _CSV_RE), key=lambda p: int(_CSV_RE.match(p.name).group(1)))
         if csvs:
             return "csv", csvs
         raise DataFormatError(root, "MCS_EMG files sEMG-dataset/raw/mat/**/*.mat (or raw/csv/{id}_raw.csv)",
                               "found none")
 
-    def files(self, root: Path) -> list[Path]:
-        return self._find(Path(root))[1]
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        return self._find(Path(root), bad if bad is not None else BadFiles(root))[1]
 
     def _ident(self, kind: str, path: Path) -> int:
         if kind == "csv":
@@ -131,46 +145,61 @@ class McsEmgReader:
                                   f"found shape {data.shape} (channels x samples?)")
         return data
 
-    def read(self, root: Path) -> Iterator[Recording]:
+    def _signal(self, kind: str, path: Path, need: int) -> np.ndarray:
+        """One participant's ``(channels, samples)`` signal, checked long enough for every cue."""
+        signal = as_signal(self._data(kind, path), path, N_CHANNELS, what="data")
+        n = signal.shape[1]
+        if n < need:
+            raise DataFormatError(path, f">= {need} samples ({need / FS:g} s at {FS:g} Hz: 5 cycles of 10 cued "
+                                        f"gestures)", f"found {n} ({n / FS:.1f} s): truncated?")
+        return signal
+
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
         root = Path(root)
-        kind, paths = self._find(root)
+        bad = bad if bad is not None else BadFiles(root)
+        kind, paths = self._find(root, bad)
         windows = self.timing.windows(FS, len(GESTURES))
         need = max(b for _, b, _, _ in windows)
         layout = get_layout(INFO.layout, N_CHANNELS)
         keys = gesture_keys(NAME, GESTURES, MAPPING)
         seen: dict[int, Path] = {}
-        for path in paths:  # participant ids first (cheap), so a duplicate fails before any heavy read
-            ident = self._ident(kind, path)
-            if not 1 <= ident <= N_SUBJECTS:
-                raise DataFormatError(path, f"participant iD in 1..{N_SUBJECTS}", f"found {ident}")
-            if ident in seen:
-                raise DataFormatError(path, "one file per participant", f"iD {ident} also in {relpath(seen[ident], root)}")
-            seen[ident] = path
-        warn_absent(log, NAME, root, "participants", [f"p{i}" for i in range(1, N_SUBJECTS + 1)],
-                    [f"p{i}" for i in seen])
-        for ident, path in sorted(seen.items()):
-            data = self._data(kind, path)
-            signal = as_signal(data, path, N_CHANNELS, what="data")
-            n = signal.shape[1]
-            if n < need:
-                raise DataFormatError(path, f">= {need} samples ({need / FS:g} s at {FS:g} Hz: 5 cycles of 10 cued "
-                                            f"gestures)", f"found {n} ({n / FS:.1f} s): truncated?")
-            labels = np.full(n, UNLABELLED, np.int32)
-            repetition = np.full(n, UNLABELLED, np.int32)
-            for a, b, g, c in windows:
-                labels[a:b] = g
-                repetition[a:b] = c
-            sid = subject_id(NAME, SINGLE_PART, f"p{ident}")
-            group = path.parent.name.lower()
-            attrs = {"fs_original": FS, "participant_id": ident, "variant": f"raw-{kind}"}
-            if group in ("female", "male"):
-                attrs["group_folder"] = group
-            yield Recording(
-                signal=signal, fs=FS, units="adc", electrodes=layout.electrodes, dataset=NAME, subject=sid,
-                session="session1", session_order=0, labels=labels, label_names=GESTURES, gesture_keys=keys,
-                repetition=repetition, attrs=attrs, layout_rotation_unknown=layout.rotation_unknown,
-                source_file=relpath(path, root), recording_id=f"{sid}/session1/raw", order=0,
-            )
+        try:
+            for path in paths:  # participant ids first (cheap), so a duplicate fails before any heavy read
+                ident = bad.attempt(path, self._ident, kind, path)
+                if ident is None:
+                    continue
+                if not 1 <= ident <= N_SUBJECTS:
+                    bad.reject(DataFormatError(path, f"participant iD in 1..{N_SUBJECTS}", f"found {ident}"))
+                elif ident in seen:
+                    bad.reject(DataFormatError(path, "one file per participant",
+                                               f"iD {ident} also in {relpath(seen[ident], root)}"))
+                else:
+                    seen[ident] = path
+            warn_absent(log, NAME, root, "participants", [f"p{i}" for i in range(1, N_SUBJECTS + 1)],
+                        [f"p{i}" for i in seen])
+            for ident, path in sorted(seen.items()):
+                signal = bad.attempt(path, self._signal, kind, path, need)
+                if signal is None:
+                    continue
+                n = signal.shape[1]
+                labels = np.full(n, UNLABELLED, np.int32)
+                repetition = np.full(n, UNLABELLED, np.int32)
+                for a, b, g, c in windows:
+                    labels[a:b] = g
+                    repetition[a:b] = c
+                sid = subject_id(NAME, SINGLE_PART, f"p{ident}")
+                group = path.parent.name.lower()
+                attrs = {"fs_original": FS, "participant_id": ident, "variant": f"raw-{kind}"}
+                if group in ("female", "male"):
+                    attrs["group_folder"] = group
+                yield Recording(
+                    signal=signal, fs=FS, units="adc", electrodes=layout.electrodes, dataset=NAME, subject=sid,
+                    session="session1", session_order=0, labels=labels, label_names=GESTURES, gesture_keys=keys,
+                    repetition=repetition, attrs=attrs, layout_rotation_unknown=layout.rotation_unknown,
+                    source_file=relpath(path, root), recording_id=f"{sid}/session1/raw", order=0,
+                )
+        finally:
+            bad.warn_strays(log, NAME)
 
 
 def _read_csv(path: Path) -> np.ndarray:

@@ -31,13 +31,17 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from aemg.datasets._common import (
     MYO_RANGE,
     SINGLE_PART,
+    BadFiles,
     RepetitionCounter,
     WarningCounter,
     check_range,
     find_root,
+    list_files,
     one_repetition_recording,
     read_numeric_text,
     subject_id,
@@ -118,54 +122,69 @@ class MyoDisCoReader:
         return found
 
     @staticmethod
-    def _session_files(folder: Path, n_reps: int) -> list[tuple[int, int, Path]]:
+    def _session_files(folder: Path, n_reps: int, bad: BadFiles) -> list[tuple[int, int, Path]]:
         """``(repetition, class, path)`` of a session folder's files in recording order, checked complete."""
+        named = list_files(folder, FILE_RE, bad, allowed=("metadata.json",))
+        if not named:
+            raise DataFormatError(folder, "R_<rep>_C_<class>_EMG.csv files", "found none")
         items = {}
-        for path in folder.glob("*.csv"):
-            m = FILE_RE.fullmatch(path.name)
-            if m is None:
-                raise DataFormatError(path, "an EMG file named R_<rep>_C_<class>_EMG.csv", "a file outside that scheme")
+        for path, m in named:
             rep, cls = int(m.group(1)), int(m.group(2))
             if cls >= len(GESTURES):
-                raise DataFormatError(path, f"class index 0..{len(GESTURES) - 1} ({', '.join(GESTURES)})", f"class {cls}")
-            if rep >= n_reps:
-                raise DataFormatError(path, f"repetition index 0..{n_reps - 1} in this folder", f"repetition {rep}")
-            items[(rep, cls)] = path
-        if not items:
-            raise DataFormatError(folder, "R_<rep>_C_<class>_EMG.csv files", "found none")
-        last = max(r for r, _ in items)
+                bad.reject(DataFormatError(path, f"class index 0..{len(GESTURES) - 1} ({', '.join(GESTURES)})",
+                                           f"class {cls}"))
+            elif rep >= n_reps:
+                bad.reject(DataFormatError(path, f"repetition index 0..{n_reps - 1} in this folder",
+                                           f"repetition {rep}"))
+            else:
+                items[(rep, cls)] = path
+        last = max((r for r, _ in items), default=-1)
         for r in range(last + 1):
             for c in range(len(GESTURES)):
                 if (r, c) not in items:
-                    raise DataFormatError(folder / f"R_{r}_C_{c}_EMG.csv",
-                                          f"every class 0..{len(GESTURES) - 1} for repetitions 0..{last}", "file missing")
+                    bad.reject(DataFormatError(folder / f"R_{r}_C_{c}_EMG.csv",
+                                               f"every class 0..{len(GESTURES) - 1} for repetitions 0..{last}",
+                                               "file missing"))
         return [(r, c, p) for (r, c), p in sorted(items.items())]
 
-    def files(self, root: Path) -> list[Path]:
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        bad = bad if bad is not None else BadFiles(root)
         return [p for _, key, folder in self._sessions(Path(root), report_absent=False)
-                for _, _, p in self._session_files(folder, SESSIONS[key][2])]
+                for _, _, p in self._session_files(folder, SESSIONS[key][2], bad)]
 
-    def read(self, root: Path) -> Iterator[Recording]:
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
         root = Path(root)
+        bad = bad if bad is not None else BadFiles(root)
         layout = get_layout("myo8")
         reps = RepetitionCounter()  # sessions come in (subject, session_order) order
         quirks = WarningCounter(log, NAME)
-        for name, key, folder in self._sessions(root):
-            session, session_order, n_reps, donning, limb = SESSIONS[key]
-            subject = subject_id(NAME, SINGLE_PART, name)
-            files = self._session_files(folder, n_reps)
-            _check_metadata(folder / "metadata.json", f"{name}/{key}/metadata.json", name, files, quirks)
-            for order, (rep, cls, path) in enumerate(files):
-                data = read_numeric_text(path, n_columns=layout.n_channels, delimiter=",", integer=True,
-                                         what="8 comma-separated integer columns (Myo counts), no header")
-                check_range(path, data, *MYO_RANGE, what="Myo counts")
-                yield one_repetition_recording(
-                    data, path=path, root=root, fs=INFO.fs, units="myo", layout=layout, dataset=NAME,
-                    subject=subject, session=session, session_order=session_order, order=order, label=cls,
-                    repetition=reps.next(subject, cls), label_names=GESTURES, gesture_keys=KEYS,
-                    recording_id=f"{subject}/{session}/{path.stem}",
-                    attrs={"donning": donning, "limb_position": limb, "file_repetition": rep})
-        quirks.flush()
+        try:
+            for name, key, folder in self._sessions(root):
+                session, session_order, n_reps, donning, limb = SESSIONS[key]
+                subject = subject_id(NAME, SINGLE_PART, name)
+                files = self._session_files(folder, n_reps, bad)
+                _check_metadata(folder / "metadata.json", f"{name}/{key}/metadata.json", name, files, quirks)
+                for order, (rep, cls, path) in enumerate(files):
+                    data = bad.attempt(path, _load, path)
+                    if data is None:
+                        continue
+                    yield one_repetition_recording(
+                        data, path=path, root=root, fs=INFO.fs, units="myo", layout=layout, dataset=NAME,
+                        subject=subject, session=session, session_order=session_order, order=order, label=cls,
+                        repetition=reps.next(subject, cls), label_names=GESTURES, gesture_keys=KEYS,
+                        recording_id=f"{subject}/{session}/{path.stem}",
+                        attrs={"donning": donning, "limb_position": limb, "file_repetition": rep})
+            quirks.flush()
+        finally:
+            bad.warn_strays(log, NAME)
+
+
+def _load(path: Path) -> np.ndarray:
+    """One CSV's Myo counts, checked (the reading of one file, for :meth:`BadFiles.attempt`)."""
+    data = read_numeric_text(path, n_columns=INFO.n_channels, delimiter=",", integer=True,
+                             what="8 comma-separated integer columns (Myo counts), no header")
+    check_range(path, data, *MYO_RANGE, what="Myo counts")
+    return data
 
 
 def _check_metadata(path: Path, where: str, subject: str, files: list[tuple[int, int, Path]],

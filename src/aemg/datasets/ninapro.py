@@ -43,10 +43,12 @@ import numpy as np
 
 from aemg.datasets._common import (
     SINGLE_PART,
+    BadFiles,
     WarningCounter,
     as_column,
     as_signal,
     chronological_runs,
+    list_files,
     relpath,
     subject_id,
     warn_absent,
@@ -184,36 +186,37 @@ class NinaproReader:
         self._offset = offsets
 
     # -- discovery ------------------------------------------------------------------------------
-    def _find(self, root: Path) -> dict[tuple[int, int], Path]:
+    def _find(self, root: Path, bad: BadFiles) -> dict[tuple[int, int], Path]:
         root = Path(root)
         if not root.is_dir():
             raise DataFormatError(root, f"a folder holding {self.info.name} files S{{n}}_E{{e}}_A1.mat")
         found: dict[tuple[int, int], Path] = {}
-        for path in sorted(root.rglob("*.mat")):
-            m = FILE_RE.match(path.name)
-            if not m:
-                continue
+        folders = sorted({p.parent for p in root.rglob("*.mat") if FILE_RE.match(p.name)})
+        for path, m in (item for folder in folders for item in list_files(folder, FILE_RE, bad)):
             subj, e = int(m.group(1)), int(m.group(2) or m.group(3))
             if e not in self.spec.exercises:
                 log.warning("%s: ignoring %s: exercise E%d is not part of %s (expected E%s)", self.info.name,
                             relpath(path, root), e, self.info.name, "/E".join(str(x) for x in sorted(self.spec.exercises)))
                 continue
             if (subj, e) in found:
-                raise DataFormatError(path, f"one file for subject {subj} exercise E{e}",
-                                      f"also found {relpath(found[(subj, e)], root)}")
+                bad.reject(DataFormatError(path, f"one file for subject {subj} exercise E{e}",
+                                           f"also found {relpath(found[(subj, e)], root)}"))
+                continue
             found[(subj, e)] = path
         if not found:
             raise DataFormatError(root, f"{self.info.name} files named S{{n}}_E{{e}}_A1.mat or S{{n}}_A1_E{{e}}.mat "
                                         f"below this folder", "found none")
         return found
 
-    def files(self, root: Path) -> list[Path]:
-        return [p for _, p in sorted(self._find(Path(root)).items())]
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        bad = bad if bad is not None else BadFiles(root)
+        return [p for _, p in sorted(self._find(Path(root), bad).items())]
 
     # -- reading --------------------------------------------------------------------------------
-    def read(self, root: Path) -> Iterator[Recording]:
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
         root = Path(root)
-        found = self._find(root)
+        bad = bad if bad is not None else BadFiles(root)
+        found = self._find(root, bad)
         subjects = sorted({s for s, _ in found})
         warn_absent(log, self.info.name, root, "subjects", [f"S{s}" for s in range(1, self.info.n_subjects + 1)],
                     [f"S{s}" for s in subjects])
@@ -225,10 +228,15 @@ class NinaproReader:
             for s in subjects:
                 rest_count = 0  # rest runs are numbered chronologically across the subject's files
                 for order, e in enumerate(e for e in sorted(self.spec.exercises) if (s, e) in found):
-                    rec, rest_count = self._read_file(root, found[(s, e)], s, e, order, rest_count, warnings)
+                    read = bad.attempt(found[(s, e)], self._read_file, root, found[(s, e)], s, e, order, rest_count,
+                                       warnings)
+                    if read is None:
+                        continue
+                    rec, rest_count = read
                     yield rec
         finally:
             warnings.flush()
+            bad.warn_strays(log, self.info.name)
 
     def _read_file(self, root: Path, path: Path, subj: int, e: int, order: int, rest_count: int,
                    warnings: WarningCounter) -> tuple[Recording, int]:

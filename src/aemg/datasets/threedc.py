@@ -22,10 +22,14 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from aemg.datasets._common import (
     SINGLE_PART,
+    BadFiles,
     RepetitionCounter,
     find_root,
+    list_files,
     one_repetition_recording,
     read_numeric_text,
     subject_id,
@@ -101,45 +105,56 @@ class ThreeDCReader:
         return base, found
 
     @staticmethod
-    def _session_files(emg: Path) -> list[tuple[int, int, Path]]:
+    def _session_files(emg: Path, bad: BadFiles) -> list[tuple[int, int, Path]]:
         """``(repetition, gesture, path)`` of a session's EMG files in recording order, checked complete."""
         items = {}
-        for path in emg.glob("*.txt"):
-            m = FILE_RE.fullmatch(path.name)
-            if m is None:
-                raise DataFormatError(path, "an EMG file named 3dc_EMG_gesture_<rep>_<gesture>.txt")
+        for path, m in list_files(emg, FILE_RE, bad):
             rep, g = int(m.group(1)), int(m.group(2))
             if g >= len(GESTURES):
-                raise DataFormatError(path, f"gesture index 0..{len(GESTURES) - 1}", f"gesture {g}")
-            if rep >= N_REPS:
-                raise DataFormatError(path, f"repetition index 0..{N_REPS - 1}", f"repetition {rep}")
-            items[(rep, g)] = path
+                bad.reject(DataFormatError(path, f"gesture index 0..{len(GESTURES) - 1}", f"gesture {g}"))
+            elif rep >= N_REPS:
+                bad.reject(DataFormatError(path, f"repetition index 0..{N_REPS - 1}", f"repetition {rep}"))
+            else:
+                items[(rep, g)] = path
         for rep in range(N_REPS):
             for g in range(len(GESTURES)):
                 if (rep, g) not in items:
-                    raise DataFormatError(emg / f"3dc_EMG_gesture_{rep}_{g}.txt",
-                                          f"{N_REPS} repetitions x {len(GESTURES)} gestures per session", "file missing")
+                    bad.reject(DataFormatError(emg / f"3dc_EMG_gesture_{rep}_{g}.txt",
+                                               f"{N_REPS} repetitions x {len(GESTURES)} gestures per session",
+                                               "file missing"))
         return [(rep, g, p) for (rep, g), p in sorted(items.items())]
 
-    def files(self, root: Path) -> list[Path]:
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        bad = bad if bad is not None else BadFiles(root)
         _, sessions = self._sessions(Path(root), report_absent=False)
-        return [p for *_, emg in sessions for _, _, p in self._session_files(emg)]
+        return [p for *_, emg in sessions for _, _, p in self._session_files(emg, bad)]
 
-    def read(self, root: Path) -> Iterator[Recording]:
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
+        bad = bad if bad is not None else BadFiles(root)
         layout = get_layout("3dc10")
         base, sessions = self._sessions(Path(root))
         reps = RepetitionCounter()  # sessions come in (participant, session_order) order
-        for participant, session_order, session, emg in sessions:
-            subject = subject_id(NAME, SINGLE_PART, participant)
-            for order, (rep, g, path) in enumerate(self._session_files(emg)):
-                data = read_numeric_text(path, n_columns=layout.n_channels, delimiter=",", integer=True,
-                                         what="10 comma-separated integer columns (ADC counts), no header")
-                yield one_repetition_recording(
-                    data, path=path, root=Path(root), fs=INFO.fs, units="adc", layout=layout, dataset=NAME,
-                    subject=subject, session=session, session_order=session_order, order=order, label=g,
-                    repetition=reps.next(subject, g), label_names=GESTURES, gesture_keys=KEYS,
-                    recording_id=f"{subject}/{session}/{path.stem}",
-                    attrs={"analog_lowpass_hz": 460.0, "file_repetition": rep})
+        try:
+            for participant, session_order, session, emg in sessions:
+                subject = subject_id(NAME, SINGLE_PART, participant)
+                for order, (rep, g, path) in enumerate(self._session_files(emg, bad)):
+                    data = bad.attempt(path, _load, path)
+                    if data is None:
+                        continue
+                    yield one_repetition_recording(
+                        data, path=path, root=Path(root), fs=INFO.fs, units="adc", layout=layout, dataset=NAME,
+                        subject=subject, session=session, session_order=session_order, order=order, label=g,
+                        repetition=reps.next(subject, g), label_names=GESTURES, gesture_keys=KEYS,
+                        recording_id=f"{subject}/{session}/{path.stem}",
+                        attrs={"analog_lowpass_hz": 460.0, "file_repetition": rep})
+        finally:
+            bad.warn_strays(log, NAME)
+
+
+def _load(path: Path) -> np.ndarray:
+    """One EMG file's ADC counts (the reading of one file, for :meth:`BadFiles.attempt`)."""
+    return read_numeric_text(path, n_columns=INFO.n_channels, delimiter=",", integer=True,
+                             what="10 comma-separated integer columns (ADC counts), no header")
 
 
 READER = ThreeDCReader()

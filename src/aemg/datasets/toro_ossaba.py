@@ -21,7 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from aemg.datasets._common import SINGLE_PART, as_signal, relpath, subject_id, warn_absent
+from aemg.datasets._common import (
+    SINGLE_PART,
+    BadFiles,
+    as_signal,
+    list_files,
+    relpath,
+    subject_id,
+    warn_absent,
+)
 from aemg.datasets.base import DatasetInfo
 from aemg.errors import DataFormatError
 from aemg.layouts import get_layout
@@ -38,6 +46,7 @@ N_CLASSES = 5
 N_SUBJECTS = 8
 GESTURES = tuple(f"class{c}" for c in range(N_CLASSES))
 _SUBJECT_RE = re.compile(r"^subject (\d+)$")
+FILE_RE = re.compile(rf"([0-{N_CLASSES - 1}])\.txt")
 
 INFO = DatasetInfo(
     name=NAME, title="Toro-Ossaba hand gesture EMG (LSTM paper)", device="custom 4-channel EMG armband",
@@ -96,42 +105,52 @@ class ToroOssabaReader:
             raise DataFormatError(root, "Toro-Ossaba folders named 'subject 1' .. 'subject 8'", "found none")
         return sorted(subs, key=lambda t: natural_key(t[1].name))
 
-    def files(self, root: Path) -> list[Path]:
-        return [d / f"{c}.txt" for _, d in self._subjects(Path(root)) for c in range(N_CLASSES)
-                if (d / f"{c}.txt").is_file()]
+    @staticmethod
+    def _class_files(folder: Path, bad: BadFiles) -> list[tuple[int, Path]]:
+        """``(class, path)`` of a subject folder's class files ``0.txt`` .. ``4.txt`` present, in class order."""
+        return [(int(m.group(1)), p) for p, m in list_files(folder, FILE_RE, bad)]
 
-    def read(self, root: Path) -> Iterator[Recording]:
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        bad = bad if bad is not None else BadFiles(root)
+        return [p for _, d in self._subjects(Path(root)) for _, p in self._class_files(d, bad)]
+
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
         root = Path(root)
+        bad = bad if bad is not None else BadFiles(root)
         subs = self._subjects(root)
         warn_absent(log, NAME, root, "subjects", [f"subject {s}" for s in range(1, N_SUBJECTS + 1)],
                     [f"subject {s}" for s, _ in subs])
         layout = get_layout(INFO.layout, N_CHANNELS)
         keys = gesture_keys(NAME, GESTURES, {})
-        for s, folder in subs:
-            warn_absent(log, NAME, folder, "class files", [f"{c}.txt" for c in range(N_CLASSES)],
-                        [f"{c}.txt" for c in range(N_CLASSES) if (folder / f"{c}.txt").is_file()])
-            unexpected = [p.name for p in folder.glob("*.txt") if p.stem not in {str(c) for c in range(N_CLASSES)}]
-            if unexpected:
-                log.warning("%s: %s: ignoring files outside the class scheme 0..%d.txt: %s", NAME, folder.name,
-                            N_CLASSES - 1, ", ".join(sorted(unexpected)))
-            sid = subject_id(NAME, SINGLE_PART, f"subject{s}")
-            order = 0
-            for c in range(N_CLASSES):
-                path = folder / f"{c}.txt"
-                if not path.is_file():
-                    continue
-                table = read_table(path, N_CHANNELS)
-                signal = as_signal(table, path, N_CHANNELS)
-                n = signal.shape[1]
-                yield Recording(
-                    signal=signal, fs=FS, units="adc", electrodes=layout.electrodes, dataset=NAME, subject=sid,
-                    session="session1", session_order=0, labels=np.full(n, c, np.int32), label_names=GESTURES,
-                    gesture_keys=keys, repetition=np.zeros(n, np.int32),
-                    attrs={"fs_original": FS, "class_index": c, "subject_number": s},
-                    layout_rotation_unknown=layout.rotation_unknown, source_file=relpath(path, root),
-                    recording_id=f"{sid}/session1/{c}", order=order,
-                )
-                order += 1
+        try:
+            for s, folder in subs:
+                present = self._class_files(folder, bad)
+                warn_absent(log, NAME, folder, "class files", [f"{c}.txt" for c in range(N_CLASSES)],
+                            [p.name for _, p in present])
+                sid = subject_id(NAME, SINGLE_PART, f"subject{s}")
+                order = 0
+                for c, path in present:
+                    signal = bad.attempt(path, _load, path)
+                    if signal is None:
+                        continue
+                    n = signal.shape[1]
+                    yield Recording(
+                        signal=signal, fs=FS, units="adc", electrodes=layout.electrodes, dataset=NAME, subject=sid,
+                        session="session1", session_order=0, labels=np.full(n, c, np.int32), label_names=GESTURES,
+                        gesture_keys=keys, repetition=np.zeros(n, np.int32),
+                        attrs={"fs_original": FS, "class_index": c, "subject_number": s},
+                        layout_rotation_unknown=layout.rotation_unknown, source_file=relpath(path, root),
+                        recording_id=f"{sid}/session1/{c}", order=order,
+                    )
+                    order += 1
+        finally:
+            bad.warn_strays(log, NAME)
+
+
+def _load(path: Path) -> np.ndarray:
+    """One class file's EMG as ``(channels, samples)`` float32 (the reading of one file, for
+    :meth:`BadFiles.attempt`)."""
+    return as_signal(read_table(path, N_CHANNELS), path, N_CHANNELS)
 
 
 READER = ToroOssabaReader()

@@ -41,7 +41,9 @@ import numpy as np
 
 from aemg.datasets._common import (
     SINGLE_PART,
+    BadFiles,
     find_root,
+    list_files,
     myo_counts_from_scaled,
     read_numeric_text,
     relpath,
@@ -109,51 +111,56 @@ class UciReader:
     def _base(self, root: Path) -> Path:
         return find_root(root, ("[0-9][0-9]/*_raw_data_*.txt",), EXPECTED)
 
-    def _subject_files(self, subj: Path) -> list[tuple[str, int, Path, str]]:
+    def _subject_files(self, subj: Path, bad: BadFiles) -> list[tuple[str, int, Path, str]]:
         """``(date, series, path, start "HH:MM")`` of a subject's series files, in recording order."""
         out = []
-        for path in subj.glob("*.txt"):
-            m = FILE_RE.fullmatch(path.name)
-            if m is None:
-                if "raw_data" in path.name:
-                    raise DataFormatError(path, "a file named <1|2>_raw_data_<HH-MM>_<DD.MM.YY>.txt")
-                continue
+        for path, m in list_files(subj, FILE_RE, bad):
             series, hh, mm, dd, mo, yy = m.groups()
             out.append((f"20{yy}-{mo}-{dd}", int(series), f"{hh}:{mm}", path))
         out.sort(key=lambda t: (t[0], t[1], t[2]))
         return [(date, series, path, start) for date, series, start, path in out]
 
-    def files(self, root: Path) -> list[Path]:
+    def files(self, root: Path, *, bad: BadFiles | None = None) -> list[Path]:
+        bad = bad if bad is not None else BadFiles(root)
         base = self._base(Path(root))
-        return [path for subj in _subject_dirs(base) for _, _, path, _ in self._subject_files(subj)]
+        return [path for subj in _subject_dirs(base) for _, _, path, _ in self._subject_files(subj, bad)]
 
-    def read(self, root: Path) -> Iterator[Recording]:
+    def read(self, root: Path, *, bad: BadFiles | None = None) -> Iterator[Recording]:
+        bad = bad if bad is not None else BadFiles(root)
         base = self._base(Path(root))
         subjects = _subject_dirs(base)
         warn_absent(log, NAME, base, "subjects", [f"{i:02d}" for i in range(1, N_SUBJECTS + 1)],
                     [p.name for p in subjects])
         layout = get_layout("myo8")
-        for subj in subjects:
-            files = self._subject_files(subj)
-            if not files:
-                log.warning("%s: subject %s has no data files", NAME, subj.name)
-                continue
-            if sorted(s for _, s, _, _ in files) != [1, 2]:
-                log.warning("%s: subject %s has series %s (expected 1 and 2)", NAME, subj.name,
-                            ", ".join(str(s) for _, s, _, _ in files))
-            subject = subject_id(NAME, SINGLE_PART, subj.name)
-            dates = sorted({d for d, _, _, _ in files})
-            rep_count = np.zeros(len(GESTURES), np.int64)  # repetitions so far per label, across the subject's files
-            last_date = None
-            order = 0
-            for date, series, path, start in files:
-                if date != last_date:
-                    order = 0
-                    last_date = date
-                for rec in self._read_file(path, Path(root), layout, subject, date, dates.index(date), order, series,
-                                           start, rep_count):
-                    yield rec
-                    order += 1
+        try:
+            for subj in subjects:
+                files = self._subject_files(subj, bad)
+                if not files:
+                    log.warning("%s: subject %s has no data files", NAME, subj.name)
+                    continue
+                if sorted(s for _, s, _, _ in files) != [1, 2]:
+                    log.warning("%s: subject %s has series %s (expected 1 and 2)", NAME, subj.name,
+                                ", ".join(str(s) for _, s, _, _ in files))
+                subject = subject_id(NAME, SINGLE_PART, subj.name)
+                dates = sorted({d for d, _, _, _ in files})
+                rep_count = np.zeros(len(GESTURES), np.int64)  # repetitions so far per label, across the subject's files
+                last_date = None
+                order = 0
+                for date, series, path, start in files:
+                    if date != last_date:
+                        order = 0
+                        last_date = date
+                    counts = rep_count.copy()  # kept only when the file reads (a skipped file numbers nothing)
+                    recs = bad.attempt(path, self._read_file, path, Path(root), layout, subject, date,
+                                      dates.index(date), order, series, start, counts)
+                    if recs is None:
+                        continue
+                    rep_count[:] = counts
+                    for rec in recs:  # one per gap-free part
+                        yield rec
+                        order += 1
+        finally:
+            bad.warn_strays(log, NAME)
 
     def _read_file(self, path: Path, root: Path, layout: Layout, subject: str, session: str, session_order: int,
                    order: int, series: int, start: str, rep_count: np.ndarray) -> list[Recording]:
