@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.cap_steps(args.max_steps)
     if args.seed is not None:
         cfg = cfg.override([f"seed={args.seed}"])
-    sources = load_token_sources(args.corpus, exclude=args.exclude)
+    sources = load_token_sources(args.corpus, exclude=args.exclude, progress=not args.no_progress)
     try:
         summary = pretrain(cfg, sources, args.out, accelerator=args.accelerator, devices=devices,
                            num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,

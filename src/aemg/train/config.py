@@ -244,4 +244,4 @@ def get_config(name: str) -> PretrainConfig:
     if Path(name).is_file():
         return PretrainConfig.load(name)
     raise OptionError(f"--config {name}", f"one of {', '.join(CONFIGS)} or a path to a config.json",
-                      "found an unknown config name and no such file")
+                      f"found an unknown config {name!r} (no such name or file)")
