@@ -212,7 +212,7 @@ def test_every_kind_of_bad_cell_names_the_same_row(kind, header, tmp_path):
 def test_bad_tab_and_whitespace_files_name_the_file_row(tmp_path):
     path = tmp_path / "x.txt"
     path.write_text("time\tch1\tclass\n1\t2\t3\n\n4\tx\t6\n")
-    with pytest.raises(DataFormatError, match=r"found 'x' in row 4, column 2"):
+    with pytest.raises(DataFormatError, match=r"found a malformed line: 'x' in row 4, column 2"):
         read_numeric_text(path, n_columns=3, delimiter="\t", skiprows=1)
     path.write_text("1 2\n  \n3 4\n5 inf\n")
     with pytest.raises(DataFormatError, match=r"the first \(inf\) in row 4, column 2"):
@@ -226,7 +226,7 @@ def test_toro_ossaba_tables_name_file_rows(tmp_path):
     from aemg.datasets.toro_ossaba import read_table
 
     path = tmp_path / "t.txt"
-    for cell, found in (("x", "found 'x' in row 4, column 2"), ("", "found an empty cell in row 4, column 2"),
+    for cell, found in (("x", "malformed line: 'x' in row 4, column 2"), ("", "an empty cell in row 4, column 2"),
                         ("nan", "(nan) in row 4, column 2")):
         path.write_text(f"a\tb\tc\n1\t2\t3\n\n3\t{cell}\t5\n")
         with pytest.raises(DataFormatError) as err:

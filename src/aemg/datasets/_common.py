@@ -156,13 +156,14 @@ def first_bad_cell(path: Path, delimiter: str | None, skiprows: int, n_columns: 
         if n_columns is None:
             n_columns = len(fields)
         if len(fields) != n_columns:
-            return f"found {len(fields)} columns in row {n} (a truncated or damaged line?)"
+            return (f"found {len(fields)} columns in row {n} (the number of columns changed: a truncated or "
+                    "damaged line?)")
         for c, tok in enumerate(fields, start=1):
             try:
                 float(tok)
             except ValueError:
                 cell = "an empty cell" if not tok.strip() else f"{tok.strip()[:40]!r}"
-                return f"found {cell} in row {n}, column {c}"
+                return f"found a malformed line: {cell} in row {n}, column {c}"
     return None
 
 

@@ -80,7 +80,8 @@ def read_table(path: Path, min_columns: int) -> np.ndarray:
                 except ValueError:
                     cell = "an empty cell" if not tok.strip() else repr(tok.strip()[:40])
                     raise DataFormatError(path, "numbers in the EMG columns",
-                                          f"found {cell} in row {line_no[i]}, column {c}") from exc
+                                          f"found a malformed line: {cell} in row {line_no[i]}, "
+                                          f"column {c}") from exc
         raise DataFormatError(path, "numbers in the EMG columns", str(exc)) from exc
     bad = ~np.isfinite(data)
     if bad.any():
