@@ -316,7 +316,7 @@ def test_max_steps_scales_the_warm_up_so_a_short_run_reaches_peak_lr(monkeypatch
         seen["cfg"] = cfg
         return {}
 
-    monkeypatch.setattr("aemg.train.sources.load_token_sources", lambda dirs, exclude=(): _sources())
+    monkeypatch.setattr("aemg.train.sources.load_token_sources", lambda dirs, exclude=(), **kw: _sources())
     monkeypatch.setattr("aemg.train.pretrain", no_training)
     assert main(["pretrain", "--corpus", "c", "--out", "r", "--config", "small", "--max-steps", "150"]) == 0
     small = get_config("small")
@@ -327,7 +327,7 @@ def test_max_steps_scales_the_warm_up_so_a_short_run_reaches_peak_lr(monkeypatch
         lrs = [get_lr(i, s) for i in range(s.max_steps)]
         assert max(lrs) == pytest.approx(s.lr) and lrs[-1] == pytest.approx(s.min_lr, rel=0.01)
     assert small.cap_steps(10**6) == small  # a cap above the configured steps changes nothing
-    with pytest.raises(ValueError, match="--max-steps must be >= 1"):
+    with pytest.raises(ValueError, match="--max-steps 0: expected a number of optimizer steps >= 1"):
         small.cap_steps(0)
 
 
@@ -336,7 +336,7 @@ def test_a_150_step_capped_run_leaves_warm_up_and_trains(tmp_path, monkeypatch):
     """The docs' short example: a recipe sized for thousands of steps, capped at 150 through the CLI."""
     from aemg.cli import main
 
-    monkeypatch.setattr("aemg.train.sources.load_token_sources", lambda dirs, exclude=(): _sources())
+    monkeypatch.setattr("aemg.train.sources.load_token_sources", lambda dirs, exclude=(), **kw: _sources())
     run = tmp_path / "run"
     sets = [x for n in (1, 2) for x in ("--set", f"stage{n}.max_steps=3000", "--set", f"stage{n}.warmup_steps=250")]
     assert main(["pretrain", "--corpus", "c", "--out", str(run), "--config", "tiny", *sets, "--max-steps", "150",

@@ -71,3 +71,43 @@ class NotWritableError(AemgError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class OptionError(AemgError, ValueError):
+    """A command-line option (or config override) has a value aemg cannot use.
+
+    The message names the option as the user wrote it, then what was expected, in the same
+    ``<where>: expected ...; found ...`` form as :class:`DataFormatError`, e.g.
+    ``OptionError("--set stage1.lr=abc", "a number", "found 'abc'")``.
+    """
+
+    def __init__(self, option: str, expected: str, found: str | None = None):
+        self.option = option
+        self.expected = expected
+        self.found = found
+        msg = f"{option}: expected {expected}"
+        if found:
+            msg += f"; {found}"
+        super().__init__(msg)
+
+
+class TrainingDiverged(AemgError):
+    """Pre-training met a non-finite loss, gradient or weight (a learning rate too high, typically).
+
+    The message names the run directory, the stage and step, and what to do; the run directory keeps
+    only what was written before (the last checkpoint is intact, no broken weights are saved).
+    """
+
+    def __init__(self, run_dir: str | Path, stage: int, step: int, found: str, lr: float, stage_lr: float,
+                 last_checkpoint: tuple[int, int] | None):
+        self.run_dir = Path(run_dir)
+        self.stage, self.step, self.last_checkpoint = stage, step, last_checkpoint
+        if last_checkpoint is None:
+            kept = "no checkpoint was written, so the same --out can be used again"
+        else:
+            kept = (f"its last good checkpoint (stage {last_checkpoint[0]} step {last_checkpoint[1]}) is intact, "
+                    "and --resume continues from it with the run's own config")
+        super().__init__(
+            f"{self.run_dir}: expected finite losses, gradients and weights; found {found} at stage {stage} step {step} "
+            f"(learning rate {lr:g}): the run diverged. Lower stage{stage}.lr (now {stage_lr:g}; e.g. "
+            f"--set stage{stage}.lr={stage_lr / 10:g}) and start again; {kept}")

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude", action="append", default=[], metavar="DATASET",
                    help="leave out every corpus of this dataset name (repeatable), e.g. the evaluation target; "
                         "summary.json lists the corpora that were used")
-    p.add_argument("--accelerator", default="cpu", help="cpu (default), cuda, gpu, auto")
+    p.add_argument("--accelerator", default="cpu", help="cpu (default), cuda, gpu, mps, auto (checked against this machine before anything starts)")
     p.add_argument("--devices", default="1", help="devices per node (an int, or 'auto'; default 1)")
     p.add_argument("--num-nodes", type=int, default=1, help="machines (default 1)")
     p.add_argument("--strategy", default="auto", help="auto (default) or ddp")
@@ -40,15 +40,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aemg.train import pretrain
     from aemg.train.config import get_config
+    from aemg.train.engine import check_hardware
     from aemg.train.sources import load_token_sources
 
+    devices = check_hardware(args.accelerator, args.devices, args.num_nodes, args.strategy, args.precision)
     cfg = get_config(args.config).override(args.overrides)
     if args.max_steps is not None:
         cfg = cfg.cap_steps(args.max_steps)
     if args.seed is not None:
         cfg = cfg.override([f"seed={args.seed}"])
-    devices = args.devices if args.devices == "auto" else int(args.devices)
-    sources = load_token_sources(args.corpus, exclude=args.exclude)
+    sources = load_token_sources(args.corpus, exclude=args.exclude, progress=not args.no_progress)
     try:
         summary = pretrain(cfg, sources, args.out, accelerator=args.accelerator, devices=devices,
                            num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,

@@ -17,8 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from aemg.errors import OptionError
     from aemg.train.prototypes import draw_prototypes
 
+    if args.top < 1:
+        raise OptionError(f"--top {args.top}", "a number of prototypes >= 1", f"found {args.top}")
+    if args.out is not None and not Path(args.out).resolve().parent.is_dir():
+        raise OptionError(f"--out {args.out}", "a PNG path in an existing folder",
+                          f"found no folder {Path(args.out).resolve().parent}")
     path = draw_prototypes(args.run_dir, top=args.top, out=args.out)
     print(path)
     return 0

@@ -28,19 +28,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fixed windows of N ms instead of events (the ablation)")
     p.add_argument("--out", type=Path, default=None, help="where to write the TokenSet (default: beside the corpus)")
     p.add_argument("--notch", action="store_true", help="add a notch at the corpus's detected mains frequency")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import math
+
     from aemg.corpus import Corpus
+    from aemg.errors import OptionError
     from aemg.tokens import TokenSet, tokenize_corpus
 
-    if args.window_ms is not None and not args.window_ms > 0:
-        raise ValueError(f"--window-ms must be > 0, got {args.window_ms}")
+    if args.window_ms is not None and not (math.isfinite(args.window_ms) and args.window_ms > 0):
+        raise OptionError(f"--window-ms {args.window_ms:g}", "a window length in ms > 0", f"found {args.window_ms:g}")
     corpus = Corpus(args.corpus)
     if args.plot and args.plot not in set(corpus.recording_ids):  # fail before tokenizing everything
-        raise KeyError(f"{corpus.path}: no recording {args.plot!r}")
-    ts = tokenize_corpus(corpus, window_ms=args.window_ms, notch=args.notch, progress=not args.json)
+        example = f" (e.g. {corpus.recording_ids[0]})" if len(corpus.recording_ids) else ""
+        raise OptionError(f"--plot {args.plot}", f"a recording id of {corpus.path}{example}",
+                          "found no recording of that id")
+    # progress bars go to stderr, so --json (stdout) leaves them on, as in every command; --no-progress hides them
+    ts = tokenize_corpus(corpus, window_ms=args.window_ms, notch=args.notch, progress=not args.no_progress)
     path = ts.save(args.out or TokenSet.default_path(args.corpus, args.window_ms))
     out = {"path": str(path), **ts.metrics()}
     if args.plot is not None:

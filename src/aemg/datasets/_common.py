@@ -42,6 +42,7 @@ __all__ = [
     "read_int16_interleaved",
     "read_numeric_text",
     "relpath",
+    "text_row",
     "subject_id",
     "warn_absent",
 ]
@@ -90,6 +91,8 @@ def read_numeric_text(path: Path, *, n_columns: int, delimiter: str | None = ","
     token that is not a number, holds NaN or infinity, or, with ``integer=True``, a non-integer
     value. CRLF line endings and a missing final newline are accepted. ``what`` describes the
     expected content for the message (default: "``n_columns`` <delimiter>-separated numeric columns").
+    Every message names the bad cell as ``row N, column M``: N the 1-based line of the file as a
+    text editor shows it (header and blank lines counted), M 1-based (:func:`text_row`).
     """
     path = Path(path)
     sep_name = {",": "comma", "\t": "tab", None: "whitespace", " ": "space", ";": "semicolon"}.get(delimiter, repr(delimiter))
@@ -101,26 +104,73 @@ def read_numeric_text(path: Path, *, n_columns: int, delimiter: str | None = ","
             warnings.simplefilter("ignore")  # numpy warns on empty input; reported below instead
             data = np.loadtxt(path, delimiter=delimiter, skiprows=skiprows, ndmin=2, dtype=np.float64,
                               comments=None, encoding="utf-8")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataFormatError(path, expected, f"malformed line: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, expected, f"found bytes that are not UTF-8 text ({exc.reason} at byte "
+                                              f"{exc.start})") from exc
+    except ValueError as exc:
+        raise DataFormatError(path, expected, first_bad_cell(path, delimiter, skiprows, n_columns)
+                              or f"found a malformed line ({exc})") from exc
     except OSError as exc:
         raise DataFormatError(path, expected, f"cannot read: {exc}") from exc
     if data.shape[0] == 0:
         raise DataFormatError(path, expected, "no data rows (empty or truncated file)")
     if data.shape[1] != n_columns:
-        raise DataFormatError(path, expected, f"found {data.shape[1]} columns")
+        raise DataFormatError(path, expected, f"found {data.shape[1]} columns in row "
+                                              f"{text_row(path, delimiter, skiprows, 0)}")
     bad = ~np.isfinite(data)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
         raise DataFormatError(path, f"{expected}, all finite",
-                              f"{int(bad.sum())} NaN/inf values, first in data row {row + 1}, column {col + 1}")
+                              f"found {int(bad.sum())} NaN/inf values, the first ({data[row, col]:g}) in row "
+                              f"{text_row(path, delimiter, skiprows, row)}, column {col + 1}")
     if integer:
         frac = data != np.round(data)
         if frac.any():
             row, col = (int(i) for i in np.argwhere(frac)[0])
             raise DataFormatError(path, f"{expected}, integer values",
-                                  f"non-integer value {data[row, col]!r} in data row {row + 1}, column {col + 1}")
+                                  f"found non-integer value {data[row, col]:g} in row "
+                                  f"{text_row(path, delimiter, skiprows, row)}, column {col + 1}")
     return data
+
+
+def _text_lines(path: Path, delimiter: str | None, skiprows: int) -> Iterable[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every data line as :func:`numpy.loadtxt` sees them: 1-based file
+    line numbers, the first ``skiprows`` lines and empty lines (whitespace-only ones when splitting on
+    whitespace) left out. For error messages only (the slow path)."""
+    with Path(path).open(encoding="utf-8", errors="replace", newline="") as f:
+        for n, line in enumerate(f, start=1):
+            if n <= skiprows:
+                continue
+            text = line.rstrip("\r\n")
+            if not (text.strip() if delimiter is None else text):
+                continue
+            yield n, text.split(delimiter)
+
+
+def text_row(path: Path, delimiter: str | None, skiprows: int, index: int) -> int:
+    """The 1-based file line (as a text editor numbers it) of data row ``index`` (0-based) of ``path``."""
+    for i, (n, _) in enumerate(_text_lines(path, delimiter, skiprows)):
+        if i == index:
+            return n
+    return skiprows + index + 1
+
+
+def first_bad_cell(path: Path, delimiter: str | None, skiprows: int, n_columns: int | None) -> str | None:
+    """``found ... in row N, column M`` for the first line with another number of fields (``n_columns``,
+    or the first data line's when None) or a cell that is not a number; None when every cell parses."""
+    for n, fields in _text_lines(path, delimiter, skiprows):
+        if n_columns is None:
+            n_columns = len(fields)
+        if len(fields) != n_columns:
+            return (f"found {len(fields)} columns in row {n} (the number of columns changed: a truncated or "
+                    "damaged line?)")
+        for c, tok in enumerate(fields, start=1):
+            try:
+                float(tok)
+            except ValueError:
+                cell = "an empty cell" if not tok.strip() else f"{tok.strip()[:40]!r}"
+                return f"found a malformed line: {cell} in row {n}, column {c}"
+    return None
 
 
 def read_int16_interleaved(path: Path, n_channels: int, *, byteorder: str = "<") -> np.ndarray:
@@ -150,19 +200,22 @@ def check_range(path: Path, data: np.ndarray, lo: float, hi: float, what: str) -
                               f"values range over [{data.min():g}, {data.max():g}]")
 
 
-def myo_counts_from_scaled(path: Path, values: np.ndarray, scale: float) -> np.ndarray:
+def myo_counts_from_scaled(path: Path, values: np.ndarray, scale: float, *,
+                           cell: Callable[[int, int], str] | None = None) -> np.ndarray:
     """Myo int8 counts from values stored as ``counts * scale`` (UCI stores counts x 1e-5).
 
     Raises :class:`DataFormatError` when a value is not (within rounding) an integer multiple of
-    ``scale`` or lies outside the Myo's [-128, 127].
+    ``scale`` or lies outside the Myo's [-128, 127]. ``cell(i, j)`` names array cell (i, j) in the
+    file's terms (``row N, column M``, see :func:`read_numeric_text`); default ``row i+1, column j+1``.
     """
     counts = values / scale
     rounded = np.round(counts)
     err = np.abs(counts - rounded)
     if err.size and err.max() > 1e-3:
         row, col = (int(i) for i in np.argwhere(err > 1e-3)[0])
+        where = cell(row, col) if cell else f"row {row + 1}, column {col + 1}"
         raise DataFormatError(path, f"Myo counts scaled by {scale:g} (integer multiples of {scale:g})",
-                              f"value {values[row, col]!r} in data row {row + 1}")
+                              f"found value {values[row, col]:g} in {where}")
     check_range(path, rounded, *MYO_RANGE, what=f"Myo counts (values / {scale:g})")
     return rounded
 
@@ -244,12 +297,16 @@ def subject_id(dataset: str, part: str, name: str) -> str:
 
 
 def check_finite(arr: np.ndarray, path: Path | str, what: str = "signal") -> None:
-    """Raise when ``arr`` holds NaN or inf, naming the first bad sample."""
+    """Raise when ``arr`` holds NaN or inf, naming the first bad value by 1-based position (for a
+    samples x channels array: ``row`` = sample, ``column`` = channel, as a spreadsheet shows it)."""
     bad = ~np.isfinite(arr)
     if bad.any():
-        idx = np.argwhere(bad)[0]
+        idx = [int(i) + 1 for i in np.argwhere(bad)[0]]
+        at = (f"row {idx[0]}, column {idx[1]}" if len(idx) == 2 else f"position {idx[0]}" if len(idx) == 1
+              else f"position ({', '.join(map(str, idx))}) counting from 1")
         raise DataFormatError(path, f"finite {what} values",
-                              f"{int(bad.sum())} NaN/inf values, first at index {tuple(int(i) for i in idx)}")
+                              f"found {int(bad.sum())} NaN/inf values, the first ({arr[tuple(i - 1 for i in idx)]:g}) "
+                              f"in {at}")
 
 
 def as_signal(samples_by_channels: np.ndarray, path: Path | str, n_channels: int | None,
@@ -315,20 +372,34 @@ class WarningCounter:
 def read_csv(path: Path, expected: str) -> np.ndarray:
     """A comma-separated numeric file with an optional header line, as a float64 ``(rows, columns)``.
 
-    The first line is a header when it does not parse as numbers. Any read or parse failure raises
-    :class:`DataFormatError` naming ``path`` and ``expected``.
+    The first line is a header when it does not parse as numbers. Any read or parse failure, and a
+    NaN or infinite value, raises :class:`DataFormatError` naming ``path``, ``expected`` and the bad
+    cell as ``row N, column M`` (1-based file lines, header counted, as :func:`read_numeric_text`).
     """
+    skip = 0
     try:
         with Path(path).open(encoding="utf-8") as f:
             first = f.readline()
         try:
             [float(x) for x in first.strip().split(",")]
-            skip = 0
         except ValueError:
             skip = 1
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, expected, f"found bytes that are not UTF-8 text ({exc.reason} at byte "
+                                              f"{exc.start})") from exc
+    except ValueError as exc:
+        raise DataFormatError(path, expected, first_bad_cell(path, ",", skip, None)
+                              or f"ValueError: {exc}") from exc
+    except OSError as exc:
         raise DataFormatError(path, expected, f"{type(exc).__name__}: {exc}") from exc
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DataFormatError(path, f"{expected}, all finite",
+                              f"found {int(bad.sum())} NaN/inf values, the first ({data[row, col]:g}) in row "
+                              f"{text_row(path, ',', skip, row)}, column {col + 1}")
+    return data
 
 
 # ------------------------------------------------------------------ stray and damaged files

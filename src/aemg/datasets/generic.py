@@ -132,16 +132,16 @@ def read_rows(manifest_dir: Path, *, allow_outside: bool = False) -> list[Manife
             if missing:
                 raise DataFormatError(path, f"columns {', '.join(REQUIRED_COLUMNS)}",
                                       f"missing {', '.join(missing)} (header: {', '.join(header)})")
-            raw = [(None in row or any(v is None for v in row.values()),
+            raw = [(reader.line_num, len(header) + len(row.get(None) or []) - sum(v is None for v in row.values()),
                     {k.strip(): v.strip() for k, v in row.items() if k is not None and isinstance(v, str)})
-                   for row in reader]
+                   for row in reader]  # line_num: the file line the row ends on (1-based, header and blanks counted)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataFormatError(path, "a readable CSV manifest", f"{type(exc).__name__}: {exc}") from exc
     rows = []
-    for i, (ragged, r) in enumerate(raw, start=2):
+    for i, n_cells, r in raw:
         where = f"{path} row {i} ({r.get('file') or 'no file'})"
-        if ragged:
-            raise DataFormatError(where, f"{len(header)} comma-separated cells", "found a different number")
+        if n_cells != len(header):
+            raise DataFormatError(where, f"{len(header)} comma-separated cells", f"found {n_cells}")
         for c in ("file", "subject", "fs", "layout"):
             if not r[c]:
                 raise DataFormatError(where, f"a value in column {c!r}", "found an empty cell")
@@ -387,7 +387,7 @@ def read_manifest(manifest_dir: Path | str, dataset: str | None = None, *, bad: 
         rid = f"{sid}/{row.session}/{trial}"
         if rid in seen_ids:
             raise DataFormatError(where, "a unique (subject, session, trial) per row",
-                                  f"same as row {seen_ids[rid]}")
+                                  f"found the same as row {seen_ids[rid]}")
         seen_ids[rid] = row.line
         read = bad.attempt(root / row.file, _row_signal, root, row, where)
         if read is None:

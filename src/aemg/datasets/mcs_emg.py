@@ -130,7 +130,8 @@ class McsEmgReader:
             raise DataFormatError(path, "MCS_EMG variables 'data' (samples x 4) and 'iD'", "missing 'iD'")
         ident = np.asarray(mat["iD"]).reshape(-1)
         if ident.size != 1 or not np.issubdtype(ident.dtype, np.number) or ident[0] != np.round(ident[0]):
-            raise DataFormatError(path, "'iD' holding one participant number", f"found {mat['iD']!r}")
+            raise DataFormatError(path, "'iD' holding one participant number", f"found {np.asarray(mat['iD']).reshape(-1)[:4].tolist()} "
+                                  f"(shape {np.asarray(mat['iD']).shape})")
         return int(ident[0])
 
     def _data(self, kind: str, path: Path) -> np.ndarray:

@@ -64,29 +64,40 @@ def read_table(path: Path, min_columns: int) -> np.ndarray:
         text = path.read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFormatError(path, "a readable tab-separated text file", f"{type(exc).__name__}: {exc}") from exc
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if lines:
+    numbered = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]  # file lines, 1-based
+    if numbered:
         try:
-            [float(x) for x in lines[0].strip().split("\t")]
+            [float(x) for x in numbered[0][1].strip().split("\t")]
         except ValueError:
-            lines = lines[1:]  # header
-    if not lines:
+            numbered = numbered[1:]  # header
+    if not numbered:
         raise DataFormatError(path, f"rows of >= {min_columns} tab-separated numbers", "found no data rows")
-    rows = [ln.strip().split("\t") for ln in lines]
+    line_no = [n for n, _ in numbered]
+    rows = [ln.strip().split("\t") for _, ln in numbered]
     width = min(len(r) for r in rows)
     if width < min_columns:
         i = next(i for i, r in enumerate(rows) if len(r) < min_columns)
         raise DataFormatError(path, f">= {min_columns} tab-separated columns in every row",
-                              f"data row {i + 1} has {len(rows[i])} (a truncated file?)")
+                              f"found {len(rows[i])} in row {line_no[i]} (a truncated file?)")
     try:
-        return np.array([r[:min_columns] for r in rows], dtype=np.float64)
+        data = np.array([r[:min_columns] for r in rows], dtype=np.float64)
     except ValueError as exc:
         for i, r in enumerate(rows):
-            try:
-                [float(x) for x in r[:min_columns]]
-            except ValueError:
-                raise DataFormatError(path, "numbers in the EMG columns", f"data row {i + 1}: {r[:min_columns]}") from exc
+            for c, tok in enumerate(r[:min_columns], start=1):
+                try:
+                    float(tok)
+                except ValueError:
+                    cell = "an empty cell" if not tok.strip() else repr(tok.strip()[:40])
+                    raise DataFormatError(path, "numbers in the EMG columns",
+                                          f"found a malformed line: {cell} in row {line_no[i]}, "
+                                          f"column {c}") from exc
         raise DataFormatError(path, "numbers in the EMG columns", str(exc)) from exc
+    bad = ~np.isfinite(data)
+    if bad.any():
+        i, c = (int(k) for k in np.argwhere(bad)[0])
+        raise DataFormatError(path, "finite numbers in the EMG columns", f"found {int(bad.sum())} NaN/inf values, the "
+                                    f"first ({data[i, c]:g}) in row {line_no[i]}, column {c + 1}")
+    return data
 
 
 class ToroOssabaReader:

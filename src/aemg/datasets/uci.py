@@ -48,6 +48,7 @@ from aemg.datasets._common import (
     read_numeric_text,
     relpath,
     subject_id,
+    text_row,
     warn_absent,
 )
 from aemg.datasets.base import DatasetInfo
@@ -102,6 +103,11 @@ INFO = DatasetInfo(
 def _subject_dirs(base: Path) -> list[Path]:
     return sorted(p for p in base.iterdir() if p.is_dir() and re.fullmatch(r"\d{2}", p.name))
 
+
+
+def _line(path: Path, index: int) -> int:
+    """The file line (1-based, header counted) of data row ``index`` of a UCI file (for messages)."""
+    return text_row(path, "\t", 1, index)
 
 class UciReader:
     """Reader of the UCI EMG data for gestures (layout and decisions in the module docstring)."""
@@ -188,8 +194,10 @@ class UciReader:
         if np.any(cls != np.round(cls)) or cls.min() < 0 or cls.max() > len(GESTURES):
             bad = np.flatnonzero((cls != np.round(cls)) | (cls < 0) | (cls > len(GESTURES)))[0]
             raise DataFormatError(path, f"class column in 0..{len(GESTURES)} (0 unmarked, {', '.join(GESTURES)})",
-                                  f"class {cls[bad]:g} in data row {bad + 1}")
-        counts = myo_counts_from_scaled(path, data[:, 1:-1], SCALE)
+                                  f"found class {cls[bad]:g} in row {_line(path, bad)}, "
+                                  f"column {len(HEADER)}")
+        counts = myo_counts_from_scaled(path, data[:, 1:-1], SCALE,
+                                        cell=lambda i, j: f"row {_line(path, i)}, column {j + 2}")
         labels = cls.astype(np.int32) - 1  # class 0 (unmarked) -> -1
         repetition = np.full(len(labels), UNLABELLED, np.int32)
         change = np.flatnonzero(np.diff(labels)) + 1

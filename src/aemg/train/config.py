@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aemg.atomic import atomic_write_text
+from aemg.errors import DataFormatError, OptionError
 from aemg.model.config import EncoderConfig, MTMConfig, TokenizerConfig, config_from_dict, model_size
 
 
@@ -82,37 +85,33 @@ class PretrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> PretrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a saved ``config.json``; a file that is not one is a :class:`DataFormatError` naming it."""
+        try:
+            d = json.loads(Path(path).read_text())
+            if not isinstance(d, dict):
+                raise ValueError(f"a JSON {type(d).__name__}")
+            return cls.from_dict(d)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise DataFormatError(path, "a pre-training config.json (as aemg pretrain writes in every run directory)",
+                                  f"found {exc}") from None
 
     def stage(self, n: int) -> StageConfig:
         """The optimisation settings of stage ``n`` (1 or 2)."""
         return {1: self.stage1, 2: self.stage2}[n]
 
     def override(self, items: list[str] | None) -> PretrainConfig:
-        """Return a copy with ``section.field=value`` items applied (values parsed as JSON, else str)."""
+        """Return a copy with ``section.field=value`` items applied, each value parsed as its field's type
+        (a number, a whole number, true/false, a list of numbers); a bad item is an :class:`OptionError`
+        naming it, e.g. ``--set stage1.lr=abc: expected a number; found 'abc'``."""
         d = self.to_dict()
         for item in items or []:
-            key, sep, raw = item.partition("=")
-            if not sep:
-                raise ValueError(f"override {item!r}: expected KEY=VALUE, e.g. stage1.lr=3e-4")
-            node = d
-            parts = key.strip().split(".")
-            for p in parts[:-1]:
-                if not isinstance(node.get(p), dict):
-                    raise ValueError(f"override {item!r}: no config section {p!r}")
-                node = node[p]
-            if parts[-1] not in node:
-                raise ValueError(f"override {item!r}: no config field {parts[-1]!r} (fields: {', '.join(node)})")
-            try:
-                node[parts[-1]] = json.loads(raw)
-            except json.JSONDecodeError:
-                node[parts[-1]] = raw
+            _apply_override(d, item)
         return PretrainConfig.from_dict(d)
 
     def cap_steps(self, steps: int) -> PretrainConfig:
         """Every stage at most ``steps`` optimizer steps, its warm-up scaled with it (:meth:`StageConfig.capped`)."""
         if steps < 1:
-            raise ValueError(f"--max-steps must be >= 1, got {steps}")
+            raise OptionError(f"--max-steps {steps}", "a number of optimizer steps >= 1", f"found {steps}")
         return dataclasses.replace(self, stage1=self.stage1.capped(steps), stage2=self.stage2.capped(steps))
 
     def with_content_dim(self, F: int) -> PretrainConfig:
@@ -131,6 +130,83 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
         elif a.get(k) != b.get(k):
             out.append(f"{prefix}{k}: run {a.get(k)!r}, given {b.get(k)!r}")
     return out
+
+
+
+# ---------------------------------------------------------------------- --set KEY=VALUE
+def _apply_override(d: dict[str, Any], item: str) -> None:
+    """Set one ``section.field=value`` in the config dict ``d``, checked against the dataclass fields and types."""
+    option = f"--set {item}"
+    key, sep, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise OptionError(option, "KEY=VALUE, e.g. stage1.lr=3e-4",
+                          "found no '='" if not sep else f"found the key {key.strip()!r}")
+    node: dict[str, Any] = d
+    cls: type = PretrainConfig
+    for i, name in enumerate(parts):
+        fields = [f.name for f in dataclasses.fields(cls)]
+        where = ".".join(parts[:i])
+        if name not in fields:
+            raise OptionError(option, f"a field of {where or 'the config'} ({', '.join(fields)})",
+                              f"found no config field {name!r}")
+        ftype = typing.get_type_hints(cls)[name]
+        last = i == len(parts) - 1
+        if dataclasses.is_dataclass(ftype):
+            if last:
+                first = dataclasses.fields(ftype)[0].name
+                raise OptionError(option, f"one field of the section {key.strip()}, e.g. {key.strip()}.{first}=...",
+                                  "found the whole section")
+            node, cls = node[name], ftype
+        elif not last:
+            raise OptionError(option, f"a field of {where or 'the config'} ({', '.join(fields)})",
+                              f"found {'.'.join(parts[:i + 1])} is a value, not a section")
+        else:
+            node[name] = _parse_value(option, raw.strip(), ftype)
+
+
+def _parse_value(option: str, raw: str, ftype: Any) -> Any:
+    """``raw`` as a value of type ``ftype`` (bool, int, float, str, tuple of those), or an :class:`OptionError`."""
+    found = f"found {raw!r}"
+    if ftype is bool:
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise OptionError(option, "true or false", found)
+    if ftype is int:
+        try:
+            return int(raw)
+        except ValueError:
+            pass
+        try:
+            x = float(raw)
+        except ValueError:
+            x = math.nan
+        if math.isfinite(x) and x.is_integer():
+            return int(x)
+        raise OptionError(option, "a whole number", found)
+    if ftype is float:
+        try:
+            x = float(raw)
+        except ValueError:
+            raise OptionError(option, "a number", found) from None
+        if not math.isfinite(x):
+            raise OptionError(option, "a finite number", found)
+        return x
+    if typing.get_origin(ftype) is tuple:
+        args = typing.get_args(ftype)
+        items = [v.strip() for v in raw.strip("[]()").split(",")] if raw.strip("[]() ") else []
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(items)
+        if len(items) != len(args):
+            kind = "numbers" if all(a in (int, float) for a in args) else "values"
+            raise OptionError(option, f"{len(args)} {kind} separated by commas, e.g. 0.9,0.98", found)
+        return [_parse_value(option, v, a) for v, a in zip(items, args)]
+    if ftype is str:
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
 
 
 # ---------------------------------------------------------------------- named recipes
@@ -167,4 +243,5 @@ def get_config(name: str) -> PretrainConfig:
         return CONFIGS[name]()
     if Path(name).is_file():
         return PretrainConfig.load(name)
-    raise ValueError(f"unknown config {name!r}: use one of {', '.join(CONFIGS)} or a path to a config.json")
+    raise OptionError(f"--config {name}", f"one of {', '.join(CONFIGS)} or a path to a config.json",
+                      f"found an unknown config {name!r} (no such name or file)")

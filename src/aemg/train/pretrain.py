@@ -43,6 +43,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from aemg.atomic import atomic_write_text
+from aemg.errors import TrainingDiverged
 from aemg.model import MaskedTokenModel, VQTokenizer, n_params, rotate_flip
 from aemg.train.checkpoint import (
     CKPT,
@@ -203,9 +204,11 @@ class PretrainRecipe:
                        2: Stage(2, self.mtm, cfg.stage2, self._mtm_inputs)}
         self.state = {"stage": 1, "step": 0, "epoch": 0, "pos": 0}
         self.ckpt: dict[str, Any] | None = None
+        self.last_ckpt: tuple[int, int] | None = None  # (stage, step) of the last checkpoint written or resumed
         if self.resume:
             self.ckpt = read_checkpoint(self.out)
             self.state = dict(self.ckpt["state"])
+            self.last_ckpt = (self.state["stage"], self.state["step"])
             if self.ckpt["world_size"] != self.world:
                 raise ValueError(f"{self.out}: the run used {self.ckpt['world_size']} processes, this resume has "
                                  f"{self.world}; resume with the same --devices and --num-nodes")
@@ -248,6 +251,7 @@ class PretrainRecipe:
     def _save(self, optimizer: torch.optim.Optimizer, stage: int) -> None:
         """``ckpt.pt`` and every process's RNG file (:func:`aemg.train.checkpoint.write_checkpoint`)."""
         state = dict(self.state)
+        self._check_finite_weights(stage)
         write_checkpoint(self.fabric, self.out, self.rank, state, {
             "config": self.cfg.to_dict(),
             "tokenizer": unwrap(self.tokenizer).state_dict(),
@@ -256,6 +260,29 @@ class PretrainRecipe:
             "scheduler": {"kind": "warmup_cosine", "step": state["step"], "lr": get_lr(state["step"], self.cfg.stage(stage))},
             "world_size": self.world,
         })
+        self.last_ckpt = (stage, state["step"])
+
+    # ------------------------------------------------------------------ divergence
+    def _diverged(self, stage: int, step: int, found: str) -> TrainingDiverged:
+        """The one-line error for a non-finite loss, gradient or weight at ``step`` (1-based) of ``stage``."""
+        scfg = self.cfg.stage(stage)
+        return TrainingDiverged(self.out, stage, step, found, get_lr(step - 1, scfg), scfg.lr, self.last_ckpt)
+
+    def _check_finite(self, stage: int, step: int, value: torch.Tensor, what: str) -> None:
+        """Raise :class:`TrainingDiverged` when ``value`` is not finite on any process (all agree, so none hangs)."""
+        bad = (~torch.isfinite(value.detach())).any().float().reshape(1)
+        if self.world > 1:
+            bad = self.fabric.all_reduce(bad, reduce_op="sum")
+        if bool(bad.item()):
+            shown = f"{float(value.detach().reshape(-1)[0]):g}" if value.numel() == 1 else "a non-finite value"
+            raise self._diverged(stage, step, f"{what} {shown}")
+
+    def _check_finite_weights(self, stage: int) -> None:
+        """Never checkpoint broken weights: every floating tensor of the stage's model must be finite."""
+        model = unwrap(self.stages[stage].model)
+        bad = [k for k, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if bad:
+            raise self._diverged(stage, self.state["step"], f"non-finite weights ({', '.join(bad[:3])})")
 
     # ------------------------------------------------------------------ train
     def train(self) -> None:
@@ -331,11 +358,17 @@ class PretrainRecipe:
             batch = rotate_flip(batch, generator(cfg.seed, stage, step, self.rank, "rotate"))
         x, targets, *rest = st.inputs(batch, generator(cfg.seed, stage, step, self.rank, "mask"))
         out, loss = fmodel(x, targets, *rest)
+        self._check_finite(stage, step + 1, loss, "loss")
         row: dict[str, Any] = {"stage": stage, "step": step + 1, **st.model.step_metrics(out, targets)}
         foptimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
         if st.cfg.grad_clip > 0:
-            fabric.clip_gradients(fmodel, foptimizer, max_norm=st.cfg.grad_clip)
+            try:
+                fabric.clip_gradients(fmodel, foptimizer, max_norm=st.cfg.grad_clip)
+            except RuntimeError as exc:  # torch refuses to clip a non-finite norm (the same on every process)
+                if "non-finite" not in str(exc):
+                    raise
+                raise self._diverged(stage, step + 1, "a non-finite gradient norm") from None
         foptimizer.step()
         return loss, row
 
