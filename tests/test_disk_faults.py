@@ -138,7 +138,7 @@ def command_argv(command: str, world: dict[str, Path], out: Path) -> tuple[list[
     if command == "info":
         return ["info", str(out / "corpus")], False
     if command == "tokenize":
-        return ["tokenize", str(out / "corpus"), "--json"], True
+        return ["tokenize", str(out / "corpus"), "--json", "--no-progress"], True
     if command == "pretrain":
         return ["pretrain", "--corpus", str(corpus), "--out", str(out / "newrun"), "--config", "tiny", "--max-steps",
                 "1", "--no-progress"], True
@@ -264,7 +264,7 @@ def test_full_disk_in_prepare_tokenize_and_pretrain(world, raw3dc, tmp_path, cap
     low_disk(monkeypatch, tmp_path, 1000)
     cases = [
         (["prepare", "3dc", "--root", str(raw3dc), "--out", str(tmp_path / "p"), "--no-progress"], tmp_path / "p"),
-        (["tokenize", str(corpus), "--json"], corpus / "tokens"),
+        (["tokenize", str(corpus), "--json", "--no-progress"], corpus / "tokens"),
     ]
     if "pretrain" in COMMANDS:
         pytest.importorskip("torch")
