@@ -282,3 +282,14 @@ def test_numeric_npy_dtypes_still_load(tmp_path):
         np.save(root / "bad.npy", np.ones((50, 2), dtype))
         recs = list(read_manifest(root))
         assert recs[1].signal.dtype == np.float32 and np.all(recs[1].signal == 1)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("fs", ["1e10", "0.001", "0", "nan"])
+def test_simulate_refuses_an_implausible_rate_before_any_work(tmp_path: Path, fs: str, capsys):
+    from aemg.cli import main
+
+    assert main(["simulate", "--out", str(tmp_path / "sim"), "--fs", fs, "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aemg simulate: error: --fs: expected") and "found" in err[0]
+    assert not (tmp_path / "sim").exists()

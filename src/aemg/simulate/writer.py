@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from aemg.atomic import atomic_write_text
+from aemg.plausible import check_source_fs
 from aemg.signal.resample import resample_array
 from aemg.simulate._names import DEFAULT_GESTURES
 from aemg.simulate.physiology import (
@@ -125,8 +126,7 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
     out = Path(out)
     if n_subjects < 1 or reps < 1:
         raise ValueError(f"need at least 1 subject and 1 repetition, got {n_subjects} and {reps}")
-    if not fs > 0:
-        raise ValueError(f"fs must be > 0, got {fs}")
+    fs = check_source_fs(fs, "--fs", "the rate of the simulated files")  # refused before any work
     unknown = [g for g in gestures if g not in GESTURE_PATTERNS]
     if unknown or not gestures:
         raise ValueError(f"unknown gestures {unknown}; choose from {', '.join(GESTURE_PATTERNS)}")
