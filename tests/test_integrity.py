@@ -267,6 +267,15 @@ def test_damage_inside_a_group_is_named_when_the_recording_is_read(corpus_dir: P
     assert str(h5) in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_tokenize_on_a_damaged_group_exits_1_with_one_line(corpus_dir: Path, capsys):
+    h5 = _h5_files(corpus_dir)[-1]
+    _replace_signal(h5, "r00002", None)
+    assert main(["tokenize", str(corpus_dir), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured.err
+    assert captured.err.startswith(f"aemg tokenize: error: {h5}: expected an aemg recording group /r00002")
+
+
 def test_a_corpus_written_before_the_index_hash_still_opens_and_is_checked(corpus_dir: Path):
     _edit_prov(corpus_dir, lambda d: d.pop(INDEX_HASH))
     c = Corpus(corpus_dir)
@@ -355,6 +364,15 @@ def test_info_and_tokenize_on_a_damaged_corpus_exit_1_with_one_line(corpus_dir: 
     assert "Traceback" not in err and "allow_pickle" not in err
 
 
+def test_import_over_a_provenance_holding_a_list_is_one_line(corpus_dir: Path, capsys):
+    raw = json.loads(_prov(corpus_dir).read_text())["root"]
+    _prov(corpus_dir).write_text("[]")
+    assert main(["import", raw, "--out", str(corpus_dir), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"aemg import: error: {corpus_dir}"), err
+    assert _h5_files(corpus_dir) and _prov(corpus_dir).read_text() == "[]"  # nothing touched
+
+
 def test_info_on_a_damaged_corpus_in_a_real_process(corpus_dir: Path):
     _drop_line(corpus_dir / "index" / "recordings.csv")
     done = subprocess.run([sys.executable, "-m", "aemg", "info", str(corpus_dir)], capture_output=True, text=True,
@@ -421,7 +439,7 @@ def test_pretraining_sources_report_a_damaged_token_set(corpus_dir: Path):
     from aemg.train.sources import load_token_set
 
     _npz(corpus_dir).write_bytes(b"not a zip at all")
-    with pytest.raises(DataFormatError, match="events.npz: expected an aemg token set"):
+    with pytest.raises(DataFormatError, match="events.npz: expected an aemg token set.*aemg tokenize writes it"):
         load_token_set(Corpus(corpus_dir), progress=False)
 
 

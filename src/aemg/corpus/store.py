@@ -193,9 +193,6 @@ def _parse_attrs(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(attrs["recordings"], list) or not all(isinstance(r, str) for r in attrs["recordings"]):
         raise DataFormatError(path, "root attribute 'recordings' to be a JSON list of recording ids",
                               f"found {str(raw['recordings'])[:60]!r}")
-    for key in ("subject", "session", "fingerprint"):
-        if key in attrs and isinstance(attrs[key], bytes):
-            attrs[key] = attrs[key].decode("utf-8", "replace")
     return attrs
 
 

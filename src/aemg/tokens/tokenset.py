@@ -421,9 +421,12 @@ class TokenSet:
         path = Path(path)
         if path.is_dir():
             path = cls.default_path(path)
-        columns, meta = _read_stored(path)
-        ts = cls.from_columns(columns, meta)
-        _check_stored(ts, path)
+        try:
+            columns, meta = _read_stored(path)
+            ts = cls.from_columns(columns, meta)
+            _check_stored(ts, path)
+        except DataFormatError as exc:
+            raise DataFormatError(exc.path, exc.expected, f"{exc.found}; aemg tokenize writes it anew") from None
         return ts
 
 
