@@ -200,6 +200,12 @@ _PARSE: dict[str, Any] = {"int": _int, "float": _float, "bool": _bool, "json": j
 def _parse_column(path: Path, column: str, kind: str, cells: list[str], lines: list[int]) -> list[Any]:
     """The cells of one column converted to ``kind``, or a DataFormatError naming the line."""
     parse, want = _PARSE[kind], _JSON_TYPES.get(column)
+    try:  # the fast path; the loop below finds the line of a bad cell
+        values = [parse(cell) for cell in cells]
+        if want is None or all(isinstance(v, want) for v in values):
+            return values
+    except (ValueError, RecursionError):
+        pass
     out = []
     for cell, line in zip(cells, lines):
         try:

@@ -208,35 +208,57 @@ def session_attrs(path: Path) -> dict[str, Any]:
     return _parse_attrs(path, raw)
 
 
-_CHECKED_ATTRS = ("format", "fingerprint", "recordings")
+def _attr(fid: Any, name: str) -> Any:
+    """A root attribute of an open low-level file id (None when absent); str for strings."""
+    import h5py
+
+    key = name.encode()
+    if not h5py.h5a.exists(fid, key):
+        return None
+    aid = h5py.h5a.open(fid, key)
+    arr = np.empty(aid.shape, dtype=aid.dtype)
+    aid.read(arr)
+    value = arr[()]
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def session_contents(path: Path, shapes: bool = True) -> tuple[dict[str, Any], list[tuple[int, ...] | None]]:
     """What the integrity check compares with the index, reading no signal: the root attributes
-    format, fingerprint and recordings (the ids, decoded), and with ``shapes`` the
-    shape of each recording's ``signal`` dataset (None when absent), in the order of ``recordings``."""
+    fingerprint and recordings (the ids, decoded), and with ``shapes`` the shape of each recording's
+    ``signal`` dataset (None when absent), in the order of ``recordings``.
+
+    It uses h5py's low-level calls, about twice as fast as ``h5py.File`` and ``f.attrs`` (the check
+    opens every session file each time a corpus opens).
+    """
+    import os
+
     import h5py
 
     expected = "an aemg session HDF5 file"
     try:
-        with h5py.File(path, "r") as f:
-            raw = {k: f.attrs.get(k) for k in _CHECKED_ATTRS}  # each read costs ~0.1 ms: only these
-            if raw.get("format") != FORMAT:
-                raise DataFormatError(path, expected, f"found format attribute {raw.get('format')!r}")
-            ids = json.loads(raw["recordings"] if raw["recordings"] is not None else "null")
+        fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY)
+        try:
+            raw = {k: _attr(fid, k) for k in ("fingerprint", "recordings")}
+            if raw["fingerprint"] is None or raw["recordings"] is None:  # ours always has both
+                fmt = _attr(fid, "format")
+                raise DataFormatError(path, expected, f"found format attribute {fmt!r}" if fmt != FORMAT else
+                                      "found no 'fingerprint' or 'recordings' attribute")
+            ids = json.loads(raw["recordings"])
             if not isinstance(ids, list) or not all(isinstance(r, str) for r in ids):
                 raise DataFormatError(path, "root attribute 'recordings' to be a JSON list of recording ids",
-                                      f"found {str(raw.get('recordings'))[:60]!r}")
+                                      f"found {str(raw['recordings'])[:60]!r}")
             raw["recordings"] = ids
             found: list[tuple[int, ...] | None] = []
             for i in range(len(ids) if shapes else 0):
-                try:  # the low-level call: several times faster than f[name].shape, which counts per recording
-                    ds = h5py.h5d.open(f.id, f"{group_name(i)}/signal".encode())
+                try:
+                    ds = h5py.h5d.open(fid, f"{group_name(i)}/signal".encode())
                 except KeyError:  # no such group or dataset
                     found.append(None)
                     continue
                 found.append(tuple(ds.shape))
                 ds.close()
+        finally:
+            fid.close()
     except DataFormatError:
         raise
     except _READ_ERRORS as exc:
