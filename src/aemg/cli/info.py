@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="summarise a prepared corpus",
                        description="Summarise a corpus written by `aemg prepare` or `aemg import`: subjects, "
                                    "sessions, trials per gesture, hours, channels, layouts, sampling rate, "
-                                   "dropped duplicates and flagged channels. Reads only the index and provenance.",
+                                   "dropped duplicates and flagged channels. Reads the index, the provenance "
+                                   "and the session files' attributes (no signal).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("corpus", metavar="CORPUS_DIR", help="corpus folder")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

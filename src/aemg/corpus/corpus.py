@@ -1,13 +1,13 @@
 """Read access to a prepared corpus: :class:`Corpus`.
 
-Construction reads only ``provenance.json`` and the index tables; every :meth:`Corpus.load` opens
+Construction reads ``provenance.json``, the index tables and each session file's attributes (the
+integrity check, :mod:`aemg.corpus.integrity`); every :meth:`Corpus.load` opens
 the session's HDF5 file, reads one group and closes it again. No file handle is held between calls,
 so a Corpus can be handed to DataLoader workers (it pickles as its path and tables).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,9 @@ import numpy as np
 
 from aemg.corpus import index as ix
 from aemg.corpus import store
+from aemg.corpus.integrity import check_corpus
 from aemg.corpus.paths import MARKER, PROVENANCE
-from aemg.corpus.provenance import FORMAT
+from aemg.corpus.provenance import read_provenance
 from aemg.errors import DataFormatError
 from aemg.naming import natural_key
 from aemg.recording import Recording
@@ -29,9 +30,13 @@ class Corpus:
     Attributes: ``path``, ``provenance`` (dict), ``fs`` (corpus rate, Hz), ``dataset``,
     ``recordings`` / ``trials`` / ``sessions`` (pandas DataFrames, schema in
     :mod:`aemg.corpus.index`), ``subjects`` (ids in corpus order).
+
+    Opening checks the index against the provenance, itself and the session files
+    (:mod:`aemg.corpus.integrity`; no signal is read): a damaged corpus is a DataFormatError naming
+    the file. ``check=False`` skips the cross-checks (the files are still parsed).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, check: bool = True):
         self.path = Path(path)
         prov_path = self.path / PROVENANCE
         if (self.path / MARKER).exists():
@@ -42,18 +47,20 @@ class Corpus:
             if not self.path.exists():
                 raise FileNotFoundError(f"{self.path}: corpus folder not found")
             raise DataFormatError(self.path, f"an aemg corpus folder ({PROVENANCE} + index/)",
-                                  f"no {PROVENANCE}")
-        try:
-            self.provenance: dict[str, Any] = json.loads(prov_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise DataFormatError(prov_path, "aemg corpus provenance JSON", str(exc)) from exc
-        if self.provenance.get("format") != FORMAT:
-            raise DataFormatError(prov_path, f"format {FORMAT!r}", f"found {self.provenance.get('format')!r}")
+                                  f"found no {PROVENANCE}")
+        self.provenance: dict[str, Any] = read_provenance(prov_path)
+        if not (self.path / ix.INDEX_DIR).is_dir():
+            raise DataFormatError(self.path / ix.INDEX_DIR, "the index tables of the corpus (recordings.csv, "
+                                  "sessions.csv, trials.csv)", "found no index folder")
         self.recordings = ix.read_table(self.path, "recordings")
         self.trials = ix.read_table(self.path, "trials")
         self.sessions = ix.read_table(self.path, "sessions")
+        if check:
+            check_corpus(self.path, self.provenance, self.recordings, self.trials, self.sessions)
         self._where = {rid: (h5, grp) for rid, h5, grp in
                        zip(self.recordings["recording_id"], self.recordings["h5_file"], self.recordings["h5_group"])}
+        self._shape = {rid: (int(c), int(t)) for rid, c, t in
+                       zip(self.recordings["recording_id"], self.recordings["n_channels"], self.recordings["n_samples"])}
         self._scale = {(s, ss): np.asarray(sc, dtype=np.float64) for s, ss, sc in
                        zip(self.sessions["subject"], self.sessions["session"], self.sessions["scale"])}
 
@@ -115,6 +122,11 @@ class Corpus:
         if rec.recording_id != recording_id:
             raise DataFormatError(self.path / h5, f"recording {recording_id!r} in group {group}",
                                   f"found {rec.recording_id!r} (index and files disagree)")
+        want = self._shape[recording_id]
+        if rec.signal.shape != want:
+            raise DataFormatError(self.path / h5, f"a signal of {want[0]} channels x {want[1]} samples in group "
+                                  f"{group} (as in {ix.INDEX_DIR}/recordings.csv)",
+                                  f"found shape {rec.signal.shape} (index and files disagree)")
         if scaled:
             from aemg.signal.scale import divide_by_scale  # scipy only when needed
 

@@ -8,6 +8,7 @@ dependencies; the tables are small (one row per recording or trial, never per sa
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Sequence
@@ -150,39 +151,122 @@ def to_csv(rows: list[dict[str, Any]], columns: dict[str, tuple[str, str]]) -> s
     return buf.getvalue()
 
 
+def table_path(folder: Path, name: str) -> Path:
+    """``folder/index/<name>.csv``: where the table ``name`` (recordings, trials, sessions) lives."""
+    return Path(folder) / INDEX_DIR / f"{name}.csv"
+
+
 def write_table(folder: Path, name: str, rows: list[dict[str, Any]]) -> None:
-    atomic_write_text(Path(folder) / INDEX_DIR / f"{name}.csv", to_csv(rows, TABLES[name]))
+    atomic_write_text(table_path(folder, name), to_csv(rows, TABLES[name]))
+
+
+def tables_sha256(folder: Path) -> dict[str, str]:
+    """sha256 of each index table's bytes (``{"recordings": hex, ...}``), recorded in the provenance
+    at build time and compared when the corpus opens (a changed or truncated table is refused)."""
+    return {name: hashlib.sha256(table_path(folder, name).read_bytes()).hexdigest() for name in TABLES}
+
+
+_KIND_WORDS = {"int": "integers", "float": "numbers (empty for none)", "bool": "true or false",
+               "json": "JSON", "str": "text"}
+_JSON_TYPES: dict[str, type] = {"channel_flags": list, "recording_attrs": dict, "scale": list,
+                                "flagged_channels": dict}
+"""The JSON value each JSON column holds."""
+
+
+_BAD = object()
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError(text)
+    return value
+
+
+def _bool(text: str) -> bool:
+    low = text.lower()
+    if low not in ("true", "false"):
+        raise ValueError(text)
+    return low == "true"
+
+
+def _float(text: str) -> float:
+    return float(text) if text else np.nan
+
+
+_PARSE: dict[str, Any] = {"int": _int, "float": _float, "bool": _bool, "json": json.loads, "str": str}
+
+
+def _parse_column(path: Path, column: str, kind: str, cells: list[str], lines: list[int]) -> list[Any]:
+    """The cells of one column converted to ``kind``, or a DataFormatError naming the line."""
+    parse, want = _PARSE[kind], _JSON_TYPES.get(column)
+    try:  # the fast path; the loop below finds the line of a bad cell
+        values = [parse(cell) for cell in cells]
+        if want is None or all(isinstance(v, want) for v in values):
+            return values
+    except (ValueError, RecursionError):
+        pass
+    out = []
+    for cell, line in zip(cells, lines):
+        try:
+            value = parse(cell)
+        except (ValueError, RecursionError):
+            value = _BAD
+        if value is _BAD or (want is not None and not isinstance(value, want)):
+            what = f"a JSON {'list' if want is list else 'object'}" if want is not None else _KIND_WORDS[kind]
+            raise DataFormatError(path, f"column {column!r} to hold {what}", f"found {cell[:60]!r} in line {line}")
+        out.append(value)
+    return out
 
 
 def read_table(folder: Path, name: str) -> pd.DataFrame:
-    """An index table as a pandas DataFrame with the schema's column types."""
+    """An index table as a pandas DataFrame with the schema's column types.
+
+    A missing file, a row with too few or too many fields, or a cell that is not of its column's
+    kind is a DataFormatError naming the file and the line (1-based, the header is line 1).
+    """
+    import csv
+
     import pandas as pd
 
-    path = Path(folder) / INDEX_DIR / f"{name}.csv"
+    path = table_path(folder, name)
     columns = TABLES[name]
+    expected = f"an aemg index table ({', '.join(columns)})"
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise DataFormatError(path, expected, "found an empty file")
+            rows, lines = [], []
+            for row in reader:
+                if len(row) != len(header):
+                    raise DataFormatError(path, f"{len(header)} comma-separated fields, as in the header",
+                                          f"found {len(row)} in line {reader.line_num}")
+                rows.append(row)
+                lines.append(reader.line_num)
     except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise DataFormatError(path, f"an aemg index table ({', '.join(columns)})", str(exc)) from exc
+        raise DataFormatError(path, expected, "found no such file") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(path, expected, "found bytes that are not UTF-8 text") from None
+    except (OSError, csv.Error) as exc:
+        raise DataFormatError(path, expected, f"found an unreadable file ({exc})") from exc
+    cells = {c: [r[i] for r in rows] for i, c in enumerate(header)}
     for c, default in ADDED_COLUMNS.items():
-        if c in columns and c not in df.columns:
-            df[c] = default
-    missing = [c for c in columns if c not in df.columns]
+        if c in columns and c not in cells:
+            cells[c] = [default] * len(rows)
+    missing = [c for c in columns if c not in cells]
     if missing:
-        raise DataFormatError(path, f"columns {', '.join(columns)}", f"missing {', '.join(missing)}")
-    out = {}
+        raise DataFormatError(path, f"columns {', '.join(columns)}", f"found no column(s) {', '.join(missing)}")
+    out: dict[str, Any] = {}
     for c, (kind, _) in columns.items():
-        col = df[c]
+        values = _parse_column(path, c, kind, cells[c], lines)
         if kind == "int":
-            out[c] = np.array([int(v) for v in col], dtype=np.int64)
+            out[c] = np.array(values, dtype=np.int64)
         elif kind == "float":
-            out[c] = np.array([float(v) if v else np.nan for v in col], dtype=np.float64)
+            out[c] = np.array(values, dtype=np.float64)
         elif kind == "bool":
-            out[c] = col.str.lower().eq("true")
-        elif kind == "json":
-            out[c] = [json.loads(v) for v in col]
+            out[c] = np.array(values, dtype=bool)
         else:
-            out[c] = col.astype(object)
+            out[c] = pd.Series(values, dtype=object)
     return pd.DataFrame(out, columns=list(columns))

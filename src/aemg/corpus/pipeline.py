@@ -160,11 +160,12 @@ def _log_mains(dataset: str, detected: dict[SessionKey, float | None], mains: di
 # ---------------------------------------------------------------------------------------- helpers
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when it is missing or unreadable."""
+    """The JSON object in ``path``, or None when it is missing, unreadable or not an object."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
         return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _check_target(out: Path, dataset: str, reader: str, params: dict[str, Any], overwrite: bool) -> str:
@@ -515,6 +516,7 @@ def _write_index_and_provenance(spec: BuildSpec, plan: Plan, rows: dict[SessionK
         "dropped_duplicates": [d for d in duplicates if d["dropped"]], "sources": sources,
         "skipped": spec.bad.skipped,
     }
+    prov[pv.INDEX_HASH] = ix.tables_sha256(out)  # checked when the corpus opens (aemg.corpus.integrity)
     atomic_write_text(out / PROVENANCE, store.dumps(prov, indent=2))
     (out / MARKER).unlink(missing_ok=True)
     fsync_dir(out)

@@ -15,6 +15,10 @@
                                    "duplicate_of": {"recording_id", "subject", "session", "source_file"}}]
     dropped_duplicates           the entries of ``duplicates`` that were dropped
     n_subjects, n_sessions, n_recordings, n_trials
+    index_sha256                 {"recordings", "sessions", "trials": sha256 of index/<name>.csv}
+                                 (recorded since the integrity check; older corpora lack it)
+
+:func:`read_provenance` reads it back and checks its shape (one DataFormatError naming the file).
 """
 
 from __future__ import annotations
@@ -27,9 +31,22 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from aemg.errors import DataFormatError
+
 FORMAT = "aemg-corpus"
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20
+INDEX_HASH = "index_sha256"
+"""Provenance key of the index tables' sha256 (``{"recordings": hex, ...}``), checked when a corpus opens."""
+
+_INT, _STR, _DICT, _LIST = "an integer", "a string", "a JSON object", "a list"
+REQUIRED: dict[str, str] = {"format": _STR, "format_version": _INT, "dataset": _STR, "reader": _STR,
+                            "params": _DICT, "hash": _STR, "n_subjects": _INT, "n_sessions": _INT,
+                            "n_recordings": _INT, "n_trials": _INT}
+"""Keys every corpus's provenance holds (since format version 1), with the kind of value."""
+OPTIONAL: dict[str, str] = {"sources": _LIST, "duplicates": _LIST, "dropped_duplicates": _LIST,
+                            INDEX_HASH: _DICT, "aemg_version": _STR}
+"""Keys read when present, with the kind of value."""
 
 
 def sha256_file(path: Path) -> str:
@@ -80,3 +97,70 @@ def versions() -> dict[str, str]:
 
     return {"aemg_version": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
             "scipy": scipy.__version__, "h5py": h5py.__version__}
+
+
+def _kind(value: Any) -> str:
+    """How a JSON value reads in an error message: ``a list``, ``the string '88'``."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value:g}" if isinstance(value, float) else f"the number {value}"
+    return {dict: "a JSON object", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {_STR: str, _DICT: dict, _LIST: list}[kind])
+
+
+def check_provenance(doc: Any, path: Path) -> dict[str, Any]:
+    """``doc`` (parsed ``provenance.json``) if it has the keys and value kinds of an aemg corpus's
+    provenance, else a DataFormatError naming ``path``, the key and what was expected."""
+    expected = f"a JSON object with {', '.join(REQUIRED)} (an aemg corpus provenance)"
+    if not isinstance(doc, dict):
+        raise DataFormatError(path, expected, f"found {_kind(doc)}")
+    if doc.get("format") != FORMAT:
+        raise DataFormatError(path, f"format {FORMAT!r} (an aemg corpus provenance)",
+                              f"found {doc.get('format')!r}" if "format" in doc else "found no key 'format'")
+    missing = [k for k in REQUIRED if k not in doc]
+    if missing:
+        raise DataFormatError(path, expected, f"found no key(s) {', '.join(missing)}")
+    for key, kind in [*REQUIRED.items(), *OPTIONAL.items()]:
+        if key in doc and not _is(doc[key], kind):
+            raise DataFormatError(path, f"{key!r} to be {kind}", f"found {_kind(doc[key])}")
+    fs = doc["params"].get("fs")
+    if isinstance(fs, bool) or not isinstance(fs, (int, float)) or not 0 < fs < float("inf"):
+        raise DataFormatError(path, "'params' to hold 'fs', the corpus rate in Hz (a positive number)",
+                              f"found {_kind(fs)}" if "fs" in doc["params"] else "found no 'fs'")
+    for key in ("duplicates", "dropped_duplicates"):
+        for i, d in enumerate(doc.get(key, [])):
+            if not isinstance(d, dict) or not isinstance(d.get("recording_id"), str):
+                raise DataFormatError(path, f"each entry of {key!r} to be an object with a 'recording_id'",
+                                      f"found {_kind(d)} as entry {i + 1}")
+    for name, sha in doc.get(INDEX_HASH, {}).items():
+        if not isinstance(sha, str):
+            raise DataFormatError(path, f"{INDEX_HASH!r} to map table names to sha256 strings",
+                                  f"found {_kind(sha)} for {name!r}")
+    return doc
+
+
+def read_provenance(path: Path) -> dict[str, Any]:
+    """The checked provenance in ``path`` (:func:`check_provenance`); unreadable or invalid JSON is
+    a DataFormatError naming the file."""
+    expected = "an aemg corpus provenance (a JSON object)"
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataFormatError(path, expected, "found bytes that are not UTF-8 text") from None
+    except OSError as exc:
+        raise DataFormatError(path, expected, f"found an unreadable file ({exc.strerror or exc})") from exc
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise DataFormatError(path, expected, f"found invalid JSON ({exc})") from None
+    except RecursionError:
+        raise DataFormatError(path, expected, "found JSON nested too deeply to read") from None
+    return check_provenance(doc, Path(path))

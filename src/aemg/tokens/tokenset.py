@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from aemg.atomic import atomic_path, estimate_nbytes
+from aemg.errors import DataFormatError
 from aemg.tokens.batch import IGNORE, pad_batch
 from aemg.tokens.detector import DetectorConfig
 
@@ -411,13 +412,116 @@ class TokenSet:
 
     @classmethod
     def load(cls, path: str | Path) -> TokenSet:
+        """The TokenSet stored at ``path`` (a file, or a corpus folder: its ``tokens/events.npz``).
+
+        A damaged or foreign file (not an ``.npz``, truncated, a key missing, a pickled or object
+        array, columns of unequal length or out-of-range references) is a DataFormatError naming it.
+        """
         path = Path(path)
         if path.is_dir():
             path = cls.default_path(path)
-        with np.load(path, allow_pickle=False) as z:
-            columns = {k: z[k] for k in _LEGACY}
-            meta = json.loads(str(z["meta"]))
-        return cls.from_columns(columns, meta)
+        try:
+            columns, meta = _read_stored(path)
+            ts = cls.from_columns(columns, meta)
+            _check_stored(ts, path)
+        except DataFormatError as exc:
+            raise DataFormatError(exc.path, exc.expected, f"{exc.found}; aemg tokenize writes it anew") from None
+        return ts
+
+
+# ---------------------------------------------------------------------- reading a stored token set
+_STORED = "an aemg token set (.npz written by aemg tokenize)"
+_STR_KEYS = {"trial_label_name", "trial_gesture_key", "recording_id", "recording_subject", "recording_session",
+             "recording_dataset"}
+_BOOL_KEYS = {"active", "event_open_start", "event_open_end", "recording_rotation_unknown"}
+_WIDTH = {"content": None, "coords": 4}
+"""2-D columns and their number of columns (None: any); every other column is 1-D."""
+_REFERENCES = (("tokens", "group", "groups", 0), ("groups", "recording", "recordings", 0),
+               ("groups", "trial", "trials", -1), ("events", "recording", "recordings", 0),
+               ("trials", "recording", "recordings", 0))
+"""(table, column, referenced table, smallest allowed value): each column holds rows of another table."""
+
+
+def _read_stored(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The columns and meta of a stored token set, or a one-line DataFormatError naming ``path``
+    (never numpy's advice to allow pickles: a stored token set holds none)."""
+    import zipfile
+    import zlib
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: token set not found (aemg tokenize writes it)")
+    damaged = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except damaged as exc:
+        raise DataFormatError(path, _STORED, f"found {_not_npz(path, exc)}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataFormatError(path, _STORED, "found a single .npy array, not an .npz archive")
+    with z:
+        missing = [k for k in [*_LEGACY, "meta"] if k not in z.files]
+        if missing:
+            raise DataFormatError(path, _STORED, f"found no key(s) {', '.join(missing[:6])}"
+                                                 f"{' ...' if len(missing) > 6 else ''}")
+        columns: dict[str, np.ndarray] = {}
+        for key in [*_LEGACY, "meta"]:
+            try:
+                columns[key] = z[key]
+            except damaged as exc:
+                what = ("an object (pickled) array" if "allow_pickle" in str(exc) or "bject arrays" in str(exc)
+                        else f"damaged data ({' '.join(str(exc).split())[:120]})")
+                raise DataFormatError(path, f"{_STORED}: key {key!r} a numeric or text array",
+                                      f"found {what}") from None
+    raw = columns.pop("meta")
+    try:
+        meta = json.loads(str(raw)) if raw.dtype.kind == "U" and raw.ndim == 0 else None
+    except (ValueError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict) or not isinstance(meta.get("fs"), (int, float)) or isinstance(meta["fs"], bool):
+        raise DataFormatError(path, f"{_STORED}: key 'meta' a JSON object with 'fs' (the rate in Hz)",
+                              f"found {str(raw)[:60]!r} ({raw.dtype}, shape {raw.shape})")
+    return columns, meta
+
+
+def _not_npz(path: Path, exc: BaseException) -> str:
+    """What a file np.load could not read looks like (not numpy's message: it advises allow_pickle)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == b"\x93NUM":
+        return "a single .npy array, not an .npz archive"
+    if head.startswith(b"PK"):
+        return f"a damaged or truncated zip archive ({' '.join(str(exc).split())[:120]})"
+    if not head:
+        return "an empty file"
+    return "bytes that are neither an .npz archive nor a numpy array"
+
+
+def _check_stored(ts: TokenSet, path: Path) -> None:
+    """Each table's columns have the stored dtype kind, shape and one length, and every reference
+    to another table's rows is in range; else a DataFormatError naming ``path`` and the column."""
+    n: dict[str, int] = {}
+    for attr, _ in TABLES:
+        columns = getattr(ts, attr).columns()
+        for key, col in columns.items():
+            if col.ndim == 0:
+                raise DataFormatError(path, f"column {key!r} of the {attr} table: an array with one row per item",
+                                      f"found a single value ({col.dtype})")
+        n[attr] = int(next(c for k, c in columns.items() if k not in _WIDTH).shape[0])  # rows: a 1-D column's
+        for key, col in columns.items():
+            ndim = 2 if key in _WIDTH else 1
+            kind = "U" if key in _STR_KEYS else "b" if key in _BOOL_KEYS else "iuf"
+            width = _WIDTH.get(key)
+            ok = (col.ndim == ndim and col.shape[0] == n[attr] and (col.size == 0 or col.dtype.kind in kind)
+                  and (width is None or col.shape[1] == width))
+            if not ok:
+                want = {"U": "text", "b": "booleans", "iuf": "numbers"}[kind]
+                shape = f"({n[attr]}, {width or 'F'})" if ndim == 2 else f"({n[attr]},)"
+                raise DataFormatError(path, f"column {key!r} of the {attr} table: {want} of shape {shape}",
+                                      f"found {col.dtype} of shape {col.shape}")
+    for attr, column, other, low in _REFERENCES:
+        col = getattr(getattr(ts, attr), column)
+        if col.size and (col.min() < low or col.max() >= n[other]):
+            raise DataFormatError(path, f"column {column!r} of the {attr} table: rows of the {other} table "
+                                  f"({low} to {n[other] - 1})", f"found values {col.min()} to {col.max()}")
 
 
 __all__ = ["IGNORE", "TABLES", "Events", "Groups", "Recordings", "TokenSet", "TokenSettings", "Tokens", "Trials"]
