@@ -270,7 +270,7 @@ def test_damage_inside_a_group_is_named_when_the_recording_is_read(corpus_dir: P
 def test_tokenize_on_a_damaged_group_exits_1_with_one_line(corpus_dir: Path, capsys):
     h5 = _h5_files(corpus_dir)[-1]
     _replace_signal(h5, "r00002", None)
-    assert main(["tokenize", str(corpus_dir), "--json"]) == 1
+    assert main(["tokenize", str(corpus_dir), "--json", "--no-progress"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured.err
     assert captured.err.startswith(f"aemg tokenize: error: {h5}: expected an aemg recording group /r00002")
@@ -450,3 +450,14 @@ def test_the_advice_works_running_the_import_again_rebuilds_the_index(corpus_dir
     raw = Path(json.loads(_prov(corpus_dir).read_text())["root"])
     import_manifest(raw, corpus_dir, progress=False)
     assert len(Corpus(corpus_dir)) == 24
+
+
+def test_an_unlisted_session_file_is_refused_but_a_users_h5_is_left_alone(corpus_dir: Path):
+    import shutil
+
+    users = corpus_dir / "subjects" / "mine.h5"
+    users.write_bytes(b"not an aemg file")
+    assert len(Corpus(corpus_dir).sessions) == 4  # the user's file is neither read nor an error
+    extra = corpus_dir / "subjects" / "copy.h5"
+    shutil.copy(_h5_files(corpus_dir)[0], extra)  # an aemg session file the index does not list
+    assert "does not list" in _expect(corpus_dir, str(extra))

@@ -144,7 +144,11 @@ def check_session_files(path: Path, recordings: pd.DataFrame, sessions: pd.DataF
     subjects = path / SUBJECTS_DIR
     for p in sorted(subjects.rglob("*.h5")) if subjects.is_dir() else ():
         if p not in files:
-            raise DataFormatError(p, f"only the session files {ses_path.name} lists",
+            try:
+                store.session_contents(p, shapes=False)
+            except DataFormatError:
+                continue  # not an aemg session file: a user's own file, never read or removed
+            raise DataFormatError(p, f"only the aemg session files {ses_path.name} lists",
                                   f"found this one, which it does not list (a session row was removed?); {_REBUILD}")
 
 
