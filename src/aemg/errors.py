@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def dialect(where: str | Path, expected: str, found: str | None = None) -> str:
+    """The one error form of aemg: ``<file or option>: expected ...; found ...``."""
+    return f"{where}: expected {expected}" + (f"; {found}" if found else "")
+
+
 class AemgError(Exception):
     """Base class of aemg's own errors (the CLI prints them as one line)."""
 
@@ -20,10 +25,7 @@ class DataFormatError(AemgError, ValueError):
         self.path = Path(path)
         self.expected = expected
         self.found = found
-        msg = f"{self.path}: expected {expected}"
-        if found:
-            msg += f"; {found}"
-        super().__init__(msg)
+        super().__init__(dialect(self.path, expected, found))
 
 
 class ImplausibleValueError(DataFormatError):
@@ -85,10 +87,7 @@ class OptionError(AemgError, ValueError):
         self.option = option
         self.expected = expected
         self.found = found
-        msg = f"{option}: expected {expected}"
-        if found:
-            msg += f"; {found}"
-        super().__init__(msg)
+        super().__init__(dialect(option, expected, found))
 
 
 class TrainingDiverged(AemgError):

@@ -82,6 +82,16 @@ def relpath(path: Path, root: Path) -> str:
         return Path(path).as_posix()
 
 
+def _require_finite(data: np.ndarray, path: Path, expected: str, delimiter: str | None, skiprows: int) -> None:
+    """Refuse NaN/inf cells of a parsed text table, naming the first one's 1-based row and column."""
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DataFormatError(path, f"{expected}, all finite",
+                              f"found {int(bad.sum())} NaN/inf values, the first ({data[row, col]:g}) in row "
+                              f"{text_row(path, delimiter, skiprows, row)}, column {col + 1}")
+
+
 def read_numeric_text(path: Path, *, n_columns: int, delimiter: str | None = ",", skiprows: int = 0,
                       integer: bool = False, what: str = "") -> np.ndarray:
     """Read a delimited numeric text file into a float64 ``(rows, n_columns)`` array, strictly.
@@ -117,12 +127,7 @@ def read_numeric_text(path: Path, *, n_columns: int, delimiter: str | None = ","
     if data.shape[1] != n_columns:
         raise DataFormatError(path, expected, f"found {data.shape[1]} columns in row "
                                               f"{text_row(path, delimiter, skiprows, 0)}")
-    bad = ~np.isfinite(data)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise DataFormatError(path, f"{expected}, all finite",
-                              f"found {int(bad.sum())} NaN/inf values, the first ({data[row, col]:g}) in row "
-                              f"{text_row(path, delimiter, skiprows, row)}, column {col + 1}")
+    _require_finite(data, path, expected, delimiter, skiprows)
     if integer:
         frac = data != np.round(data)
         if frac.any():
@@ -393,12 +398,7 @@ def read_csv(path: Path, expected: str) -> np.ndarray:
                               or f"ValueError: {exc}") from exc
     except OSError as exc:
         raise DataFormatError(path, expected, f"{type(exc).__name__}: {exc}") from exc
-    bad = ~np.isfinite(data)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise DataFormatError(path, f"{expected}, all finite",
-                              f"found {int(bad.sum())} NaN/inf values, the first ({data[row, col]:g}) in row "
-                              f"{text_row(path, ',', skip, row)}, column {col + 1}")
+    _require_finite(data, path, expected, ",", skip)
     return data
 
 
