@@ -144,6 +144,9 @@ def command_argv(command: str, world: dict[str, Path], out: Path) -> tuple[list[
                 "1", "--no-progress"], True
     if command == "prototypes":
         return ["prototypes", str(out / "run"), "--top", "4"], True
+    if command == "evaluate":
+        return ["evaluate", "--corpus", str(out / "corpus"), "--out", str(out / "eval"), "--methods", "lda-td",
+                "--no-progress"], True
     raise AssertionError(f"command {command} has no case in this test: add one")  # a new command must be walked
 
 

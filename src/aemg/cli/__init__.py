@@ -21,7 +21,7 @@ from aemg import __version__
 from aemg.errors import AemgError
 
 # command modules, in the order ``aemg --help`` lists them
-COMMANDS = ("datasets", "simulate", "prepare", "import_", "info", "tokenize", "pretrain", "prototypes")
+COMMANDS = ("datasets", "simulate", "prepare", "import_", "info", "tokenize", "pretrain", "prototypes", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,7 @@ class Fold:
     k: int | None = None
     train_sessions: tuple[str, ...] = ()  # split protocol: the sessions trained on ("" elsewhere)
     test_sessions: tuple[str, ...] = ()  # split protocol: the sessions tested
+    condition: str = ""  # split protocol: the test session's placement (e.g. "armband_position=I"), if known
 
 
 def subjects_of(trials: pd.DataFrame) -> list[str]:
@@ -135,49 +136,82 @@ class Split:
     """A dataset's own cross-session split: ``train_sessions`` -> each of ``test_sessions``, per subject.
 
     Only subjects whose id starts with ``subjects`` take part (CIIL's corpus holds both its
-    MinimalTrainingData and ElectrodeShift parts, and only the latter has a shift).
+    MinimalTrainingData and ElectrodeShift parts, and only the latter has a shift). ``test_sessions``
+    None: every other session of the subject, in natural order (long-term-semg's later days, however
+    many were downloaded). ``condition`` names the recording attribute (``Corpus.recordings
+    ["recording_attrs"]``) that tells a test session's placement, recorded in ``Fold.condition``.
     """
 
     train_sessions: tuple[str, ...]
-    test_sessions: tuple[str, ...]
+    test_sessions: tuple[str, ...] | None
     subjects: str = ""
+    condition: str = ""
 
 
-# Session names are those the corpus's readers write (``Corpus.sessions``).
-SPLITS: dict[str, Split] = {
+# Session names are those the corpus's readers write (``Corpus.sessions``). A dataset with several
+# splits (MyoDisCo: across days, then across limb positions) maps to a tuple of them.
+SPLITS: dict[str, Split | tuple[Split, ...]] = {
     "3dc": Split(("train",), ("test",)),
     "cote-allard": Split(("training0",), ("Test0", "Test1"), "cote-allard/evaluation/"),
     # ElectrodeShift: "training" before the shift; trial_0 (subject13 only) is unshifted too.
     "ciil": Split(("training", "trial_0"), ("trial_1", "trial_2", "trial_3", "trial_4"), "ciil/electrodeshift/"),
+    # day 1 (armband position N) -> each later day (the armband re-donned at N, I or O)
+    "long-term-semg": Split(("day1",), None, condition="armband_position"),
+    # day 1 -> day 2 (re-donned), then day 2 (limb position 0) -> limb positions 1..4 of the same donning
+    "myodisco": (Split(("day1",), ("day2",), condition="limb_position"),
+                 Split(("day2",), ("position1", "position2", "position3", "position4"), condition="limb_position")),
 }
 
 
-def split_folds(trials: pd.DataFrame, dataset: str) -> list[Fold]:
+def splits_of(dataset: str) -> tuple[Split, ...]:
+    """The splits of a dataset (one or more), or a ValueError naming the datasets that have one."""
+    if dataset not in SPLITS:
+        raise ValueError(f"no cross-session split defined for dataset {dataset!r}; known: {', '.join(SPLITS)}")
+    s = SPLITS[dataset]
+    return s if isinstance(s, tuple) else (s,)
+
+
+def _conditions(recordings: pd.DataFrame | None, attr: str) -> dict[tuple[str, str], str]:
+    """``{(subject, session): "attr=value"}`` from the recordings' attrs (first recording of each session)."""
+    if recordings is None or not attr or "recording_attrs" not in recordings:
+        return {}
+    out: dict[tuple[str, str], str] = {}
+    for subject, session, attrs in zip(recordings["subject"], recordings["session"], recordings["recording_attrs"]):
+        if isinstance(attrs, dict) and attr in attrs:
+            out.setdefault((subject, session), f"{attr}={attrs[attr]}")
+    return out
+
+
+def split_folds(trials: pd.DataFrame, dataset: str, recordings: pd.DataFrame | None = None) -> list[Fold]:
     """The dataset's own cross-session split, per subject: its training sessions -> each test session.
 
     3DC ``train`` -> ``test``; Côté-Allard Evaluation ``training0`` -> ``Test0`` and ``Test1``
     (PreTraining subjects have one session); CIIL ElectrodeShift ``training`` (and subject13's
-    unshifted ``trial_0``) -> each shifted ``trial_1..4``. One fold per subject and test session;
-    subjects lacking either side are skipped.
+    unshifted ``trial_0``) -> each shifted ``trial_1..4``; long-term-semg ``day1`` -> each later
+    day; MyoDisCo ``day1`` -> ``day2`` and ``day2`` -> ``position1..4``. One fold per subject and
+    test session; subjects lacking either side are skipped. With ``recordings`` (``Corpus.recordings``)
+    each fold's ``condition`` names the test session's placement (armband or limb position).
     """
-    if dataset not in SPLITS:
-        raise ValueError(f"no cross-session split defined for dataset {dataset!r}; known: {', '.join(SPLITS)}")
-    split = SPLITS[dataset]
     folds = []
-    for subject in subjects_of(subset(trials, split.subjects)):
-        own = trials[trials["subject"] == subject]
-        train = own[own["session"].isin(split.train_sessions)]
-        if train.empty:
-            continue
-        for session in split.test_sessions:
-            test = own[own["session"] == session]
-            if test.empty:
+    for split in splits_of(dataset):
+        cond = _conditions(recordings, split.condition)
+        for subject in subjects_of(subset(trials, split.subjects)):
+            own = trials[trials["subject"] == subject]
+            train = own[own["session"].isin(split.train_sessions)]
+            if train.empty:
                 continue
-            folds.append(Fold(name=f"split:{subject}:{session}", protocol="split", train_trials=_ids(train),
-                              test_trials=_ids(test), train_subjects=(subject,), test_subjects=(subject,),
-                              calibration_trials=_ids(train),
-                              train_sessions=tuple(sorted(set(train["session"]), key=natural_key)),
-                              test_sessions=(session,)))
+            tests = split.test_sessions
+            if tests is None:
+                tests = tuple(sorted(set(own["session"]) - set(split.train_sessions), key=natural_key))
+            for session in tests:
+                test = own[own["session"] == session]
+                if test.empty:
+                    continue
+                folds.append(Fold(name=f"split:{subject}:{session}", protocol="split", train_trials=_ids(train),
+                                  test_trials=_ids(test), train_subjects=(subject,), test_subjects=(subject,),
+                                  calibration_trials=_ids(train),
+                                  train_sessions=tuple(sorted(set(train["session"]), key=natural_key)),
+                                  test_sessions=(session,), condition=cond.get((subject, session), "")))
     return folds
 
 
