@@ -265,3 +265,11 @@ def test_evaluate_lda_on_three_real_subjects_beats_chance(cote_allard_eval_dir, 
                          "--methods", "lda-td", "--protocol", "split", "--json", "--no-progress"]) == 0
     split = json.loads(capsys.readouterr().out)
     assert set(split["methods"]["lda-td"]) == {"Test0", "Test1"} and split["methods"]["lda-td"]["Test0"]["accuracy"] > chance
+
+
+def test_evaluate_within_subject_has_one_key(separable_dir, tmp_path, capsys):
+    assert main(QUIET + ["evaluate", "--corpus", str(separable_dir), "--out", str(tmp_path / "w"), "--methods",
+                         "lda-td", "--protocol", "within", "--json", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["protocol"] == "within" and set(summary["methods"]["lda-td"]) == {"within"}
+    assert summary["methods"]["lda-td"]["within"]["accuracy"] >= 0.9
