@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from aemg.corpus import Corpus
     from aemg.evaluate.folds import Fold
+    from aemg.evaluate.report import Evaluation
+    from aemg.evaluate.run import FoldResult
 
 DEFAULT_KS = (0, 1, 2, 4)
 OUTPUTS = ("results.json", "results.md")
@@ -73,13 +76,13 @@ def choose_ks(args: argparse.Namespace, trials: pd.DataFrame) -> list[int]:
     return ks
 
 
-def make_folds(args: argparse.Namespace, corpus: object) -> list[Fold]:
+def make_folds(args: argparse.Namespace, corpus: Corpus) -> list[Fold]:
     """The folds of ``--protocol`` on the corpus, or an OptionError saying why there are none."""
     from aemg.errors import OptionError
     from aemg.evaluate.folds import SPLITS, loso_folds, subjects_of, within_folds
     from aemg.evaluate.folds import split_folds as _split
 
-    trials = corpus.trials  # type: ignore[attr-defined]
+    trials = corpus.trials
     if trials.empty:
         raise OptionError(f"--corpus {args.corpus}", "a corpus with labelled trials", "found none")
     if args.protocol == "loso":
@@ -90,11 +93,11 @@ def make_folds(args: argparse.Namespace, corpus: object) -> list[Fold]:
     elif args.protocol == "within":
         folds = within_folds(trials)
     else:
-        dataset = corpus.dataset  # type: ignore[attr-defined]
+        dataset = corpus.dataset
         if dataset not in SPLITS:
             raise OptionError("--protocol split", f"a dataset with its own cross-session split ({', '.join(SPLITS)})",
                               f"found {dataset}")
-        folds = _split(trials, dataset, corpus.recordings)  # type: ignore[attr-defined]
+        folds = _split(trials, dataset, corpus.recordings)
     folds = [f for f in folds if f.test_trials and f.train_trials]
     if not folds:
         raise OptionError(f"--protocol {args.protocol}", f"folds with trials on both sides in {args.corpus}",
@@ -144,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(folds) * len(factories), desc="evaluate", unit="fold", file=sys.stderr,
                disable=args.no_progress)
 
-    def step(r: object) -> None:
-        bar.set_postfix_str(f"{r.method} {r.fold} acc {r.accuracy:.2f}")  # type: ignore[attr-defined]
+    def step(r: FoldResult) -> None:
+        bar.set_postfix_str(f"{r.method} {r.fold} acc {r.accuracy:.2f}")
         bar.update(1)
 
     try:
@@ -169,31 +172,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_results(ev: object, out: Path) -> list[Path]:
+def write_results(ev: Evaluation, out: Path) -> list[Path]:
     """results.json, results.md and the PNGs, each written atomically."""
     import json
 
     from aemg.atomic import atomic_write_text
     from aemg.evaluate.plots import write_plots
 
-    atomic_write_text(out / "results.json", json.dumps(ev.to_json(), indent=1))  # type: ignore[attr-defined]
-    atomic_write_text(out / "results.md", ev.markdown())  # type: ignore[attr-defined]
-    return [out / "results.json", out / "results.md", *write_plots(ev, out)]  # type: ignore[arg-type]
+    atomic_write_text(out / "results.json", json.dumps(ev.to_json(), indent=1))
+    atomic_write_text(out / "results.md", ev.markdown())
+    return [out / "results.json", out / "results.md", *write_plots(ev, out)]
 
 
-def table(ev: object) -> str:
+def table(ev: Evaluation) -> str:
     """The accuracy table printed on stdout: mean ± std over subjects per method and key."""
     import numpy as np
 
-    keys = ev.keys  # type: ignore[attr-defined]
-    head = "k" if ev.protocol == "loso" else "test"  # type: ignore[attr-defined]
-    lines = [f"{ev.dataset} {ev.protocol}, scale {ev.scale}, n = {len(ev.subjects)} subjects; "  # type: ignore[attr-defined]
+    keys = ev.keys
+    head = "k" if ev.protocol == "loso" else "test"
+    lines = [f"{ev.dataset} {ev.protocol}, scale {ev.scale}, n = {len(ev.subjects)} subjects; "
              "trial accuracy, mean ± std over subjects",
              f"{'method':<16}" + "".join(f"{head + '=' + k:>16}" for k in keys)]
-    for m in ev.methods:  # type: ignore[attr-defined]
+    for m in ev.methods:
         cells = []
         for k in keys:
-            v = np.array(ev.per_subject(m, k))  # type: ignore[attr-defined]
+            v = np.array(ev.per_subject(m, k))
             cells.append(f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}" if np.isfinite(v).any() else "n/a")
         lines.append(f"{m:<16}" + "".join(f"{c:>16}" for c in cells))
     return "\n".join(lines)
