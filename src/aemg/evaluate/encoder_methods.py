@@ -1,0 +1,352 @@
+"""The pre-trained encoder as evaluated methods: ``aemg-probe``, ``aemg-finetune`` and ``scratch``.
+
+A trial is classified from the token groups that belong to it (the corpus's event
+:class:`~aemg.tokens.TokenSet`, stored or made now, loaded once per corpus and shared read-only by
+every fold). ``ENCODER_METHODS[name](run_dir=..., corpus=...)`` returns a zero-argument factory, so
+:func:`aemg.evaluate.run.run_folds` builds a fresh method (fresh pre-trained weights, fresh head and
+optimizer) for every fold. ``predict`` (the first call that sees the fold's test subjects) refuses,
+before any prediction, a run whose pre-training saw one of them (:func:`check_run_subjects`). torch is imported only when a method is fitted.
+
+Rules: trials are cut to their first ``max_tokens`` tokens; a trial without any token is predicted
+as the class most frequent among the event-less training trials, else the most frequent training
+class (ties: lowest class index); a rest trial with events is classified like any other. Only the
+``session`` scale is supported (the token set is made from the stored per-session pipeline).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aemg.errors import DataFormatError
+from aemg.evaluate.method import Method, Prediction
+
+if TYPE_CHECKING:
+    import torch
+
+    from aemg.corpus import Corpus
+    from aemg.evaluate.data import TrialSet
+    from aemg.model import Encoder
+    from aemg.tokens import TokenSet
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Training of ``aemg-finetune`` and ``scratch`` (CPU-sized defaults: seconds per fold with ``small``)."""
+
+    epochs: int = 6
+    batch_size: int = 16  # trials per optimizer step
+    lr_encoder: float = 1e-4  # AdamW learning rate of the encoder (pre-trained or random)
+    lr_head: float = 1e-3  # AdamW learning rate of the linear head
+    weight_decay: float = 0.01
+    max_tokens: int = 512  # the first tokens of a trial (Côté-Allard: about 400 per 5 s trial)
+    seed: int = 0  # torch.manual_seed at the start of every fold's fit
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The frozen-encoder probe: StandardScaler + LogisticRegression on mean-pooled trial states."""
+
+    max_tokens: int = 512
+    batch_size: int = 32
+    C: float = 1.0  # LogisticRegression inverse regularisation
+    max_iter: int = 2000
+
+
+# ------------------------------------------------------------------ provenance
+
+
+def _run_corpora(run_dir: Path) -> list[dict[str, Any]]:
+    for name in ("run.json", "summary.json"):
+        p = run_dir / name
+        if p.exists():
+            corpora = json.loads(p.read_text()).get("corpora")
+            if isinstance(corpora, list) and all(isinstance(c, dict) and "subjects" in c for c in corpora):
+                return corpora
+            raise DataFormatError(p, "a 'corpora' list whose entries name their 'subjects'",
+                                  "found none: cannot prove pre-training never saw a test subject")
+    raise DataFormatError(run_dir / "run.json", "the run's provenance (written by aemg pretrain)", "found no run.json "
+                          "or summary.json: cannot prove pre-training never saw a test subject")
+
+
+def check_run_subjects(run_dir: str | Path, test_subjects: Sequence[str]) -> None:
+    """Refuse (one-line ``DataFormatError``) a run whose pre-training saw a subject about to be tested."""
+    run_dir = Path(run_dir)
+    if run_dir.name == "encoder.pt":
+        run_dir = run_dir.parent
+    test = set(test_subjects)
+    for c in _run_corpora(run_dir):
+        seen = sorted(test & {str(s) for s in c["subjects"]})
+        if seen:
+            raise DataFormatError(run_dir, f"a pre-training that never saw the test subject {seen[0]}",
+                                  f"found it among the subjects of corpus {c.get('dataset', '?')} "
+                                  f"({c.get('path', '?')}) in the run's provenance; pre-train with --exclude")
+
+
+# ------------------------------------------------------------------ tokens of trials
+
+
+class TrialTokens:
+    """A corpus's event TokenSet with its trials indexed by corpus trial number (shared read-only by folds)."""
+
+    def __init__(self, corpus: Corpus, token_set: TokenSet | None = None) -> None:
+        from aemg.train.sources import load_token_set
+
+        self.corpus_path = str(corpus.path)
+        self.ts = token_set if token_set is not None else load_token_set(corpus, progress=False)
+        tr = self.ts.trials
+        rec_ids = np.asarray(self.ts.recordings.id).astype(str)
+        self.row = {int(t): i for i, t in enumerate(np.asarray(tr.id, np.int64))}
+        self.recording = {int(t): rec_ids[int(r)] for t, r in zip(np.asarray(tr.id), np.asarray(tr.recording))}
+        self.n_tokens = np.array([len(s) for s in self.ts.sequences("trial")], np.int64)
+
+    def rows(self, trials: Any) -> np.ndarray:
+        """TokenSet trial rows of ``Corpus.trials`` rows (a DataFrame); a mismatch is a DataFormatError."""
+        out = []
+        for rid, t in zip(trials["recording_id"].astype(str), trials["trial"].astype(int)):
+            if int(t) not in self.row or self.recording[int(t)] != rid:
+                raise DataFormatError(f"{self.corpus_path}/tokens", f"trial {t} of recording {rid} in the token set",
+                                      "found another or none: tokenize the corpus again (aemg tokenize)")
+            out.append(self.row[int(t)])
+        return np.asarray(out, np.int64)
+
+    def batches(self, rows: np.ndarray, batch_size: int, max_tokens: int,
+                labels: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Collated batches (docs/dev/contracts.md) of the given trial rows, in order."""
+        out = []
+        for a in range(0, len(rows), batch_size):
+            r = [int(v) for v in rows[a:a + batch_size]]
+            lab = None if labels is None else [int(v) for v in labels[a:a + batch_size]]
+            out.append(self.ts.collate(trials=r, labels=lab, max_tokens=max_tokens))
+        return out
+
+
+_TOKENS: dict[tuple[str, str], TrialTokens] = {}
+
+
+def trial_tokens(corpus: Corpus) -> TrialTokens:
+    """The corpus's :class:`TrialTokens`, made once per (path, hash) in this process."""
+    key = (str(Path(corpus.path).resolve()), str(corpus.hash))
+    if key not in _TOKENS:
+        _TOKENS[key] = TrialTokens(corpus)
+    return _TOKENS[key]
+
+
+def fallback_class(y: np.ndarray, has_tokens: np.ndarray, n_classes: int) -> int:
+    """The prediction for a trial without tokens: the most frequent class of the event-less training
+    trials, else of all training trials (ties: lowest index)."""
+    pool = y[~has_tokens] if (~has_tokens).any() else y
+    return int(np.bincount(pool, minlength=n_classes).argmax())
+
+
+def _check_scale(train: TrialSet) -> None:
+    if train.scale_mode != "session":
+        raise ValueError(f"scale {train.scale_mode!r} is not supported yet for encoder methods (aemg-probe, "
+                         "aemg-finetune, scratch): their token set is made with the stored per-session scale; "
+                         "use --scale session")
+
+
+def _subjects(ts: TrialSet) -> list[str]:
+    return sorted(set(ts.trials["subject"].astype(str)))
+
+
+def _content_dim_check(enc: Encoder, tokens: TrialTokens, run_dir: Path) -> None:
+    if int(enc.cfg.content_dim) != int(tokens.ts.n_features):
+        raise DataFormatError(run_dir / "encoder.pt", f"an encoder for {tokens.ts.n_features} token features "
+                              f"(the token set of {tokens.corpus_path})", f"found content_dim {enc.cfg.content_dim}")
+
+
+# ------------------------------------------------------------------ methods
+
+
+class _EncoderMethod:
+    """What the three methods share: the run, the token set, the leakage and scale checks, the fallback."""
+
+    name: str = ""
+
+    def __init__(self, run_dir: str | Path, tokens: TrialTokens) -> None:
+        self.run_dir = Path(run_dir)
+        self.tokens = tokens
+        self.fallback = 0
+        self.n_classes = 0
+
+    def _start(self, train: TrialSet) -> tuple[np.ndarray, np.ndarray]:
+        """Scale check, then (token-set rows, has-tokens mask) of the training trials; sets the fallback class."""
+        _check_scale(train)
+        rows = self.tokens.rows(train.trials)
+        has = self.tokens.n_tokens[rows] > 0
+        self.n_classes = len(train.classes)
+        self.fallback = fallback_class(train.y, has, self.n_classes)
+        return rows, has
+
+    def predict(self, test: TrialSet) -> Prediction:
+        """One class per test trial; first refuses a run whose pre-training saw one of the test subjects."""
+        _check_scale(test)
+        check_run_subjects(self.run_dir, _subjects(test))
+        rows = self.tokens.rows(test.trials)
+        has = self.tokens.n_tokens[rows] > 0
+        y = np.full(len(rows), self.fallback, np.int64)
+        if has.any():
+            y[has] = self._predict_rows(rows[has])
+        return Prediction(y_pred=y)
+
+    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _pooled(enc: Encoder, batches: list[dict[str, Any]]) -> np.ndarray:
+    """Mean-pooled encoder states (n, D) over real tokens, no gradients."""
+    import torch
+
+    enc.eval()
+    with torch.no_grad():
+        return np.concatenate([enc(b)[1].numpy() for b in batches]) if batches else np.zeros((0, enc.cfg.d_model))
+
+
+class ProbeMethod(_EncoderMethod):
+    """``aemg-probe``: frozen pre-trained encoder, mean-pooled trial states -> StandardScaler + LogisticRegression."""
+
+    name = "aemg-probe"
+
+    def __init__(self, run_dir: str | Path, tokens: TrialTokens, cfg: ProbeConfig | None = None) -> None:
+        super().__init__(run_dir, tokens)
+        self.cfg = cfg or ProbeConfig()
+        self.clf: Any = None
+        self.on_fit_start: Callable[[Any], None] | None = None  # tests: sees the encoder before use
+
+    def fit(self, train: TrialSet) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from aemg.model import load_encoder
+
+        rows, has = self._start(train)
+        self.encoder = load_encoder(self.run_dir)
+        _content_dim_check(self.encoder, self.tokens, self.run_dir)
+        if self.on_fit_start is not None:
+            self.on_fit_start(self.encoder)
+        y = train.y[has]
+        self.single = int(y[0]) if len(y) and len(np.unique(y)) == 1 else None
+        if not len(y) or self.single is not None:
+            return
+        x = _pooled(self.encoder, self.tokens.batches(rows[has], self.cfg.batch_size, self.cfg.max_tokens))
+        self.clf = make_pipeline(StandardScaler(), LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter))
+        self.clf.fit(x, y)
+
+    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
+        if self.clf is None:
+            return np.full(len(rows), self.fallback if self.single is None else self.single, np.int64)
+        x = _pooled(self.encoder, self.tokens.batches(rows, self.cfg.batch_size, self.cfg.max_tokens))
+        return self.clf.predict(x).astype(np.int64)
+
+
+def _classifier(enc: Encoder, n_classes: int) -> torch.nn.Module:
+    import torch
+
+    class Classifier(torch.nn.Module):
+        """Encoder + linear head on the mean-pooled token states."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = enc
+            self.head = torch.nn.Linear(enc.cfg.d_model, n_classes)
+
+        def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+            return self.head(self.encoder(batch)[1])
+
+    return Classifier()
+
+
+class FinetuneMethod(_EncoderMethod):
+    """``aemg-finetune`` (pre-trained weights, loaded fresh per fold) or ``scratch`` (``pretrained=False``:
+    the run's encoder config, random init): encoder + linear head trained with AdamW and cross-entropy."""
+
+    def __init__(self, run_dir: str | Path, tokens: TrialTokens, cfg: FinetuneConfig | None = None, *,
+                 pretrained: bool = True) -> None:
+        super().__init__(run_dir, tokens)
+        self.cfg = cfg or FinetuneConfig()
+        self.pretrained = pretrained
+        self.name = "aemg-finetune" if pretrained else "scratch"
+        self.model: Any = None
+        self.losses: list[float] = []  # mean training loss per epoch
+        self.on_fit_start: Callable[[Any], None] | None = None  # tests: sees the encoder before training
+
+    def _encoder(self) -> Encoder:
+        from aemg.model import Encoder, load_encoder
+
+        enc = load_encoder(self.run_dir)
+        if not self.pretrained:  # the same architecture, random init (seeded by the caller)
+            enc = Encoder(enc.cfg)
+        return enc
+
+    def fit(self, train: TrialSet) -> None:
+        import torch
+
+        rows, has = self._start(train)
+        cfg = self.cfg
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            enc = self._encoder()
+            _content_dim_check(enc, self.tokens, self.run_dir)
+            if self.on_fit_start is not None:
+                self.on_fit_start(enc)
+            self.model = _classifier(enc, self.n_classes)
+            rows, y = rows[has], train.y[has]
+            if not len(rows):
+                return
+            opt = torch.optim.AdamW([
+                {"params": list(self.model.encoder.parameters()), "lr": cfg.lr_encoder},
+                {"params": list(self.model.head.parameters()), "lr": cfg.lr_head},
+            ], weight_decay=cfg.weight_decay)
+            gen = torch.Generator().manual_seed(cfg.seed)
+            self.model.train()
+            for _ in range(cfg.epochs):
+                order = torch.randperm(len(rows), generator=gen).numpy()
+                total = 0.0
+                for batch in self.tokens.batches(rows[order], cfg.batch_size, cfg.max_tokens, labels=y[order]):
+                    loss = torch.nn.functional.cross_entropy(self.model(batch), batch["label"])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += loss.item() * len(batch["label"])
+                self.losses.append(total / len(rows))
+        self.model.eval()
+
+    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            logits = [self.model(b) for b in self.tokens.batches(rows, self.cfg.batch_size, self.cfg.max_tokens)]
+        return torch.cat(logits).argmax(dim=1).numpy().astype(np.int64)
+
+
+# ------------------------------------------------------------------ registry
+
+
+def aemg_probe(*, run_dir: str | Path, corpus: Corpus, cfg: ProbeConfig | None = None) -> Callable[[], Method]:
+    """Factory of ``aemg-probe`` methods for one (run, corpus); the token set is loaded once, here."""
+    tokens = trial_tokens(corpus)
+    return lambda: ProbeMethod(run_dir, tokens, cfg)
+
+
+def aemg_finetune(*, run_dir: str | Path, corpus: Corpus, cfg: FinetuneConfig | None = None) -> Callable[[], Method]:
+    """Factory of ``aemg-finetune`` methods (pre-trained weights loaded fresh at every fit)."""
+    tokens = trial_tokens(corpus)
+    return lambda: FinetuneMethod(run_dir, tokens, cfg, pretrained=True)
+
+
+def scratch(*, run_dir: str | Path, corpus: Corpus, cfg: FinetuneConfig | None = None) -> Callable[[], Method]:
+    """Factory of ``scratch`` methods: the run's encoder architecture from random init, labels only."""
+    tokens = trial_tokens(corpus)
+    return lambda: FinetuneMethod(run_dir, tokens, cfg, pretrained=False)
+
+
+ENCODER_METHODS: dict[str, Callable[..., Callable[[], Method]]] = {
+    "aemg-probe": aemg_probe, "aemg-finetune": aemg_finetune, "scratch": scratch,
+}

@@ -1,0 +1,198 @@
+"""Encoder methods (aemg-probe, aemg-finetune, scratch): fresh weights per fold, the leakage guard, LOSO on real data.
+
+One ``tiny`` pre-training (20 steps per stage) on Côté-Allard's pre-training subjects only; the
+evaluation subjects (other people) are the LOSO targets, so the run never saw them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("lightning_fabric")
+pytest.importorskip("vector_quantize_pytorch")
+pytest.importorskip("sklearn")
+
+from aemg.errors import DataFormatError  # noqa: E402
+from aemg.evaluate.data import SignalSource, fold_sets  # noqa: E402
+from aemg.evaluate.encoder_methods import (  # noqa: E402
+    ENCODER_METHODS,
+    FinetuneConfig,
+    FinetuneMethod,
+    check_run_subjects,
+    fallback_class,
+    trial_tokens,
+)
+from aemg.evaluate.folds import loso_folds, subset  # noqa: E402
+from aemg.evaluate.run import run_folds  # noqa: E402
+from aemg.model import load_encoder  # noqa: E402
+from aemg.train import TokenSource, pretrain  # noqa: E402
+from aemg.train.config import get_config  # noqa: E402
+from aemg.train.sources import load_token_sources  # noqa: E402
+
+EVAL = "cote-allard/evaluation/"
+FAST = FinetuneConfig(epochs=1, batch_size=16, max_tokens=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(corpus_cote_allard, tmp_path_factory):
+    """A tiny pre-training on the corpus's pre-training subjects only (module-scoped, one thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    (src,) = load_token_sources([corpus_cote_allard.path], progress=False)
+    recs = [r for r in src.recordings if r.subject.startswith("cote-allard/pretraining/")]
+    pre = TokenSource(src.dataset, src.path, src.provenance_hash, recs, src.content_names)
+    run = tmp_path_factory.mktemp("enc") / "run"
+    cfg = get_config("tiny").override(["stage1.max_steps=20", "stage2.max_steps=20"])
+    pretrain(cfg, [pre], run, progress=False)
+    yield run
+    torch.set_num_threads(before)
+
+
+def _cfg(name: str) -> FinetuneConfig | None:
+    return None if name == "aemg-probe" else FAST
+
+
+def _eval_folds(corpus, n: int | None = None):
+    folds = loso_folds(subset(corpus.trials, EVAL))
+    return folds if n is None else folds[:n]
+
+
+def _equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_fresh_pretrained_weights_at_every_fold(tiny_run, corpus_cote_allard):
+    c = corpus_cote_allard
+    pre = {k: v.clone() for k, v in load_encoder(tiny_run).state_dict().items()}
+    starts, methods = [], []
+
+    def make(pretrained: bool):
+        base = ENCODER_METHODS["aemg-finetune" if pretrained else "scratch"](run_dir=tiny_run, corpus=c, cfg=FAST)
+
+        def factory():
+            m = base()
+            m.on_fit_start = lambda enc: starts.append({k: v.clone() for k, v in enc.state_dict().items()})
+            methods.append(m)
+            return m
+        return factory
+
+    folds = _eval_folds(c, 2)
+    res = run_folds(SignalSource(c), folds, {"aemg-finetune": make(True)}, "session")
+    assert [r.method for r in res] == ["aemg-finetune"] * 2
+    assert len(starts) == 2 and all(_equal(s, pre) for s in starts)  # every fold starts from the pre-trained weights
+    tuned = methods[0].model.encoder.state_dict()
+    assert not _equal(tuned, pre)  # fold 1 trained its encoder ... and fold 2 still started from `pre`
+    assert methods[0].model is not methods[1].model and methods[0].losses and methods[1].losses
+    assert _equal(load_encoder(tiny_run).state_dict(), pre)  # the run's encoder.pt is untouched
+
+    starts.clear()
+    run_folds(SignalSource(c), folds, {"scratch": make(False)}, "session")
+    assert len(starts) == 2 and _equal(starts[0], starts[1])  # the same seeded random init per fold
+    assert not _equal(starts[0], pre)
+
+
+@pytest.mark.slow
+def test_finetune_is_reproducible(tiny_run, corpus_cote_allard):
+    c = corpus_cote_allard
+    fold = _eval_folds(c, 1)[0]
+    train, test = fold_sets(SignalSource(c), fold, "session")
+    preds = []
+    for _ in range(2):
+        m = ENCODER_METHODS["aemg-finetune"](run_dir=tiny_run, corpus=c, cfg=FAST)()
+        m.fit(train)
+        preds.append((m.predict(test).y_pred, m.losses))
+    assert np.array_equal(preds[0][0], preds[1][0]) and preds[0][1] == preds[1][1]
+
+
+@pytest.mark.slow
+def test_leakage_guard(tiny_run, corpus_cote_allard, tmp_path):
+    c = corpus_cote_allard
+    seen = "cote-allard/pretraining/Male0"
+    with pytest.raises(DataFormatError, match="Male0") as e:
+        check_run_subjects(tiny_run, [seen])
+    msg = str(e.value)
+    assert "\n" not in msg and str(tiny_run) in msg and "pretraining/Male0" in msg
+    check_run_subjects(tiny_run, [s for s in c.subjects if s.startswith(EVAL)])  # never seen: accepted
+    check_run_subjects(tiny_run / "encoder.pt", ["cote-allard/evaluation/Female0"])
+
+    # a run whose provenance lists an evaluation subject is refused by every encoder method at fold time
+    leaky = tmp_path / "leaky"
+    shutil.copytree(tiny_run, leaky)
+    run = json.loads((leaky / "run.json").read_text())
+    run["corpora"][0]["subjects"].append("cote-allard/evaluation/Female0")
+    (leaky / "run.json").write_text(json.dumps(run))
+    folds = [f for f in _eval_folds(c) if f.test_subjects == ("cote-allard/evaluation/Female0",)]
+    assert len(folds) == 1
+    for name in ENCODER_METHODS:
+        with pytest.raises(DataFormatError, match="evaluation/Female0"):
+            run_folds(SignalSource(c), folds, {name: ENCODER_METHODS[name](run_dir=leaky, corpus=c, cfg=_cfg(name))},
+                      "session")
+    # no provenance at all: refused too (nothing proves the subject was unseen)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(tiny_run / "encoder.pt", bare / "encoder.pt")
+    with pytest.raises(DataFormatError, match="provenance"):
+        check_run_subjects(bare, ["cote-allard/evaluation/Female0"])
+
+
+@pytest.mark.slow
+def test_calibration_scale_is_refused(tiny_run, corpus_cote_allard):
+    c = corpus_cote_allard
+    for name in ENCODER_METHODS:
+        with pytest.raises(ValueError, match="not supported yet for encoder methods"):
+            run_folds(SignalSource(c), _eval_folds(c, 1), {name: ENCODER_METHODS[name](run_dir=tiny_run, corpus=c)},
+                      "calibration")
+
+
+@pytest.mark.slow
+def test_trials_map_to_token_set_rows_and_tokenless_rule(corpus_cote_allard):
+    c = corpus_cote_allard
+    tt = trial_tokens(c)
+    assert trial_tokens(c) is tt  # loaded once per corpus
+    rows = tt.rows(c.trials)
+    assert np.array_equal(np.asarray(tt.ts.trials.id)[rows], c.trials["trial"].to_numpy())
+    bad = c.trials.head(2).copy()
+    bad["recording_id"] = "nope"
+    with pytest.raises(DataFormatError, match="token set"):
+        tt.rows(bad)
+    # the rule for a trial without tokens: the class most frequent among event-less training trials, else overall
+    y = np.array([0, 1, 1, 2, 2, 2])
+    assert fallback_class(y, np.array([True, False, True, True, True, True]), 3) == 1
+    assert fallback_class(y, np.ones(6, bool), 3) == 2
+    assert fallback_class(np.array([0, 1]), np.zeros(2, bool), 2) == 0  # ties: lowest index
+
+
+@pytest.mark.slow
+def test_tokenless_test_trials_get_the_fallback(tiny_run, corpus_cote_allard):
+    c = corpus_cote_allard
+    tt = trial_tokens(c)
+    ev = subset(c.trials, EVAL)
+    empty = set(ev["trial"][tt.n_tokens[tt.rows(ev)] == 0])
+    fold = next(f for f in _eval_folds(c) if empty & set(f.test_trials)) if empty else _eval_folds(c, 1)[0]
+    train, test = fold_sets(SignalSource(c), fold, "session")
+    m = FinetuneMethod(tiny_run, tt, FAST)
+    m.fit(train)
+    pred = m.predict(test).y_pred
+    has = tt.n_tokens[tt.rows(test.trials)] > 0
+    assert pred.shape == (len(test),)
+    assert np.all(pred[~has] == m.fallback)
+    assert m.fallback == fallback_class(train.y, tt.n_tokens[tt.rows(train.trials)] > 0, len(train.classes))
+
+
+@pytest.mark.slow
+def test_real_three_subject_loso_probe_beats_chance(tiny_run, corpus_cote_allard):
+    """LOSO over Côté-Allard's three Evaluation subjects (7 classes, chance 0.14) with a tiny run."""
+    c = corpus_cote_allard
+    folds = _eval_folds(c)
+    assert len(folds) == 3
+    res = run_folds(SignalSource(c), folds, {"aemg-probe": ENCODER_METHODS["aemg-probe"](run_dir=tiny_run, corpus=c)},
+                    "session")
+    assert [r.method for r in res] == ["aemg-probe"] * 3 and all(r.scale == "session" for r in res)
+    assert all(r.n_test == 84 for r in res)
+    assert float(np.mean([r.accuracy for r in res])) > 0.25
