@@ -24,6 +24,7 @@ from aemg.recording import Recording
 
 __all__ = [
     "MYO_RANGE",
+    "read_myo_counts_csv",
     "SINGLE_PART",
     "BadFiles",
     "RepetitionCounter",
@@ -90,6 +91,14 @@ def _require_finite(data: np.ndarray, path: Path, expected: str, delimiter: str 
         raise DataFormatError(path, f"{expected}, all finite",
                               f"found {int(bad.sum())} NaN/inf values, the first ({data[row, col]:g}) in row "
                               f"{text_row(path, delimiter, skiprows, row)}, column {col + 1}")
+
+
+def read_myo_counts_csv(path: Path, n_channels: int = 8) -> np.ndarray:
+    """A headerless CSV of Myo armband counts (integers within :data:`MYO_RANGE`), checked."""
+    data = read_numeric_text(path, n_columns=n_channels, delimiter=",", integer=True,
+                             what=f"{n_channels} comma-separated integer columns (Myo counts), no header")
+    check_range(path, data, *MYO_RANGE, what="Myo counts")
+    return data
 
 
 def read_numeric_text(path: Path, *, n_columns: int, delimiter: str | None = ",", skiprows: int = 0,

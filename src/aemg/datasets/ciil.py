@@ -29,17 +29,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from aemg.datasets._common import (
-    MYO_RANGE,
     BadFiles,
     RepetitionCounter,
-    check_range,
     find_root,
     list_files,
     one_repetition_recording,
-    read_numeric_text,
+    read_myo_counts_csv,
     subject_id,
     warn_absent,
 )
@@ -164,7 +160,7 @@ class CiilReader:
                 subject = subject_id(NAME, part, name)
                 is_train = session_order == 0 and session in ("train", "training")
                 for order, (rep, cls, path) in enumerate(self._session_files(sess, bad)):
-                    data = bad.attempt(path, _load, path)
+                    data = bad.attempt(path, read_myo_counts_csv, path)
                     if data is None:
                         continue
                     yield one_repetition_recording(
@@ -175,14 +171,6 @@ class CiilReader:
                         attrs={"part": part, "set": "train" if is_train else "test", "file_repetition": rep})
         finally:
             bad.warn_strays(log, NAME)
-
-
-def _load(path: Path) -> np.ndarray:
-    """One CSV's Myo counts, checked (the reading of one file, for :meth:`BadFiles.attempt`)."""
-    data = read_numeric_text(path, n_columns=INFO.n_channels, delimiter=",", integer=True,
-                             what="8 comma-separated integer columns (Myo counts), no header")
-    check_range(path, data, *MYO_RANGE, what="Myo counts")
-    return data
 
 
 READER = CiilReader()

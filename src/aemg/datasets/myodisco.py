@@ -31,19 +31,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from aemg.datasets._common import (
-    MYO_RANGE,
     SINGLE_PART,
     BadFiles,
     RepetitionCounter,
     WarningCounter,
-    check_range,
     find_root,
     list_files,
     one_repetition_recording,
-    read_numeric_text,
+    read_myo_counts_csv,
     subject_id,
     warn_absent,
 )
@@ -165,7 +161,7 @@ class MyoDisCoReader:
                 files = self._session_files(folder, n_reps, bad)
                 _check_metadata(folder / "metadata.json", f"{name}/{key}/metadata.json", name, files, quirks)
                 for order, (rep, cls, path) in enumerate(files):
-                    data = bad.attempt(path, _load, path)
+                    data = bad.attempt(path, read_myo_counts_csv, path)
                     if data is None:
                         continue
                     yield one_repetition_recording(
@@ -177,14 +173,6 @@ class MyoDisCoReader:
             quirks.flush()
         finally:
             bad.warn_strays(log, NAME)
-
-
-def _load(path: Path) -> np.ndarray:
-    """One CSV's Myo counts, checked (the reading of one file, for :meth:`BadFiles.attempt`)."""
-    data = read_numeric_text(path, n_columns=INFO.n_channels, delimiter=",", integer=True,
-                             what="8 comma-separated integer columns (Myo counts), no header")
-    check_range(path, data, *MYO_RANGE, what="Myo counts")
-    return data
 
 
 def _check_metadata(path: Path, where: str, subject: str, files: list[tuple[int, int, Path]],
