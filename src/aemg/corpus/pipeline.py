@@ -55,7 +55,6 @@ from aemg.corpus import provenance as pv
 from aemg.corpus import store
 from aemg.corpus.corpus import Corpus
 from aemg.corpus.paths import MARKER, PROVENANCE, SUBJECTS_DIR, safe_name, session_paths
-from aemg.errors import DataFormatError
 from aemg.plausible import check_corpus_fs
 from aemg.recording import Recording
 
@@ -411,15 +410,6 @@ def _same_session(h5: Path, fingerprint: str) -> bool:
         return False
 
 
-def _is_session_file(p: Path) -> bool:
-    """Whether ``p`` is a session file aemg wrote (its root attributes say so)."""
-    try:
-        store.session_attrs(p)
-    except (OSError, ValueError, KeyError):
-        return False
-    return True
-
-
 def _is_atomic_leftover(p: Path) -> bool:
     """Whether ``p`` is a temporary file of an atomic write cut short (:func:`aemg.atomic.atomic_path`)."""
     return p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file() and not p.is_symlink()
@@ -464,7 +454,7 @@ def _own_files(out: Path) -> set[Path]:
     if subjects_dir.is_dir():
         for p in subjects_dir.rglob("*"):
             if _is_atomic_leftover(p) or (p.suffix == ".h5" and p.is_file() and not p.is_symlink()
-                                          and p not in own and _is_session_file(p)):
+                                          and p not in own and store.is_session_file(p)):
                 own.add(p)
     return own
 
@@ -578,12 +568,9 @@ def _remove_dead_builds(out: Path) -> None:
 
 
 def _check_built(folder: Path) -> None:
-    """Open the corpus built in ``folder`` and check every session file against its index row."""
-    corpus = Corpus(folder)
-    for h5_file, fp in zip(corpus.sessions["h5_file"], corpus.sessions["fingerprint"]):
-        if not _same_session(folder / h5_file, fp):
-            raise DataFormatError(folder / h5_file, f"the session file the new index lists (fingerprint {fp})",
-                                  "found it missing or different")
+    """Open the corpus built in ``folder``: the integrity check of :class:`Corpus` compares every
+    session file (present, readable, fingerprint, recording ids) with the new index."""
+    Corpus(folder)
 
 
 def _move_file(src: Path, dst: Path) -> None:

@@ -211,6 +211,16 @@ def session_attrs(path: Path) -> dict[str, Any]:
     return _parse_attrs(path, raw)
 
 
+def is_session_file(path: Path) -> bool:
+    """Whether ``path`` is a session file aemg wrote (its root attributes say so); a user's own
+    ``.h5`` is not, and aemg neither reads nor removes it."""
+    try:
+        session_attrs(path)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
 def _attr(fid: Any, name: str) -> Any:
     """A root attribute of an open low-level file id (None when absent); str for strings."""
     import h5py
