@@ -184,6 +184,22 @@ def test_existing_model_dir_refused_unless_overwrite(model_k1, tiny_run, corpus_
     err = _cli([*base, "--reps", "2"], code=1)
     assert str(out) in err and "--overwrite" in err and err.count("\n") == 1
     assert (out / "model.json").read_text() == before
+    import errno
+
+    from aemg.train import checkpoint
+
+    def full(obj, path):  # the disk fills while the weights are written: the old model must stay
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checkpoint, "atomic_torch_save", full)
+        err = _cli([*base, "--reps", "2", "--overwrite"], code=1)
+    assert "no space left" in err.lower() and err.count("\n") == 1
+    assert (out / "model.json").read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    for left in (".m.building-dead", ".m.old-dead"):  # what a killed save leaves beside the model
+        (tmp_path / left).mkdir()
+        (tmp_path / left / "model.json").write_text("{}")
     _cli([*base, "--reps", "2", "--overwrite"])
     info = read_model(out).info
     assert info.reps == 2 and len(info.train_trials) == 14 and (out / "model.json").read_text() != before
@@ -296,3 +312,19 @@ def test_reps_must_be_positive(tmp_path):
     err = _cli(["finetune", "--run", str(tmp_path), "--corpus", str(tmp_path), "--out", str(tmp_path / "m"),
                 "--reps", "0"], code=1)
     assert "--reps 0" in err and not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_predict_with_stdout_a_closed_pipe_exits_quietly(model_k1, corpus_cote_allard, capsys, monkeypatch):
+    import os
+    import sys
+
+    from aemg.cli import EXIT_BROKEN_PIPE
+
+    r, w = os.pipe()
+    os.close(r)
+    with open(w, "w", encoding="utf-8", closefd=True) as broken:
+        monkeypatch.setattr(sys, "stdout", broken)
+        rc = main(QUIET + ["predict", str(model_k1[0]), "--corpus", str(corpus_cote_allard.path), "--subject", USER])
+        monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+    assert rc == EXIT_BROKEN_PIPE and capsys.readouterr().err.strip() == ""

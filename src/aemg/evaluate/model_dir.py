@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aemg.atomic import current_umask, fsync_dir, make_folder
+from aemg.atomic import current_umask, fsync_dir, make_folder, not_writable
 from aemg.errors import DataFormatError
 
 if TYPE_CHECKING:
@@ -258,7 +258,14 @@ def save_model(method: FinetuneMethod, train: TrialSet, out: str | Path, *, run_
     if not provenance.is_file():
         raise DataFormatError(run_dir / "run.json", "the run's provenance (written by aemg pretrain)", "found none")
     parent = make_folder(out.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=BUILDING.format(name=out.name), dir=parent))
+    remove_leftovers(out)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=BUILDING.format(name=out.name), dir=parent))
+    except OSError as exc:
+        err = not_writable(exc, parent)
+        if err is None:
+            raise
+        raise err from exc
     try:
         atomic_write_text(tmp / RUN, provenance.read_text())
         state = {k: v.detach().clone().contiguous() for k, v in method.model.state_dict().items()}
@@ -269,6 +276,16 @@ def save_model(method: FinetuneMethod, train: TrialSet, out: str | Path, *, run_
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def remove_leftovers(out: Path) -> None:
+    """Remove the temporary sibling folders (``.NAME.building-*``, ``.NAME.old-*``) of saves that were killed."""
+    if not out.parent.is_dir():
+        return
+    for pattern in (BUILDING, OLD):
+        for d in out.parent.glob(pattern.format(name=out.name) + "*"):
+            if d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def _swap(tmp: Path, out: Path) -> None:
