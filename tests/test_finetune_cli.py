@@ -243,7 +243,11 @@ def test_mismatching_corpus_and_damaged_model_dir(model_k1, corpus_cote_allard, 
     def detector(m):
         m["token_settings"]["config"]["on"] = 7.0
 
-    for name, edit, words in (("f", features, ["8 token features", "found 9", "active_frac"]),
+    def classes(m):
+        m["classes"] = ["relax" if k == "rest" else k for k in m["classes"]]
+
+    for name, edit, words in (("k", classes, ["model's classes", "relax", "found rest"]),
+                              ("f", features, ["8 token features", "found 9", "active_frac"]),
                               ("c", channels, ["16 channels in layout ring16", "found 8 channels in layout myo8"]),
                               ("d", detector, ["config.on=7.0", "found config.on=5.0"])):
         d = variant(name, edit)

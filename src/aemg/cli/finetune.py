@@ -200,7 +200,9 @@ def predict_trials(model_dir: Path, corpus: Corpus, subjects: list[str]) -> dict
     from aemg.evaluate.metrics import scores
     from aemg.evaluate.model_dir import INFO, load_model, read_model
 
-    info = read_model(model_dir).info
+    saved = read_model(model_dir)
+    info = saved.info
+    method = load_model(saved, corpus, subjects)  # refuses other token settings or channels first
     own = labelled(corpus, subjects, f"--corpus {corpus.path}")
     unknown = sorted(set(own["gesture_key"]) - set(info.classes))
     if unknown:
@@ -210,7 +212,6 @@ def predict_trials(model_dir: Path, corpus: Corpus, subjects: list[str]) -> dict
     fold = Fold(name=f"predict:{','.join(subjects)}", protocol="predict", train_trials=(), test_trials=ids,
                 train_subjects=(), test_subjects=tuple(subjects))
     _, test = fold_sets(SignalSource(corpus), fold, SCALE, info.classes)
-    method = load_model(model_dir, corpus, subjects)
     y_pred = method.predict(test).y_pred
     same = info.corpus.get("hash") == corpus.hash
     tuned = np.isin(test.trial_ids, np.asarray(info.train_trials, np.int64)) if same else np.zeros(len(test), bool)

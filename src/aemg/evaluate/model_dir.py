@@ -368,12 +368,13 @@ def _get(d: dict[str, Any], key: str) -> Any:
     return d.get(a) if not b else (d.get(a) or {}).get(b)
 
 
-def load_model(path: str | Path, corpus: Corpus, subjects: Sequence[str] | None = None) -> FinetuneMethod:
-    """The fitted :class:`~aemg.evaluate.encoder_methods.FinetuneMethod` of a model directory, on ``corpus``'s
-    token set, after :func:`check_compatible` (``subjects``: those to be predicted, default all)."""
+def load_model(path: str | Path | SavedModel, corpus: Corpus, subjects: Sequence[str] | None = None) -> FinetuneMethod:
+    """The fitted :class:`~aemg.evaluate.encoder_methods.FinetuneMethod` of a model directory (or of one
+    already read), on ``corpus``'s token set, after :func:`check_compatible` (``subjects``: those to be
+    predicted, default all)."""
     from aemg.evaluate.encoder_methods import FinetuneConfig, FinetuneMethod, trial_tokens
 
-    saved = read_model(path)
+    saved = path if isinstance(path, SavedModel) else read_model(path)
     info = saved.info
     tokens = trial_tokens(corpus)
     check_compatible(info, corpus, tokens, list(subjects) if subjects is not None else corpus.subjects, saved.path)
