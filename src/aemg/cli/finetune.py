@@ -21,15 +21,22 @@ if TYPE_CHECKING:
 SCALE = "session"  # encoder methods run on the stored per-session scale (docs/evaluate.md)
 
 
+def _wrap(text: str) -> str:
+    """A description wrapped to 88 columns (the raw formatter keeps the examples' line breaks, not this)."""
+    import textwrap
+
+    return textwrap.fill(text, 88)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "finetune", help="fine-tune a pre-trained run on a user's labelled trials -> a model directory",
-        description="Train the pre-trained encoder and a fresh linear head on CORPUS's labelled trials (one "
+        description=_wrap("Train the pre-trained encoder and a fresh linear head on CORPUS's labelled trials (one "
                     "subject's with --subject, e.g. a new user's calibration repetitions; only the first N "
                     "repetitions per class with --reps N) and write MODEL_DIR: model.json (class order, token "
                     "settings, electrodes, per-session scale and detector noise floor, run, config), weights.pt "
                     "(a plain state dict) and run.json (the run's provenance). The same code as the low-label "
-                    "protocol of aemg evaluate.",
+                    "protocol of aemg evaluate."),
         epilog="examples:\n  aemg finetune --run runs/small --corpus corpora/me --subject me/all/me --reps 2 "
                "--out models/me\n  aemg finetune --run NAME --corpus C --out M --set epochs=3 --set lr_head=3e-3",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,10 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser(
         "predict", help="classify a corpus's labelled trials with a model directory of aemg finetune",
-        description="Classify every labelled trial of CORPUS (one subject's with --subject) with MODEL_DIR; prints "
+        description=_wrap("Classify every labelled trial of CORPUS (one subject's with --subject) with MODEL_DIR; prints "
                     "the accuracy (all trials, and those the model was not fine-tuned on) and one line per trial, "
                     "or one JSON object with --json. The corpus's tokens must have the model's settings and "
-                    "channels; a subject the pre-training saw is refused.",
+                    "channels; a subject the pre-training saw is refused."),
         epilog="example:\n  aemg predict models/me --corpus corpora/me --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("model", type=Path, metavar="MODEL_DIR", help="a model directory of aemg finetune")
