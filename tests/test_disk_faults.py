@@ -147,6 +147,9 @@ def command_argv(command: str, world: dict[str, Path], out: Path) -> tuple[list[
     if command == "evaluate":
         return ["evaluate", "--corpus", str(out / "corpus"), "--out", str(out / "eval"), "--methods", "lda-td",
                 "--no-progress"], True
+    if command == "finetune":  # the module registers `predict` too (walked in test_finetune_cli.py)
+        return ["finetune", "--run", str(out / "run"), "--corpus", str(out / "corpus"), "--out", str(out / "model"),
+                "--epochs", "1", "--set", "max_tokens=32"], True
     raise AssertionError(f"command {command} has no case in this test: add one")  # a new command must be walked
 
 

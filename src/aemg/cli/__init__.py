@@ -21,7 +21,8 @@ from aemg import __version__
 from aemg.errors import AemgError
 
 # command modules, in the order ``aemg --help`` lists them
-COMMANDS = ("datasets", "simulate", "prepare", "import_", "info", "tokenize", "pretrain", "prototypes", "evaluate")
+COMMANDS = ("datasets", "simulate", "prepare", "import_", "info", "tokenize", "pretrain", "prototypes", "evaluate",
+            "finetune")  # finetune.py registers finetune and predict
 
 
 def build_parser() -> argparse.ArgumentParser:

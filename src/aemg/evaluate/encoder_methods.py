@@ -319,6 +319,16 @@ class FinetuneMethod(_EncoderMethod):
                 self.losses.append(total / len(rows))
         self.model.eval()
 
+    def restore(self, encoder_config: dict[str, Any], state: dict[str, Any], n_classes: int, fallback: int) -> None:
+        """A fitted method back from saved weights (``aemg predict``): the network ``fit`` builds, then ``state``."""
+        from aemg.model import Encoder, EncoderConfig
+        from aemg.model.config import config_from_dict
+
+        self.n_classes, self.fallback = int(n_classes), int(fallback)
+        self.model = _classifier(Encoder(config_from_dict(EncoderConfig, encoder_config)), self.n_classes)
+        self.model.load_state_dict(state)
+        self.model.eval()
+
     def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
         import torch
 

@@ -104,3 +104,20 @@ def load_tokenizer(run_dir: str | Path) -> VQTokenizer:
     tok = VQTokenizer(config_from_dict(TokenizerConfig, cfg))
     tok.load_state_dict(state)
     return tok.eval()
+
+
+PRETRAINED = Path(__file__).resolve().parents[3] / "pretrained"
+"""Pre-trained runs kept in the repository (``<repo>/pretrained/<name>``), found by name."""
+
+
+def resolve_run(name_or_path: str | Path) -> Path:
+    """A run directory from its path, or from the name of a pre-trained run in ``<repo>/pretrained/``."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    stored = PRETRAINED / str(name_or_path)
+    if "/" not in str(name_or_path) and stored.is_dir():
+        return stored
+    names = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
+    raise FileNotFoundError(f"{name_or_path}: expected a run directory of aemg pretrain or the name of a "
+                            f"pre-trained run in {PRETRAINED} ({', '.join(names) or 'none there'}); found neither")
