@@ -221,7 +221,7 @@ def test_loso_under_calibration_scale_end_to_end(tiny_run, corpus_cote_allard):
 
 @pytest.mark.slow
 def test_predict_refuses_another_folds_test_subjects(tiny_run, corpus_cote_allard):
-    from aemg.evaluate.encoder_methods import ENCODER_METHODS
+    from aemg.evaluate.encoder_methods import ENCODER_METHODS, trial_tokens
 
     c = corpus_cote_allard
     src = SignalSource(c)
@@ -232,3 +232,11 @@ def test_predict_refuses_another_folds_test_subjects(tiny_run, corpus_cote_allar
     assert len(m.predict(test).y_pred) == len(test)
     with pytest.raises(ValueError, match="calibration token view"):
         m.predict(other)
+    # fitted again (not what run_folds does, but allowed): from the shared token set, not from the last view
+    shared = trial_tokens(c)
+    assert m.tokens.base is shared and m.tokens.test_subjects == _fold(c, 0, 0).test_subjects
+    m.fit(fold_sets(src, _fold(c, 0, 1), "calibration")[0])
+    assert m.tokens.base is shared and m.tokens.test_subjects == _fold(c, 0, 1).test_subjects
+    assert len(m.predict(other).y_pred) == len(other)
+    m.fit(fold_sets(src, _fold(c, 0, 1), "session")[0])
+    assert m.tokens is shared

@@ -99,11 +99,12 @@ class TrialTokens:
     """A corpus's event TokenSet with its trials indexed by corpus trial number (shared read-only by folds)."""
 
     def __init__(self, corpus: Corpus, token_set: TokenSet | None = None, *,
-                 test_subjects: tuple[str, ...] = ()) -> None:
+                 test_subjects: tuple[str, ...] = (), base: TrialTokens | None = None) -> None:
         from aemg.train.sources import load_token_set
 
         self.corpus_path = str(corpus.path)
         self.test_subjects = test_subjects  # a calibration view: the held-out subjects it re-tokenized (else ())
+        self.base = base  # a calibration view: the shared TrialTokens it was made from (else None)
         self.ts = token_set if token_set is not None else load_token_set(corpus, progress=False)
         tr = self.ts.trials
         rec_ids = np.asarray(self.ts.recordings.id).astype(str)
@@ -161,7 +162,7 @@ def _calibration_view(tokens: TrialTokens, train: TrialSet) -> TrialTokens:
     from aemg.evaluate.fold_tokens import fold_token_set
 
     view = fold_token_set(tokens.ts, train)
-    return TrialTokens(train.corpus, view.token_set, test_subjects=view.test_subjects)
+    return TrialTokens(train.corpus, view.token_set, test_subjects=view.test_subjects, base=tokens)
 
 
 def _subjects(ts: TrialSet) -> list[str]:
@@ -192,8 +193,8 @@ class _EncoderMethod:
         """Scale check (calibration: this fold's token view replaces the shared one), then (token-set rows,
         has-tokens mask) of the training trials; sets the fallback class."""
         _check_scale(train)
-        if train.scale_mode == "calibration":
-            self.tokens = _calibration_view(self.tokens, train)
+        base = self.tokens.base or self.tokens  # fitted again: from the shared set, not from the last view
+        self.tokens = _calibration_view(base, train) if train.scale_mode == "calibration" else base
         rows = self.tokens.rows(train.trials)
         has = self.tokens.n_tokens[rows] > 0
         self.n_classes = len(train.classes)
