@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -142,12 +143,13 @@ def test_leakage_guard(tiny_run, corpus_cote_allard, tmp_path):
 
 
 @pytest.mark.slow
-def test_calibration_scale_is_refused(tiny_run, corpus_cote_allard):
+def test_unknown_scale_is_refused(tiny_run, corpus_cote_allard):
+    """``session`` and ``calibration`` run (tests/test_fold_tokens.py); any other scale is refused before fitting."""
     c = corpus_cote_allard
+    train, _ = fold_sets(SignalSource(c), _eval_folds(c, 1)[0], "session")
     for name in ENCODER_METHODS:
-        with pytest.raises(ValueError, match="not supported yet for encoder methods"):
-            run_folds(SignalSource(c), _eval_folds(c, 1), {name: ENCODER_METHODS[name](run_dir=tiny_run, corpus=c)},
-                      "calibration")
+        with pytest.raises(ValueError, match="not supported for encoder methods"):
+            ENCODER_METHODS[name](run_dir=tiny_run, corpus=c)().fit(replace(train, scale_mode="raw"))
 
 
 @pytest.mark.slow

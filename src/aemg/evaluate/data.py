@@ -65,7 +65,9 @@ class TrialSet:
 
     ``trials`` are ``Corpus.trials`` rows in trial-id order; ``y`` their class indices into
     ``classes``; ``scales[(subject, session)]`` the per-channel divisor (C,) that applies to each
-    trial's signal (ones = raw device units); ``scale_mode`` the rule that chose them.
+    trial's signal (ones = raw device units); ``scale_mode`` the rule that chose them;
+    ``test_subjects`` the fold's held-out subjects (on both sides: a rule that treats a new user's
+    calibration trials apart, such as the encoder methods' calibration floor, needs them).
     """
 
     source: SignalSource
@@ -73,6 +75,7 @@ class TrialSet:
     classes: tuple[str, ...]
     scales: ScaleMap
     scale_mode: str
+    test_subjects: tuple[str, ...] = ()
     y: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -141,4 +144,5 @@ def fold_sets(source: SignalSource, fold: Fold, mode: str,
     test = t.loc[list(fold.test_trials)].reset_index(drop=True)
     cls = tuple(classes) if classes is not None else classes_of(train)
     scales = fold_scales(source, fold, mode)
-    return TrialSet(source, train, cls, scales, mode), TrialSet(source, test, cls, scales, mode)
+    held = tuple(fold.test_subjects)
+    return TrialSet(source, train, cls, scales, mode, held), TrialSet(source, test, cls, scales, mode, held)

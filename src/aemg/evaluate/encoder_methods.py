@@ -9,8 +9,11 @@ before any prediction, a run whose pre-training saw one of them (:func:`check_ru
 
 Rules: trials are cut to their first ``max_tokens`` tokens (probe 512, fine-tuning 256); a trial without any token is predicted
 as the class most frequent among the event-less training trials, else the most frequent training
-class (ties: lowest class index); a rest trial with events is classified like any other. Only the
-``session`` scale is supported (the token set is made from the stored per-session pipeline).
+class (ties: lowest class index); a rest trial with events is classified like any other. Scale:
+``session`` uses the stored token set (each session's own noise floor); ``calibration`` a per-fold view
+in which the held-out subjects are tokenized with a floor from their calibration trials only, or at
+k = 0 the training subjects' pooled floor (:mod:`aemg.evaluate.fold_tokens`); the same fallback applies
+to a test trial that has no event under that floor.
 """
 
 from __future__ import annotations
@@ -95,10 +98,13 @@ def check_run_subjects(run_dir: str | Path, test_subjects: Sequence[str]) -> Non
 class TrialTokens:
     """A corpus's event TokenSet with its trials indexed by corpus trial number (shared read-only by folds)."""
 
-    def __init__(self, corpus: Corpus, token_set: TokenSet | None = None) -> None:
+    def __init__(self, corpus: Corpus, token_set: TokenSet | None = None, *,
+                 test_subjects: tuple[str, ...] = (), base: TrialTokens | None = None) -> None:
         from aemg.train.sources import load_token_set
 
         self.corpus_path = str(corpus.path)
+        self.test_subjects = test_subjects  # a calibration view: the held-out subjects it re-tokenized (else ())
+        self.base = base  # a calibration view: the shared TrialTokens it was made from (else None)
         self.ts = token_set if token_set is not None else load_token_set(corpus, progress=False)
         tr = self.ts.trials
         rec_ids = np.asarray(self.ts.recordings.id).astype(str)
@@ -146,10 +152,17 @@ def fallback_class(y: np.ndarray, has_tokens: np.ndarray, n_classes: int) -> int
 
 
 def _check_scale(train: TrialSet) -> None:
-    if train.scale_mode != "session":
-        raise ValueError(f"scale {train.scale_mode!r} is not supported yet for encoder methods (aemg-probe, "
-                         "aemg-finetune, scratch): their token set is made with the stored per-session scale; "
-                         "use --scale session")
+    if train.scale_mode not in ("session", "calibration"):
+        raise ValueError(f"scale {train.scale_mode!r} is not supported for encoder methods (aemg-probe, "
+                         "aemg-finetune, scratch): use --scale session or calibration")
+
+
+def _calibration_view(tokens: TrialTokens, train: TrialSet) -> TrialTokens:
+    """The fold's view of the token set under the calibration scale (:mod:`aemg.evaluate.fold_tokens`)."""
+    from aemg.evaluate.fold_tokens import fold_token_set
+
+    view = fold_token_set(tokens.ts, train)
+    return TrialTokens(train.corpus, view.token_set, test_subjects=view.test_subjects, base=tokens)
 
 
 def _subjects(ts: TrialSet) -> list[str]:
@@ -177,8 +190,11 @@ class _EncoderMethod:
         self.n_classes = 0
 
     def _start(self, train: TrialSet) -> tuple[np.ndarray, np.ndarray]:
-        """Scale check, then (token-set rows, has-tokens mask) of the training trials; sets the fallback class."""
+        """Scale check (calibration: this fold's token view replaces the shared one), then (token-set rows,
+        has-tokens mask) of the training trials; sets the fallback class."""
         _check_scale(train)
+        base = self.tokens.base or self.tokens  # fitted again: from the shared set, not from the last view
+        self.tokens = _calibration_view(base, train) if train.scale_mode == "calibration" else base
         rows = self.tokens.rows(train.trials)
         has = self.tokens.n_tokens[rows] > 0
         self.n_classes = len(train.classes)
@@ -189,6 +205,9 @@ class _EncoderMethod:
         """One class per test trial; first refuses a run whose pre-training saw one of the test subjects."""
         _check_scale(test)
         check_run_subjects(self.run_dir, _subjects(test))
+        if test.scale_mode == "calibration" and set(self.tokens.test_subjects) != set(_subjects(test)):
+            raise ValueError(f"{self.name}: the calibration token view was made for held-out subjects "
+                             f"{list(self.tokens.test_subjects)}, not for {_subjects(test)}: fit on this fold first")
         rows = self.tokens.rows(test.trials)
         has = self.tokens.n_tokens[rows] > 0
         y = np.full(len(rows), self.fallback, np.int64)

@@ -199,7 +199,8 @@ SCALE_NOTE = {
     "session": "the corpus's stored per-session amplitude scale for every subject (label-free, but computed over "
                "whole sessions, test trials included: transductive).",
     "calibration": "a held-out subject's scale from its calibration trials only; with none (k = 0) the whole fold "
-                   "runs in raw device units.",
+                   "runs in raw device units. Encoder methods: the held-out subject is tokenized with a noise floor "
+                   "from its calibration trials only, at k = 0 the training subjects' median floor.",
 }
 
 

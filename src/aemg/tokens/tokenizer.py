@@ -29,7 +29,7 @@ import numpy as np
 from aemg.recording import Recording
 from aemg.tokens.builder import TokenSetBuilder
 from aemg.tokens.detector import DetectorConfig, Event, EventDetector
-from aemg.tokens.energy import EnergyEnvelope, floor_from_samples, floor_samples
+from aemg.tokens.energy import EnergyEnvelope, estimate_floor, floor_from_samples, floor_samples
 from aemg.tokens.features import FEATURE_NAMES
 from aemg.tokens.groups import GroupBatch
 from aemg.tokens.tokenset import TokenSet
@@ -98,9 +98,12 @@ class SessionTokens:
 
 
 def tokenize_session(recs: Sequence[Recording], config: DetectorConfig | None = None, *,
-                     window_ms: float | None = None, notch: bool = False) -> SessionTokens:
+                     window_ms: float | None = None, notch: bool = False,
+                     floor: np.ndarray | None = None) -> SessionTokens:
     """Tokenize one subject-session (recordings in time order).
 
+    ``floor`` ``(C,)``: a given noise floor (same units as the signals) instead of the session's own
+    estimate (None); e.g. a new user's floor from its calibration trials alone (:func:`span_floor`).
     Equivalent to ``EventDetector(fs, estimate_floor(signals))`` fed each recording with
     :meth:`~EventDetector.boundary` between them, then flushed (one energy pass serves both).
     Event pieces are dicts with ``recording`` (position in ``recs``), ``event``, ``onset``,
@@ -127,7 +130,13 @@ def tokenize_session(recs: Sequence[Recording], config: DetectorConfig | None = 
     sam = np.concatenate(samples, axis=1)
     if sam.shape[1] == 0:  # shorter than the warm-up: use what there is
         sam = np.concatenate([e for _, e, _ in blocks], axis=1)
-    floor = floor_from_samples(sam, cfg.floor_percentile)
+    if floor is None:
+        floor = floor_from_samples(sam, cfg.floor_percentile)
+    else:
+        floor = np.asarray(floor, np.float64)
+        if floor.shape != (recs[0].n_channels,) or not (np.isfinite(floor) & (floor > 0)).all():
+            raise ValueError(f"{recs[0].subject}/{recs[0].session}: a given floor must be {recs[0].n_channels} "
+                             f"positive finite values, got {floor!r}")
     # the detector takes over the stage with its state, as if it had run it itself
     det = (EventDetector(fs, floor, cfg, mains_hz=mains, energy=stage) if window_ms is None
            else WindowDetector(fs, floor, window_ms, cfg, mains_hz=mains, energy=stage))
@@ -150,6 +159,21 @@ def tokenize_session(recs: Sequence[Recording], config: DetectorConfig | None = 
                                "open_start": bool(e.open_start or e.onset < a),
                                "open_end": bool(e.offset > b or (e.open_end and e.offset >= total))})
     return SessionTokens(groups, rec_of_group, offsets, pieces, floor, events)
+
+
+def span_floor(recs: Sequence[Recording], spans: Sequence[tuple[int, int, int]],
+               config: DetectorConfig | None = None, *, notch: bool = False) -> np.ndarray:
+    """The noise floor ``(C,)`` from the given sample spans only: ``(position in recs, start, stop)``
+    in that recording's samples, joined in the given order through one energy stage, the percentile
+    of ``config`` (:func:`~aemg.tokens.energy.estimate_floor`): what a new user's calibration gives.
+    All of ``recs`` as whole spans gives :func:`tokenize_session`'s own floor."""
+    cfg = config or DetectorConfig()
+    if not spans:
+        raise ValueError("span_floor needs at least one span")
+    mains = recs[0].mains_hz if notch else None
+    return estimate_floor((recs[i].signal[:, a:b] for i, a, b in spans), float(recs[0].fs),
+                          percentile=cfg.floor_percentile, highpass_hz=cfg.highpass_hz, order=cfg.highpass_order,
+                          smooth_ms=cfg.smooth_ms, mains_hz=mains)
 
 
 def tokenize_recordings(recordings: Iterable[Recording], config: DetectorConfig | None = None, *,
@@ -190,5 +214,5 @@ def tokenize_corpus(corpus: Corpus, config: DetectorConfig | None = None, *, win
                                trial_ids=trial_ids, progress=progress, meta=meta)
 
 
-__all__ = ["FEATURE_NAMES", "SessionTokens", "WindowDetector", "iter_sessions", "tokenize_corpus", "tokenize_recordings",
-           "tokenize_session"]
+__all__ = ["FEATURE_NAMES", "SessionTokens", "WindowDetector", "iter_sessions", "span_floor", "tokenize_corpus",
+           "tokenize_recordings", "tokenize_session"]
