@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "with k calibration repetitions per class of the held-out subject (loso), within "
                                    "subject (within) or the dataset's own cross-session split (split). Writes "
                                    "results.json, results.md and PNG plots to EVAL_DIR and prints the table "
-                                   "(or one JSON object with --json).")
+                                   "(or one JSON object with --json). The ablations aemg-windows and aemg-nospatial "
+                                   "are aemg-finetune with runs of their own (--run-windows from aemg pretrain "
+                                   "--window-ms 200, --run-nospatial from aemg pretrain --set encoder.position=index); "
+                                   "every encoder method reads the corpus's token set of its run's kind (events or "
+                                   "windows). See docs/evaluate.md.")
     p.add_argument("--corpus", required=True, type=Path, metavar="CORPUS", help="a corpus folder from aemg prepare")
     p.add_argument("--out", required=True, type=Path, metavar="EVAL_DIR", help="folder for the results")
     p.add_argument("--run", type=Path, default=None, metavar="RUN_DIR",
