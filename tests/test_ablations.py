@@ -28,7 +28,7 @@ from aemg.errors import DataFormatError, OptionError  # noqa: E402
 from aemg.evaluate.baselines import BASELINES, svm_tdar  # noqa: E402
 from aemg.evaluate.data import SignalSource, fold_sets  # noqa: E402
 from aemg.evaluate.folds import loso_folds  # noqa: E402
-from aemg.evaluate.registry import method_factories  # noqa: E402
+from aemg.evaluate.registry import known_methods, method_factories  # noqa: E402
 from aemg.model import Encoder, EncoderConfig, load_encoder  # noqa: E402
 from aemg.tokens.batch import pad_batch  # noqa: E402
 from aemg.train.config import get_config  # noqa: E402
@@ -37,7 +37,6 @@ from aemg.train.sources import load_token_set, run_token_kind  # noqa: E402
 QUIET = ["--log-level", "ERROR"]
 BEFORE = Path(__file__).parent / "data" / "encoder_before_position.pt"  # made by the code of d2845bc
 FAST = em.FinetuneConfig(epochs=1, batch_size=16, max_tokens=64)
-FINETUNED = ("aemg-finetune", "scratch", "aemg-windows", "aemg-nospatial")
 ALL = ("aemg-finetune", "aemg-probe", "scratch", "aemg-windows", "aemg-nospatial", "lda-td", "svm-tdar")
 WINDOWS = {"kind": "windows", "window_ms": 200.0}
 
@@ -137,6 +136,9 @@ def test_a_run_without_a_token_kind_trained_on_events(tmp_path):
 
 
 def test_ablations_need_their_own_run():
+    assert {"aemg-windows", "aemg-nospatial"} <= set(known_methods())
+    assert set(em.ABLATION_METHODS) == {"aemg-windows", "aemg-nospatial"} and not set(em.ENCODER_METHODS) & set(
+        em.ABLATION_METHODS)  # ENCODER_METHODS take the main --run; the ablations only their own
     with pytest.raises(OptionError, match="--run-windows: expected a run directory of aemg pretrain --window-ms 200 "
                                           "for method aemg-windows; found none given"):
         method_factories(["lda-td", "aemg-windows"], run_dir="/some/run")
@@ -198,8 +200,9 @@ def test_window_pretraining_records_the_token_kind(runs, corpus_uci, capsys):
 
 @pytest.mark.slow
 def test_evaluate_with_both_ablations_on_a_real_three_subject_loso(runs, ca_eval, tmp_path, capsys, monkeypatch):
-    for name in FINETUNED:  # CPU-cheap fine-tuning: one epoch of 64-token trials
-        monkeypatch.setitem(em.ENCODER_METHODS, name, functools.partial(em.ENCODER_METHODS[name], cfg=FAST))
+    for table, name in ((em.ENCODER_METHODS, "aemg-finetune"), (em.ENCODER_METHODS, "scratch"),
+                        (em.ABLATION_METHODS, "aemg-windows"), (em.ABLATION_METHODS, "aemg-nospatial")):
+        monkeypatch.setitem(table, name, functools.partial(table[name], cfg=FAST))  # one epoch of 64-token trials
     monkeypatch.setitem(BASELINES, "svm-tdar", functools.partial(svm_tdar, max_train_windows=1500))  # the RBF fit
     out = tmp_path / "eval"
     assert main(QUIET + ["evaluate", "--corpus", str(ca_eval), "--out", str(out), "--run", str(runs["events"]),

@@ -424,5 +424,8 @@ def aemg_nospatial(*, run_dir: str | Path, corpus: Corpus, cfg: FinetuneConfig |
 
 ENCODER_METHODS: dict[str, Callable[..., Callable[[], Method]]] = {
     "aemg-probe": aemg_probe, "aemg-finetune": aemg_finetune, "scratch": scratch,
+}
+ABLATION_METHODS: dict[str, Callable[..., Callable[[], Method]]] = {
     "aemg-windows": aemg_windows, "aemg-nospatial": aemg_nospatial,
 }
+"""The ablations, built like ``ENCODER_METHODS`` but each from a run of its own kind (the registry's ``runs``)."""
