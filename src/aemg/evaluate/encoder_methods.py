@@ -4,7 +4,8 @@ tokens / with the channel index instead of electrode coordinates).
 
 A trial is classified from the token groups that belong to it (the corpus's
 :class:`~aemg.tokens.TokenSet` of the same kind as the run's pre-training, events or fixed windows,
-stored or made now, loaded once per corpus and kind and shared read-only by every fold). ``ENCODER_METHODS[name](run_dir=..., corpus=...)`` returns a zero-argument factory, so
+stored or made now, loaded once per corpus and kind and shared read-only by every fold).
+``ENCODER_METHODS[name](run_dir=..., corpus=...)`` (and ``ABLATION_METHODS[name]``) returns a zero-argument factory, so
 :func:`aemg.evaluate.run.run_folds` builds a fresh method (fresh pre-trained weights, fresh head and
 optimizer) for every fold. ``predict`` (the first call that sees the fold's test subjects) refuses,
 before any prediction, a run whose pre-training saw one of them (:func:`check_run_subjects`). torch is imported only when a method is fitted.
@@ -402,6 +403,7 @@ def check_ablation_run(run_dir: str | Path, name: str) -> None:
 
 
 def _renamed(method: FinetuneMethod, name: str) -> FinetuneMethod:
+    """The same method filed under the ablation's name (results are keyed by ``method.name``)."""
     method.name = name
     return method
 
