@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from aemg.evaluate.report import Evaluation
     from aemg.evaluate.run import FoldResult
 
+log = logging.getLogger(__name__)
+
 DEFAULT_KS = (0, 1, 2, 4)
 OUTPUTS = ("results.json", "results.md")
 
@@ -24,16 +27,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "with k calibration repetitions per class of the held-out subject (loso), within "
                                    "subject (within) or the dataset's own cross-session split (split). Writes "
                                    "results.json, results.md and PNG plots to EVAL_DIR and prints the table "
-                                   "(or one JSON object with --json).")
+                                   "(or one JSON object with --json). The ablations aemg-windows and aemg-nospatial "
+                                   "are aemg-finetune with runs of their own (--run-windows from aemg pretrain "
+                                   "--window-ms 200, --run-nospatial from aemg pretrain --set encoder.position=index); "
+                                   "every encoder method reads the corpus's token set of its run's kind (events or "
+                                   "windows). See docs/evaluate.md.")
     p.add_argument("--corpus", required=True, type=Path, metavar="CORPUS", help="a corpus folder from aemg prepare")
     p.add_argument("--out", required=True, type=Path, metavar="EVAL_DIR", help="folder for the results")
     p.add_argument("--run", type=Path, default=None, metavar="RUN_DIR",
                    help="a run directory of aemg pretrain (needed by the encoder methods only)")
+    p.add_argument("--run-windows", type=Path, default=None, metavar="RUN_DIR",
+                   help="the aemg-windows ablation's run: aemg pretrain --window-ms 200 (needed by that method only)")
+    p.add_argument("--run-nospatial", type=Path, default=None, metavar="RUN_DIR",
+                   help="the aemg-nospatial ablation's run: aemg pretrain --set encoder.position=index (needed by "
+                        "that method only)")
     p.add_argument("--protocol", default="loso", choices=["loso", "within", "split"], help="fold rule (default loso)")
     p.add_argument("--k", default=None, metavar="K,K,...",
                    help="LOSO calibration repetitions per class (default 0,1,2,4, those the corpus has)")
     p.add_argument("--methods", default="lda-td,svm-tdar", metavar="NAME,NAME,...",
-                   help="methods to evaluate (default lda-td,svm-tdar); aemg-finetune, when given, is the reference")
+                   help="methods to evaluate (default lda-td,svm-tdar): lda-td, svm-tdar, aemg-finetune, aemg-probe, "
+                        "scratch (these three need --run), aemg-windows (--run-windows), aemg-nospatial "
+                        "(--run-nospatial); aemg-finetune, when given, is the reference")
     p.add_argument("--scale", default="calibration", choices=["session", "calibration"],
                    help="amplitude scale (default calibration: a held-out subject's scale from its calibration "
                         "trials only, raw device units at k = 0; session: the stored per-session scale, transductive)")
@@ -130,16 +144,22 @@ def run(args: argparse.Namespace) -> int:
     from aemg.errors import OptionError
     from aemg.evaluate.data import SignalSource
     from aemg.evaluate.folds import classes_of
-    from aemg.evaluate.registry import method_factories, parse_methods
+    from aemg.evaluate.registry import ABLATION_RUNS, method_factories, parse_methods
     from aemg.evaluate.report import Evaluation, file_hash, order_methods
     from aemg.evaluate.run import run_folds
 
     names = order_methods(parse_methods(args.methods))
-    if args.run is not None and not args.run.is_dir():
-        raise OptionError(f"--run {args.run}", "a run directory of aemg pretrain", "found no such folder")
+    runs = {"aemg-windows": args.run_windows, "aemg-nospatial": args.run_nospatial}
+    for option, path in (("--run", args.run), ("--run-windows", args.run_windows),
+                         ("--run-nospatial", args.run_nospatial)):
+        if path is not None and not path.is_dir():
+            raise OptionError(f"{option} {path}", "a run directory of aemg pretrain", "found no such folder")
+    for name, path in runs.items():
+        if path is not None and name not in names:
+            log.warning("%s %s: method %s is not in --methods; the run is not used", ABLATION_RUNS[name][0], path, name)
     check_out(args)
     corpus = Corpus(args.corpus)
-    factories = method_factories(names, run_dir=args.run, corpus=corpus)
+    factories = method_factories(names, run_dir=args.run, corpus=corpus, runs=runs)
     folds = make_folds(args, corpus)
     ids = {t for f in folds for t in (*f.train_trials, *f.test_trials)}
     classes = classes_of(corpus.trials[corpus.trials["trial"].isin(ids)])
@@ -160,6 +180,10 @@ def run(args: argparse.Namespace) -> int:
     run_info = None
     if args.run is not None:
         run_info = {"path": str(args.run), "hash": file_hash(args.run / "summary.json")}
+    ablations = {name: {"path": str(path), "hash": file_hash(path / "summary.json")}
+                 for name, path in runs.items() if path is not None and name in factories}
+    if ablations:  # each ablation's own run, beside the main one
+        run_info = {**(run_info or {"path": None, "hash": None}), "ablations": ablations}
     ev = Evaluation(dataset=corpus.dataset, protocol=args.protocol, scale=args.scale, methods=tuple(factories),
                     classes=classes, folds=folds, results=results,
                     corpus={"path": str(args.corpus), "hash": corpus.hash}, run=run_info)

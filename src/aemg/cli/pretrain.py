@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude", action="append", default=[], metavar="DATASET",
                    help="leave out every corpus of this dataset name (repeatable), e.g. the evaluation target; "
                         "summary.json lists the corpora that were used")
+    p.add_argument("--window-ms", type=float, default=None, metavar="N",
+                   help="pre-train on fixed N ms window tokens instead of contraction events (the aemg-windows "
+                        "ablation: each corpus's tokens/windows-<N>ms.npz from aemg tokenize --window-ms N, else made "
+                        "now); run.json records the token kind")
     p.add_argument("--accelerator", default="cpu", help="cpu (default), cuda, gpu, mps, auto (checked against this machine before anything starts)")
     p.add_argument("--devices", default="1", help="devices per node (an int, or 'auto'; default 1)")
     p.add_argument("--num-nodes", type=int, default=1, help="machines (default 1)")
@@ -38,18 +42,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import math
+
+    from aemg.errors import OptionError
     from aemg.train import pretrain
     from aemg.train.config import get_config
     from aemg.train.engine import check_hardware
     from aemg.train.sources import load_token_sources
 
+    if args.window_ms is not None and not (math.isfinite(args.window_ms) and args.window_ms > 0):
+        raise OptionError(f"--window-ms {args.window_ms:g}", "a window length in ms > 0", f"found {args.window_ms:g}")
     devices = check_hardware(args.accelerator, args.devices, args.num_nodes, args.strategy, args.precision)
     cfg = get_config(args.config).override(args.overrides)
     if args.max_steps is not None:
         cfg = cfg.cap_steps(args.max_steps)
     if args.seed is not None:
         cfg = cfg.override([f"seed={args.seed}"])
-    sources = load_token_sources(args.corpus, exclude=args.exclude, progress=not args.no_progress)
+    sources = load_token_sources(args.corpus, exclude=args.exclude, window_ms=args.window_ms,
+                                 progress=not args.no_progress)
     try:
         summary = pretrain(cfg, sources, args.out, accelerator=args.accelerator, devices=devices,
                            num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,

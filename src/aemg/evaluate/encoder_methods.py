@@ -1,8 +1,11 @@
-"""The pre-trained encoder as evaluated methods: ``aemg-probe``, ``aemg-finetune`` and ``scratch``.
+"""The pre-trained encoder as evaluated methods: ``aemg-probe``, ``aemg-finetune``, ``scratch`` and the
+ablations ``aemg-windows`` / ``aemg-nospatial`` (``aemg-finetune`` with a run pre-trained on 200 ms window
+tokens / with the channel index instead of electrode coordinates).
 
-A trial is classified from the token groups that belong to it (the corpus's event
-:class:`~aemg.tokens.TokenSet`, stored or made now, loaded once per corpus and shared read-only by
-every fold). ``ENCODER_METHODS[name](run_dir=..., corpus=...)`` returns a zero-argument factory, so
+A trial is classified from the token groups that belong to it (the corpus's
+:class:`~aemg.tokens.TokenSet` of the same kind as the run's pre-training, events or fixed windows,
+stored or made now, loaded once per corpus and kind and shared read-only by every fold).
+``ENCODER_METHODS[name](run_dir=..., corpus=...)`` (and ``ABLATION_METHODS[name]``) returns a zero-argument factory, so
 :func:`aemg.evaluate.run.run_folds` builds a fresh method (fresh pre-trained weights, fresh head and
 optimizer) for every fold. ``predict`` (the first call that sees the fold's test subjects) refuses,
 before any prediction, a run whose pre-training saw one of them (:func:`check_run_subjects`). torch is imported only when a method is fitted.
@@ -96,16 +99,22 @@ def check_run_subjects(run_dir: str | Path, test_subjects: Sequence[str]) -> Non
 
 
 class TrialTokens:
-    """A corpus's event TokenSet with its trials indexed by corpus trial number (shared read-only by folds)."""
+    """A corpus's event TokenSet (or with ``window_ms``, its fixed-window one) with its trials indexed by corpus
+    trial number (shared read-only by folds); a ``token_set`` of another kind is a DataFormatError."""
 
-    def __init__(self, corpus: Corpus, token_set: TokenSet | None = None, *,
+    def __init__(self, corpus: Corpus, token_set: TokenSet | None = None, *, window_ms: float | None = None,
                  test_subjects: tuple[str, ...] = (), base: TrialTokens | None = None) -> None:
-        from aemg.train.sources import load_token_set
+        from aemg.train.sources import describe_kind, load_token_set, token_kind, token_set_kind
 
         self.corpus_path = str(corpus.path)
+        self.window_ms = window_ms
+        self.kind = token_kind(window_ms)  # {"kind": "events"} or {"kind": "windows", "window_ms": N}
         self.test_subjects = test_subjects  # a calibration view: the held-out subjects it re-tokenized (else ())
         self.base = base  # a calibration view: the shared TrialTokens it was made from (else None)
-        self.ts = token_set if token_set is not None else load_token_set(corpus, progress=False)
+        self.ts = token_set if token_set is not None else load_token_set(corpus, window_ms=window_ms, progress=False)
+        if token_set_kind(self.ts) != self.kind:
+            raise DataFormatError(f"{self.corpus_path}/tokens", f"a token set of {describe_kind(self.kind)}",
+                                  f"found {describe_kind(token_set_kind(self.ts))}")
         tr = self.ts.trials
         rec_ids = np.asarray(self.ts.recordings.id).astype(str)
         self.row = {int(t): i for i, t in enumerate(np.asarray(tr.id, np.int64))}
@@ -133,15 +142,33 @@ class TrialTokens:
         return out
 
 
-_TOKENS: dict[tuple[str, str], TrialTokens] = {}
+_TOKENS: dict[tuple[str, str, float | None], TrialTokens] = {}
 
 
-def trial_tokens(corpus: Corpus) -> TrialTokens:
-    """The corpus's :class:`TrialTokens`, made once per (path, hash) in this process."""
-    key = (str(Path(corpus.path).resolve()), str(corpus.hash))
+def trial_tokens(corpus: Corpus, window_ms: float | None = None) -> TrialTokens:
+    """The corpus's :class:`TrialTokens` (events, or ``window_ms`` windows), made once per (path, hash, kind)."""
+    key = (str(Path(corpus.path).resolve()), str(corpus.hash), window_ms)
     if key not in _TOKENS:
-        _TOKENS[key] = TrialTokens(corpus)
+        _TOKENS[key] = TrialTokens(corpus, window_ms=window_ms)
     return _TOKENS[key]
+
+
+def check_run_tokens(run_dir: str | Path, tokens: TrialTokens) -> None:
+    """Refuse (one-line ``DataFormatError``) token sets of another kind than the run pre-trained on."""
+    from aemg.train.sources import describe_kind, run_token_kind
+
+    kind = run_token_kind(run_dir)
+    if kind != tokens.kind:
+        raise DataFormatError(run_dir, f"a token set of the kind the run pre-trained on ({describe_kind(kind)})",
+                              f"found {describe_kind(tokens.kind)} of {tokens.corpus_path}")
+
+
+def run_trial_tokens(run_dir: str | Path, corpus: Corpus) -> TrialTokens:
+    """The corpus's :class:`TrialTokens` of the kind the run pre-trained on (``run.json`` ``"tokens"``)."""
+    from aemg.train.sources import run_token_kind
+
+    kind = run_token_kind(run_dir)
+    return trial_tokens(corpus, kind.get("window_ms"))
 
 
 def fallback_class(y: np.ndarray, has_tokens: np.ndarray, n_classes: int) -> int:
@@ -162,7 +189,8 @@ def _calibration_view(tokens: TrialTokens, train: TrialSet) -> TrialTokens:
     from aemg.evaluate.fold_tokens import fold_token_set
 
     view = fold_token_set(tokens.ts, train)
-    return TrialTokens(train.corpus, view.token_set, test_subjects=view.test_subjects, base=tokens)
+    return TrialTokens(train.corpus, view.token_set, window_ms=tokens.window_ms, test_subjects=view.test_subjects,
+                       base=tokens)
 
 
 def _subjects(ts: TrialSet) -> list[str]:
@@ -170,6 +198,7 @@ def _subjects(ts: TrialSet) -> list[str]:
 
 
 def _content_dim_check(enc: Encoder, tokens: TrialTokens, run_dir: Path) -> None:
+    check_run_tokens(run_dir, tokens)
     if int(enc.cfg.content_dim) != int(tokens.ts.n_features):
         raise DataFormatError(run_dir / "encoder.pt", f"an encoder for {tokens.ts.n_features} token features "
                               f"(the token set of {tokens.corpus_path})", f"found content_dim {enc.cfg.content_dim}")
@@ -360,23 +389,76 @@ class FinetuneMethod(_EncoderMethod):
 
 
 def aemg_probe(*, run_dir: str | Path, corpus: Corpus, cfg: ProbeConfig | None = None) -> Callable[[], Method]:
-    """Factory of ``aemg-probe`` methods for one (run, corpus); the token set is loaded once, here."""
-    tokens = trial_tokens(corpus)
+    """Factory of ``aemg-probe`` methods for one (run, corpus); the token set (of the run's kind) is loaded once, here."""
+    tokens = run_trial_tokens(run_dir, corpus)
     return lambda: ProbeMethod(run_dir, tokens, cfg)
 
 
 def aemg_finetune(*, run_dir: str | Path, corpus: Corpus, cfg: FinetuneConfig | None = None) -> Callable[[], Method]:
     """Factory of ``aemg-finetune`` methods (pre-trained weights loaded fresh at every fit)."""
-    tokens = trial_tokens(corpus)
+    tokens = run_trial_tokens(run_dir, corpus)
     return lambda: FinetuneMethod(run_dir, tokens, cfg, pretrained=True)
 
 
 def scratch(*, run_dir: str | Path, corpus: Corpus, cfg: FinetuneConfig | None = None) -> Callable[[], Method]:
     """Factory of ``scratch`` methods: the run's encoder architecture from random init, labels only."""
-    tokens = trial_tokens(corpus)
+    tokens = run_trial_tokens(run_dir, corpus)
     return lambda: FinetuneMethod(run_dir, tokens, cfg, pretrained=False)
+
+
+def _encoder_position(run_dir: Path) -> str:
+    """``EncoderConfig.position`` of the run's ``encoder.pt`` (``"coords"`` for runs made before the option)."""
+    import torch
+
+    path = run_dir / "encoder.pt"
+    if not path.is_file():
+        raise DataFormatError(run_dir, "a run directory of aemg pretrain holding encoder.pt", "found no encoder.pt")
+    return str(torch.load(path, map_location="cpu", weights_only=False)["config"].get("position", "coords"))
+
+
+def check_ablation_run(run_dir: str | Path, name: str) -> None:
+    """Refuse (one-line ``DataFormatError`` naming the run) a run that is not the ablation ``name``: aemg-windows
+    needs fixed-window tokens with electrode coordinates, aemg-nospatial events with ``encoder.position=index``."""
+    from aemg.train.sources import describe_kind, run_token_kind
+
+    run_dir = Path(run_dir)
+    kind, position = run_token_kind(run_dir), _encoder_position(run_dir)
+    want_windows = name == "aemg-windows"
+    if (kind["kind"] == "windows") != want_windows:
+        how = "aemg pretrain --window-ms 200" if want_windows else "aemg pretrain without --window-ms"
+        raise DataFormatError(run_dir, f"a run pre-trained on {'fixed-window tokens' if want_windows else 'events'} "
+                              f"for {name} ({how})", f"found a run pre-trained on {describe_kind(kind)}")
+    if position != ("coords" if want_windows else "index"):
+        how = "without --set encoder.position=index" if want_windows else "with --set encoder.position=index"
+        raise DataFormatError(run_dir, f"a run pre-trained {how} for {name}", f"found encoder.position {position!r}")
+
+
+def _renamed(method: FinetuneMethod, name: str) -> FinetuneMethod:
+    """The same method filed under the ablation's name (results are keyed by ``method.name``)."""
+    method.name = name
+    return method
+
+
+def aemg_windows(*, run_dir: str | Path, corpus: Corpus, cfg: FinetuneConfig | None = None) -> Callable[[], Method]:
+    """Factory of ``aemg-windows``: ``aemg-finetune`` with a run pre-trained on fixed-window tokens, on the corpus's
+    window token set of the same length (checked: :func:`check_ablation_run`)."""
+    check_ablation_run(run_dir, "aemg-windows")
+    tokens = run_trial_tokens(run_dir, corpus)
+    return lambda: _renamed(FinetuneMethod(run_dir, tokens, cfg, pretrained=True), "aemg-windows")
+
+
+def aemg_nospatial(*, run_dir: str | Path, corpus: Corpus, cfg: FinetuneConfig | None = None) -> Callable[[], Method]:
+    """Factory of ``aemg-nospatial``: ``aemg-finetune`` with a run pre-trained with the channel index instead of
+    electrode coordinates (``encoder.position=index``, checked: :func:`check_ablation_run`)."""
+    check_ablation_run(run_dir, "aemg-nospatial")
+    tokens = run_trial_tokens(run_dir, corpus)
+    return lambda: _renamed(FinetuneMethod(run_dir, tokens, cfg, pretrained=True), "aemg-nospatial")
 
 
 ENCODER_METHODS: dict[str, Callable[..., Callable[[], Method]]] = {
     "aemg-probe": aemg_probe, "aemg-finetune": aemg_finetune, "scratch": scratch,
 }
+ABLATION_METHODS: dict[str, Callable[..., Callable[[], Method]]] = {
+    "aemg-windows": aemg_windows, "aemg-nospatial": aemg_nospatial,
+}
+"""The ablations, built like ``ENCODER_METHODS`` but each from a run of its own kind (the registry's ``runs``)."""

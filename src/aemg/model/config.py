@@ -19,6 +19,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+POSITIONS = ("coords", "index")
+"""How the encoder locates a token: by its electrode's forearm coordinates, or by its channel's index only."""
+
+
 @dataclass
 class EncoderConfig:
     """The spatio-temporal Transformer (also the tokenizer network's encoder, at a smaller size)."""
@@ -37,6 +41,12 @@ class EncoderConfig:
     n_z_freq: int = 4  # Fourier frequencies of the position z along the forearm
     max_groups: int = 256  # group-order embedding table size (larger orders are clamped)
     max_rank: int = 64  # rank embedding table size (larger ranks are clamped)
+    position: str = "coords"  # "coords": electrode coordinates; "index": the channel index (the nospatial ablation)
+    max_channels: int = 64  # channel-index embedding table size with position "index" (larger indices are clamped)
+
+    def __post_init__(self) -> None:
+        if self.position not in POSITIONS:
+            raise ValueError(f"EncoderConfig.position must be one of {', '.join(POSITIONS)}; found {self.position!r}")
 
 
 @dataclass

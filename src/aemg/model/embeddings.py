@@ -1,9 +1,11 @@
 """Token embeddings: content, electrode position, time, group order and rank.
 
 Every embedding is computed per token from that token's own fields of the batch contract
-(docs/dev/contracts.md), and none uses the token's index in the sequence or its channel index. The
-encoder therefore treats a sequence as a set of tokens located in space (electrode coordinates) and
-time (ms): permuting a recording's channels together with their coordinates changes nothing.
+(docs/dev/contracts.md), and none uses the token's index in the sequence or (by default) its channel
+index. The encoder therefore treats a sequence as a set of tokens located in space (electrode
+coordinates) and time (ms): permuting a recording's channels together with their coordinates changes
+nothing. The nospatial ablation (``EncoderConfig.position = "index"``) replaces the coordinates by a
+learned embedding of the channel index (:class:`ChannelEmbedding`), which ignores coordinates.
 
 Shapes: B sequences, N tokens, F content dim, D = ``cfg.d_model``.
 """
@@ -51,6 +53,19 @@ class SpatialEmbedding(nn.Module):
         return on * self.proj(feats) + off.unsqueeze(-1) * self.off
 
 
+class ChannelEmbedding(nn.Module):
+    """The nospatial ablation: a learned vector per channel index (``max_channels`` rows, larger indices
+    clamped to the last), used instead of :class:`SpatialEmbedding`; coordinates are never read."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.max_channels = cfg.max_channels
+        self.table = nn.Embedding(cfg.max_channels, cfg.d_model)
+
+    def forward(self, channel: torch.Tensor) -> torch.Tensor:  # (B, N) int64 -> (B, N, D)
+        return self.table(channel.clamp(0, self.max_channels - 1))
+
+
 class TemporalEmbedding(nn.Module):
     """Onset within the group, group start within the sequence and duration, each in ms.
 
@@ -73,7 +88,7 @@ class TemporalEmbedding(nn.Module):
 
 
 class TokenEmbedding(nn.Module):
-    """Sum of content, spatial, temporal, group-order and rank embeddings, then dropout.
+    """Sum of content, spatial (or channel-index), temporal, group-order and rank embeddings, then dropout.
 
     ``forward(batch, content_mask=None)``: where ``content_mask`` (B, N) is True the content is
     replaced by a learned ``[MASK]`` vector (masked token modelling); position and time stay.
@@ -88,7 +103,11 @@ class TokenEmbedding(nn.Module):
                                      nn.Linear(cfg.content_dim, cfg.d_model, bias=cfg.bias))
         # only a model that masks has a [MASK] vector (DDP requires every parameter to get a gradient)
         self.mask_token = nn.Parameter(torch.zeros(cfg.d_model)) if mask_token else None
-        self.spatial = SpatialEmbedding(cfg)
+        # position "coords" keeps the module (and state-dict keys) of every run made before the option existed
+        if cfg.position == "index":
+            self.channel = ChannelEmbedding(cfg)
+        else:
+            self.spatial = SpatialEmbedding(cfg)
         self.temporal = TemporalEmbedding(cfg)
         self.group = nn.Embedding(cfg.max_groups, cfg.d_model)
         self.rank = nn.Embedding(cfg.max_rank, cfg.d_model)
@@ -100,7 +119,10 @@ class TokenEmbedding(nn.Module):
             if self.mask_token is None:
                 raise ValueError("this encoder was built with mask_token=False and cannot mask content")
             x = torch.where(content_mask.unsqueeze(-1), self.mask_token.to(x.dtype), x)
-        x = x + self.spatial(batch["coords"])
+        if self.cfg.position == "index":
+            x = x + self.channel(batch["channel"])
+        else:
+            x = x + self.spatial(batch["coords"])
         x = x + self.temporal(batch["onset_ms"], batch["t_ms"], batch["duration_ms"])
         x = x + self.group(batch["group_order"].clamp(0, self.cfg.max_groups - 1))
         x = x + self.rank(batch["rank"].clamp(0, self.cfg.max_rank - 1))

@@ -2,7 +2,9 @@
 
 Pre-norm blocks; attention through ``F.scaled_dot_product_attention`` with a key mask, so a padded
 token never influences a real one; masked mean pooling over real tokens. No embedding of a token's
-index in the sequence or of its channel index: tokens are located by their coordinates and times.
+index in the sequence or of its channel index: tokens are located by their coordinates and times
+(except in the nospatial ablation, ``cfg.position == "index"``, where the channel index replaces the
+coordinates).
 
 Shapes: B sequences, N tokens, D = ``cfg.d_model``, H heads.
 """

@@ -19,7 +19,14 @@ from typing import Any
 
 from aemg.atomic import atomic_write_text
 from aemg.errors import DataFormatError, OptionError
-from aemg.model.config import EncoderConfig, MTMConfig, TokenizerConfig, config_from_dict, model_size
+from aemg.model.config import (
+    POSITIONS,
+    EncoderConfig,
+    MTMConfig,
+    TokenizerConfig,
+    config_from_dict,
+    model_size,
+)
 
 
 @dataclass
@@ -134,6 +141,10 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
 
 
 # ---------------------------------------------------------------------- --set KEY=VALUE
+CHOICES: dict[tuple[type, str], tuple[str, ...]] = {(EncoderConfig, "position"): POSITIONS}
+"""Text fields that take one of a few values: (config class, field) -> the values ``--set`` accepts."""
+
+
 def _apply_override(d: dict[str, Any], item: str) -> None:
     """Set one ``section.field=value`` in the config dict ``d``, checked against the dataclass fields and types."""
     option = f"--set {item}"
@@ -162,7 +173,11 @@ def _apply_override(d: dict[str, Any], item: str) -> None:
             raise OptionError(option, f"a field of {where or 'the config'} ({', '.join(fields)})",
                               f"found {'.'.join(parts[:i + 1])} is a value, not a section")
         else:
-            node[name] = _parse_value(option, raw.strip(), ftype)
+            value = _parse_value(option, raw.strip(), ftype)
+            choices = CHOICES.get((cls, name))
+            if choices is not None and value not in choices:
+                raise OptionError(option, f"one of {', '.join(choices)}", f"found {value!r}")
+            node[name] = value
 
 
 def _parse_value(option: str, raw: str, ftype: Any) -> Any:

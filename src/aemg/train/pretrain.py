@@ -9,7 +9,8 @@ loop runs on one CPU process and on many GPUs across nodes.
 Run directory::
 
     config.json        resolved config (also stored in every checkpoint)
-    run.json           corpora, excluded datasets, held-out recordings, world size
+    run.json           corpora, excluded datasets, token kind ("tokens": {"kind": "events"} or
+                       {"kind": "windows", "window_ms": 200.0}), held-out recordings, world size
     metrics.jsonl      one row per step and stage (rank 0)
     ckpt.pt            latest checkpoint (atomic): models, optimizer, schedule step, RNG, sampler position
     rng_rank{r}_s{stage}_{step}.pt
@@ -111,6 +112,10 @@ class PretrainRecipe:
         self.given_datasets = given
         if not self.sources:
             raise ValueError(f"nothing to pre-train on: every corpus was excluded ({', '.join(self.exclude)})")
+        kinds = {json.dumps(s.tokens, sort_keys=True) for s in self.sources}
+        if len(kinds) != 1:
+            raise ValueError(f"corpora disagree on the token kind: {sorted(kinds)}; load them with one --window-ms")
+        self.tokens = dict(self.sources[0].tokens)  # the token kind, recorded in run.json and summary.json
         content_dims = {r.content.shape[1] for s in self.sources for r in s.recordings}
         if len(content_dims) != 1:
             raise ValueError(f"corpora disagree on the token content dim: {sorted(content_dims)}; tokenize them alike")
@@ -153,7 +158,12 @@ class PretrainRecipe:
         run_json = self.out / "run.json"
         if not run_json.exists():
             return
-        corpora = json.loads(run_json.read_text())["corpora"]
+        run = json.loads(run_json.read_text())
+        corpora = run["corpora"]
+        kind = run.get("tokens", {"kind": "events"})
+        if kind != self.tokens:
+            raise ValueError(f"{self.out}: --resume with other tokens than the run started with (run: {kind}, "
+                             f"given: {self.tokens}); pass the same --window-ms")
         before = sorted((c["dataset"], c["provenance_hash"]) for c in corpora)
         now = sorted((s.dataset, s.provenance_hash) for s in self.sources)
         if before != now:
@@ -222,7 +232,7 @@ class PretrainRecipe:
         else:
             seed_all(cfg.seed + 1000 * self.rank)
         if fabric.is_global_zero:
-            run = {"corpora": [s.describe() for s in self.sources], "excluded": list(self.exclude),
+            run = {"corpora": [s.describe() for s in self.sources], "excluded": list(self.exclude), "tokens": self.tokens,
                    "heldout_recordings": [r.key for r in self.heldout_recs], "world_size": self.world,
                    "fabric": {k: str(v) for k, v in self.fabric_kwargs.items()},
                    "content_names": list(self.sources[0].content_names or []) or None}
@@ -434,7 +444,7 @@ class PretrainRecipe:
                 "config": self.cfg.name, "world_size": self.world,
                 "stage1": {"recon_loss_first": f1, "recon_loss_last": la1, "steps": len(r1), **s1},
                 "stage2": {"loss_first": f2, "loss_last": la2, "steps": len(l2), **acc},
-                "corpora": [s.describe() for s in self.sources], "excluded": list(self.exclude),
+                "corpora": [s.describe() for s in self.sources], "excluded": list(self.exclude), "tokens": self.tokens,
                 "params": {"encoder": n_params(unwrap(self.mtm).encoder), "mtm_head": n_params(unwrap(self.mtm).head),
                            "tokenizer": n_params(unwrap(self.tokenizer))},
             }

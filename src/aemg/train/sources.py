@@ -5,12 +5,18 @@ dataset name, subjects and provenance hash), loads the token set stored beside i
 (``CORPUS_DIR/tokens/events.npz``, written by ``aemg tokenize``) or, when there is none or it was
 made from another version of the corpus, tokenizes the corpus with the default event tokenizer in
 memory. Pre-training writes nothing outside its run directory; ``aemg tokenize CORPUS_DIR`` stores
-the token set so later runs load it.
+the token set so later runs load it. With ``window_ms`` (the fixed-window ablation) the same holds
+for ``CORPUS_DIR/tokens/windows-<N>ms.npz`` (``aemg tokenize --window-ms N``).
+
+A token *kind* is recorded as ``{"kind": "events"}`` or ``{"kind": "windows", "window_ms": 200.0}``
+(:func:`token_kind`); ``run.json`` holds the run's under ``"tokens"`` (:func:`run_token_kind`), so
+evaluation loads the target corpus's token set of the same kind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aemg.errors import DataFormatError
 from aemg.train.data import IGNORE, TokenRecording
 
 if TYPE_CHECKING:
@@ -37,6 +44,7 @@ class TokenSource:
     provenance_hash: str
     recordings: list[TokenRecording] = field(default_factory=list)
     content_names: tuple[str, ...] | None = None  # names of the content vector's entries (for drawings)
+    tokens: dict[str, Any] = field(default_factory=lambda: token_kind(None))  # the token kind (token_kind)
 
     @property
     def subjects(self) -> list[str]:
@@ -56,6 +64,42 @@ class TokenSource:
         return {"dataset": self.dataset, "path": self.path, "provenance_hash": self.provenance_hash,
                 "token_hash": self.token_hash(), "subjects": self.subjects, "n_recordings": len(self.recordings),
                 "n_tokens": int(sum(len(r) for r in self.recordings))}
+
+
+def token_kind(window_ms: float | None) -> dict[str, Any]:
+    """The record of a token kind: ``{"kind": "events"}``, or ``{"kind": "windows", "window_ms": N}`` (N in ms)."""
+    return {"kind": "events"} if window_ms is None else {"kind": "windows", "window_ms": float(window_ms)}
+
+
+def token_set_kind(ts: TokenSet) -> dict[str, Any]:
+    """The kind of a loaded ``TokenSet``, from its settings (``mode``, ``window_ms``)."""
+    st = ts.settings
+    return token_kind(float(st.window_ms) if st.mode == "windows" else None)
+
+
+def describe_kind(kind: dict[str, Any]) -> str:
+    """``"events"`` or ``"200 ms windows"``, for messages."""
+    return "events" if kind.get("kind") == "events" else f"{float(kind['window_ms']):g} ms windows"
+
+
+def run_token_kind(run_dir: str | Path) -> dict[str, Any]:
+    """The token kind a pre-training run trained on (``run.json`` ``"tokens"``); a run written before the field
+    existed trained on events. A value that is not a kind is a :class:`DataFormatError` naming the file."""
+    run_dir = Path(run_dir)
+    if run_dir.name == "encoder.pt":
+        run_dir = run_dir.parent
+    for name in ("run.json", "summary.json"):
+        p = run_dir / name
+        if p.exists():
+            kind = json.loads(p.read_text()).get("tokens", {"kind": "events"})
+            ok = isinstance(kind, dict) and (kind.get("kind") == "events" or (
+                kind.get("kind") == "windows" and isinstance(kind.get("window_ms"), (int, float))
+                and float(kind["window_ms"]) > 0))
+            if not ok:
+                raise DataFormatError(p, 'a token kind under "tokens" ({"kind": "events"} or {"kind": "windows", '
+                                         '"window_ms": N})', f"found {kind!r}")
+            return token_kind(None if kind["kind"] == "events" else float(kind["window_ms"]))
+    return token_kind(None)
 
 
 def token_recordings(ts: TokenSet) -> list[TokenRecording]:
@@ -81,19 +125,26 @@ def token_recordings(ts: TokenSet) -> list[TokenRecording]:
     return out
 
 
-def load_token_set(corpus: Corpus, *, progress: bool = True, save: bool = False) -> TokenSet:
-    """The event TokenSet of a corpus: the stored one if it matches the corpus's hash, else made now."""
+def load_token_set(corpus: Corpus, *, window_ms: float | None = None, progress: bool = True,
+                   save: bool = False) -> TokenSet:
+    """The event TokenSet of a corpus (or with ``window_ms``, its fixed-window one): the stored one if it
+    matches the corpus's hash and that kind, else made now."""
     import aemg.tokens as tokens
 
-    path = tokens.TokenSet.default_path(corpus.path)
+    path = tokens.TokenSet.default_path(corpus.path, window_ms)
     if path.exists():
         ts = tokens.TokenSet.load(path)
-        if ts.meta.get("corpus_hash") in (None, corpus.hash):
+        if ts.meta.get("corpus_hash") not in (None, corpus.hash):
+            log.warning("%s was made from another version of %s; tokenizing again", path, corpus.path)
+        elif token_set_kind(ts) != token_kind(window_ms):
+            log.warning("%s holds %s, not %s; tokenizing again", path, describe_kind(token_set_kind(ts)),
+                        describe_kind(token_kind(window_ms)))
+        else:
             return ts
-        log.warning("%s was made from another version of %s; tokenizing again", path, corpus.path)
-    log.info("%s: no stored token set; tokenizing with the default event tokenizer (aemg tokenize %s stores it)",
-             corpus.path, corpus.path)
-    ts = tokens.tokenize_corpus(corpus, progress=progress)
+    flag = "" if window_ms is None else f" --window-ms {window_ms:g}"
+    log.info("%s: no stored token set; tokenizing with the default %s tokenizer (aemg tokenize %s%s stores it)",
+             corpus.path, "event" if window_ms is None else "fixed-window", corpus.path, flag)
+    ts = tokens.tokenize_corpus(corpus, window_ms=window_ms, progress=progress)
     if save:
         try:
             ts.save(path)
@@ -103,21 +154,23 @@ def load_token_set(corpus: Corpus, *, progress: bool = True, save: bool = False)
 
 
 def load_token_sources(corpus_dirs: Sequence[str | Path], exclude: Sequence[str] = (), *,
-                       progress: bool = True) -> list[TokenSource]:
-    """One :class:`TokenSource` per corpus folder (datasets in ``exclude`` are not even tokenized)."""
+                       window_ms: float | None = None, progress: bool = True) -> list[TokenSource]:
+    """One :class:`TokenSource` per corpus folder (datasets in ``exclude`` are not even tokenized), of event
+    tokens, or of ``window_ms`` fixed-window tokens (the ablation)."""
     from aemg.corpus import Corpus
 
+    kind = token_kind(window_ms)
     sources = []
     for d in corpus_dirs:
         corpus = Corpus(d)
         if corpus.dataset in set(exclude):
             log.info("leaving out %s (%s): --exclude", d, corpus.dataset)
-            sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, []))
+            sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, [], tokens=kind))
             continue
-        ts = load_token_set(corpus, progress=progress)
+        ts = load_token_set(corpus, window_ms=window_ms, progress=progress)
         recs = token_recordings(ts)
         if not recs:
             raise ValueError(f"{d}: the token set holds no tokens (no contraction events were found)")
         sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, recs,
-                                   content_names=tuple(ts.meta.get("feature_names") or ()) or None))
+                                   content_names=tuple(ts.meta.get("feature_names") or ()) or None, tokens=kind))
     return sources
