@@ -218,6 +218,12 @@ def test_spans_cover_each_trial_exactly_and_never_mix_trials(corpus_cote_allard)
         for s in mine:
             assert set(trial_of[group_of[s]]) == {r}  # a span never crosses into another trial
             assert 1 <= len(np.unique(group_of[s])) <= 4
+    few, own = epoch_spans(groups, 4, np.random.default_rng(0), per_trial=3)  # at most 3 spans per trial, in order
+    assert np.bincount(own).max() == 3 and len(few) < len(spans)
+    for i, r in enumerate(rows):
+        mine = [s for s, o in zip(few, own) if o == i]
+        assert all(set(trial_of[group_of[s]]) == {r} for s in mine)
+        assert all(a[-1] < b[0] for a, b in zip(mine, mine[1:]))
     # the partition: the first cut after `offset` groups; the tiling: every group covered, last span at the end
     g = [np.array([k]) for k in range(10)]
     assert [s.tolist() for s in partition_spans(g, 4, 1)] == [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9]]
@@ -241,7 +247,7 @@ def test_span_finetune_and_probe_predict_by_mean_span_log_probs(tiny_run, corpus
     tt = trial_tokens(c)
     rows = tt.rows(test.trials)
     rows = rows[tt.n_tokens[rows] > 0]
-    cfg = FinetuneConfig(epochs=1, batch_size=32, span_groups=4, predict_stride=2)
+    cfg = FinetuneConfig(epochs=1, batch_size=32, span_groups=4, predict_stride=2, pool="channel")
     m = FinetuneMethod(tiny_run, tt, cfg)
     m.fit(train)
     spans, owner = tt.tiles(rows, 4, 2)
@@ -252,6 +258,7 @@ def test_span_finetune_and_probe_predict_by_mean_span_log_probs(tiny_run, corpus
     want = np.stack([logp[owner == i].mean(0) for i in range(len(rows))])
     assert np.allclose(m.trial_log_probs(rows), want, atol=1e-5)
     assert np.array_equal(m._predict_rows(rows), want.argmax(1))
+    assert m.model.head.in_features == tt.n_channels * m.model.encoder.cfg.d_model == 8 * 32  # one state per channel
     m2 = FinetuneMethod(tiny_run, tt, cfg)
     m2.fit(train)
     assert m.losses == m2.losses and np.array_equal(m.predict(test).y_pred, m2.predict(test).y_pred)  # seeded

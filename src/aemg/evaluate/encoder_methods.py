@@ -7,7 +7,9 @@ every fold). ``ENCODER_METHODS[name](run_dir=..., corpus=...)`` returns a zero-a
 optimizer) for every fold. ``predict`` (the first call that sees the fold's test subjects) refuses,
 before any prediction, a run whose pre-training saw one of them (:func:`check_run_subjects`). torch is imported only when a method is fitted.
 
-Rules: trials are cut to their first ``max_tokens`` tokens (probe 512, fine-tuning 256); a trial without any token is predicted
+Rules: methods train and predict on spans of ``span_groups`` consecutive token groups of a trial
+(:mod:`aemg.evaluate.spans`; a trial's class is the argmax of its spans' mean log-probability, and a
+span's states are pooled per channel by default); a trial without any token is predicted
 as the class most frequent among the event-less training trials, else the most frequent training
 class (ties: lowest class index); a rest trial with events is classified like any other. Only the
 ``session`` scale is supported (the token set is made from the stored per-session pipeline).
@@ -42,17 +44,17 @@ class FinetuneConfig:
     trial (a fresh random partition of every training trial per epoch); a trial is predicted by the mean of
     its spans' class log-probabilities. ``span_groups=0``: the whole trial (its first ``max_tokens``) is one span."""
 
-    epochs: int = 6
+    epochs: int = 3
     batch_size: int = 16  # spans per optimizer step
-    lr_encoder: float = 1e-4  # AdamW learning rate of the encoder (pre-trained or random)
+    lr_encoder: float = 3e-4  # AdamW learning rate of the encoder (pre-trained or random)
     lr_head: float = 1e-3  # AdamW learning rate of the linear head
     weight_decay: float = 0.01
     max_tokens: int = 256  # cap on a span's tokens (whole-trial spans: the first tokens; Côté-Allard ~400 per trial)
-    span_groups: int = 0  # groups per span (a group: <= 100 ms, one token per channel); 0 = whole trial
+    span_groups: int = 4  # groups per span (a group: <= 100 ms, one token per channel); 0 = whole trial
+    spans_per_trial: int = 3  # training spans drawn per trial and epoch (0 = all of its partition)
     predict_stride: int = 0  # groups between predicted spans' starts; 0 = span_groups (no overlap)
-    pool: str = "mean"  # head input: "mean" of the span's token states, "meanmax", or "channel" (mean per channel)
+    pool: str = "channel"  # head input: "mean" of the span's token states, "meanmax", or "channel" (mean per channel)
     label_smoothing: float = 0.0
-    level_path: bool = False  # add a zero-initialised linear path from per-feature standardised content (see below)
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
 
@@ -65,9 +67,9 @@ class ProbeConfig:
     batch_size: int = 32
     C: float = 1.0  # LogisticRegression inverse regularisation
     max_iter: int = 2000
-    span_groups: int = 0
+    span_groups: int = 4
     predict_stride: int = 0  # 0 = span_groups
-    pool: str = "mean"  # "mean", "meanmax" or "channel"
+    pool: str = "channel"  # "mean", "meanmax" or "channel"
 
 
 # ------------------------------------------------------------------ provenance
@@ -356,28 +358,6 @@ def _classifier(enc: Encoder, n_classes: int, pool: str = "mean", n_channels: in
     return Classifier()
 
 
-def _add_level_path(enc: Encoder, content: np.ndarray) -> None:
-    """Give the encoder's content embedding a parallel, zero-initialised linear path from the content
-    standardised per feature (mean/std of the training tokens ``content`` (N, F)). The embedding's LayerNorm
-    normalises each token across its features, which all but removes a token's ``log_amp`` (its channel's
-    amplitude, the level LDA's MAV sees); at the start the output is the pre-trained one, unchanged."""
-    import torch
-
-    class ContentWithLevel(torch.nn.Module):
-        def __init__(self, base: torch.nn.Module) -> None:
-            super().__init__()
-            self.base = base
-            self.register_buffer("mean", torch.as_tensor(content.mean(0), dtype=torch.float32))
-            self.register_buffer("std", torch.as_tensor(content.std(0) + 1e-6, dtype=torch.float32))
-            self.level = torch.nn.Linear(content.shape[1], enc.cfg.d_model, bias=False)
-            torch.nn.init.zeros_(self.level.weight)
-
-        def forward(self, c: torch.Tensor) -> torch.Tensor:
-            return self.base(c) + self.level((c - self.mean) / self.std)
-
-    enc.embed.content = ContentWithLevel(enc.embed.content)
-
-
 class FinetuneMethod(_EncoderMethod):
     """``aemg-finetune`` (pre-trained weights, loaded fresh per fold) or ``scratch`` (``pretrained=False``:
     the run's encoder config, random init): encoder + linear head trained with AdamW and cross-entropy."""
@@ -412,9 +392,6 @@ class FinetuneMethod(_EncoderMethod):
             if self.on_fit_start is not None:
                 self.on_fit_start(enc)
             rows, y = rows[has], train.y[has]
-            if cfg.level_path and len(rows):
-                _add_level_path(enc, self.tokens.ts.tokens.content[np.concatenate(
-                    [self.tokens.ts.sequences("trial")[int(r)] for r in rows])])
             self.model = _classifier(enc, self.n_classes, cfg.pool, self.tokens.n_channels)
             if not len(rows):
                 return
@@ -427,7 +404,7 @@ class FinetuneMethod(_EncoderMethod):
             self.model.train()
             for _ in range(cfg.epochs):
                 if cfg.span_groups:
-                    spans, owner = epoch_spans(groups, cfg.span_groups, rng)
+                    spans, owner = epoch_spans(groups, cfg.span_groups, rng, cfg.spans_per_trial)
                 else:
                     spans, owner = [np.concatenate(g) for g in groups], np.arange(len(groups))
                 order = rng.permutation(len(spans))

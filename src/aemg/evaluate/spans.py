@@ -57,13 +57,17 @@ def tile_spans(groups: list[np.ndarray], span: int, stride: int) -> list[np.ndar
     return [np.concatenate(groups[a:a + span]) for a in starts]
 
 
-def epoch_spans(trials: list[list[np.ndarray]], span: int, rng: np.random.Generator
+def epoch_spans(trials: list[list[np.ndarray]], span: int, rng: np.random.Generator, per_trial: int = 0
                 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """One epoch's training spans: every trial partitioned at a random offset; (spans, trial index per span)."""
+    """One epoch's training spans: every trial partitioned at a random offset, then (``per_trial`` > 0) at
+    most ``per_trial`` of its spans drawn at random (in time order), to bound an epoch's cost on long trials;
+    returns (spans, trial index per span)."""
     spans: list[np.ndarray] = []
     owner: list[int] = []
     for i, g in enumerate(trials):
         s = partition_spans(g, span, int(rng.integers(span)))
+        if per_trial and len(s) > per_trial:
+            s = [s[j] for j in np.sort(rng.choice(len(s), per_trial, replace=False))]
         spans += s
         owner += [i] * len(s)
     return spans, np.asarray(owner, np.int64)
