@@ -24,12 +24,16 @@ from aemg.evaluate.encoder_methods import (  # noqa: E402
     ENCODER_METHODS,
     FinetuneConfig,
     FinetuneMethod,
+    ProbeConfig,
+    ProbeMethod,
     check_run_subjects,
     fallback_class,
+    trial_mean,
     trial_tokens,
 )
 from aemg.evaluate.folds import loso_folds, subset  # noqa: E402
 from aemg.evaluate.run import run_folds  # noqa: E402
+from aemg.evaluate.spans import epoch_spans, partition_spans, tile_spans  # noqa: E402
 from aemg.model import load_encoder  # noqa: E402
 from aemg.train import TokenSource, pretrain  # noqa: E402
 from aemg.train.config import get_config  # noqa: E402
@@ -198,3 +202,73 @@ def test_real_three_subject_loso_probe_beats_chance(tiny_run, corpus_cote_allard
     assert [r.method for r in res] == ["aemg-probe"] * 3 and all(r.scale == "session" for r in res)
     assert all(r.n_test == 84 for r in res)
     assert float(np.mean([r.accuracy for r in res])) > 0.25
+
+
+@pytest.mark.slow
+def test_spans_cover_each_trial_exactly_and_never_mix_trials(corpus_cote_allard):
+    tt = trial_tokens(corpus_cote_allard)
+    rows = tt.rows(corpus_cote_allard.trials)[:40]
+    groups = tt.groups(rows)
+    seqs = tt.ts.sequences("trial")
+    group_of, trial_of = tt.ts.tokens.group, tt.ts.groups.trial
+    assert any(len(g) > 8 for g in groups) and all(np.array_equal(np.concatenate(g), seqs[r]) for g, r in
+                                                   zip(groups, rows) if g)
+    spans, owner = epoch_spans(groups, 4, np.random.default_rng(0))
+    for i, r in enumerate(rows):
+        mine = [s for s, o in zip(spans, owner) if o == i]
+        assert np.array_equal(np.concatenate(mine) if mine else np.zeros(0, np.int64), seqs[r])  # each token once
+        for s in mine:
+            assert set(trial_of[group_of[s]]) == {r}  # a span never crosses into another trial
+            assert 1 <= len(np.unique(group_of[s])) <= 4
+    few, own = epoch_spans(groups, 4, np.random.default_rng(0), per_trial=3)  # at most 3 spans per trial, in order
+    assert np.bincount(own).max() == 3 and len(few) < len(spans)
+    for i, r in enumerate(rows):
+        mine = [s for s, o in zip(few, own) if o == i]
+        assert all(set(trial_of[group_of[s]]) == {r} for s in mine)
+        assert all(a[-1] < b[0] for a, b in zip(mine, mine[1:]))
+    # the partition: the first cut after `offset` groups; the tiling: every group covered, last span at the end
+    g = [np.array([k]) for k in range(10)]
+    assert [s.tolist() for s in partition_spans(g, 4, 1)] == [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9]]
+    assert [s.tolist() for s in partition_spans(g, 4, 0)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert [s[0] for s in tile_spans(g, 4, 4)] == [0, 4, 6] and [s[0] for s in tile_spans(g, 4, 2)] == [0, 2, 4, 6]
+    assert [s.tolist() for s in tile_spans(g[:3], 4, 4)] == [[0, 1, 2]] and partition_spans([], 4, 0) == []
+
+
+def test_trial_prediction_is_the_mean_of_span_log_probs():
+    logp = np.log(np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]]))
+    out = trial_mean(logp, np.array([0, 0, 1, 1]), 3)
+    assert np.allclose(out[0], logp[:2].mean(0)) and np.allclose(out[1], logp[2:].mean(0)) and np.all(out[2] == 0)
+    assert out[:2].argmax(1).tolist() == [0, 1]  # 0.9 * 0.2 > 0.1 * 0.8, although span 2 is surer of class 1
+
+
+@pytest.mark.slow
+def test_span_finetune_and_probe_predict_by_mean_span_log_probs(tiny_run, corpus_cote_allard):
+    c = corpus_cote_allard
+    fold = _eval_folds(c, 1)[0]
+    train, test = fold_sets(SignalSource(c), fold, "session")
+    tt = trial_tokens(c)
+    rows = tt.rows(test.trials)
+    rows = rows[tt.n_tokens[rows] > 0]
+    cfg = FinetuneConfig(epochs=1, batch_size=32, span_groups=4, predict_stride=2, pool="channel")
+    m = FinetuneMethod(tiny_run, tt, cfg)
+    m.fit(train)
+    spans, owner = tt.tiles(rows, 4, 2)
+    assert len(spans) > 2 * len(rows)  # overlapping spans
+    with torch.no_grad():
+        logp = torch.cat([torch.log_softmax(m.model(tt.ts.collate(tokens=spans[a:a + 7], labels=[-100] * len(
+            spans[a:a + 7]))), 1) for a in range(0, len(spans), 7)]).double().numpy()
+    want = np.stack([logp[owner == i].mean(0) for i in range(len(rows))])
+    assert np.allclose(m.trial_log_probs(rows), want, atol=1e-5)
+    assert np.array_equal(m._predict_rows(rows), want.argmax(1))
+    assert m.model.head.in_features == tt.n_channels * m.model.encoder.cfg.d_model == 8 * 32  # one state per channel
+    m2 = FinetuneMethod(tiny_run, tt, cfg)
+    m2.fit(train)
+    assert m.losses == m2.losses and np.array_equal(m.predict(test).y_pred, m2.predict(test).y_pred)  # seeded
+
+    p = ProbeMethod(tiny_run, tt, ProbeConfig(span_groups=4, pool="meanmax"))
+    p.fit(train)
+    x, own = p._features(tt.rows(train.trials)[tt.n_tokens[tt.rows(train.trials)] > 0])
+    assert x.shape[1] == 2 * p.encoder.cfg.d_model and len(x) > 4 * len(np.unique(own))  # many spans per trial
+    xs = np.concatenate([p.clf.predict_log_proba(p._features(rows[i:i + 1])[0]).mean(0, keepdims=True)
+                         for i in range(len(rows))])
+    assert np.array_equal(p._predict_rows(rows), p.clf.classes_[xs.argmax(1)])

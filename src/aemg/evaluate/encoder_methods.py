@@ -10,7 +10,9 @@ stored or made now, loaded once per corpus and kind and shared read-only by ever
 optimizer) for every fold. ``predict`` (the first call that sees the fold's test subjects) refuses,
 before any prediction, a run whose pre-training saw one of them (:func:`check_run_subjects`). torch is imported only when a method is fitted.
 
-Rules: trials are cut to their first ``max_tokens`` tokens (probe 512, fine-tuning 256); a trial without any token is predicted
+Rules: methods train and predict on spans of ``span_groups`` consecutive token groups of a trial
+(:mod:`aemg.evaluate.spans`; a trial's class is the argmax of its spans' mean log-probability, and a
+span's states are pooled per channel by default); a trial without any token is predicted
 as the class most frequent among the event-less training trials, else the most frequent training
 class (ties: lowest class index); a rest trial with events is classified like any other. Scale:
 ``session`` uses the stored token set (each session's own noise floor); ``calibration`` a per-fold view
@@ -31,6 +33,7 @@ import numpy as np
 
 from aemg.errors import DataFormatError
 from aemg.evaluate.method import Method, Prediction
+from aemg.evaluate.spans import epoch_spans
 
 if TYPE_CHECKING:
     import torch
@@ -43,26 +46,36 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Training of ``aemg-finetune`` and ``scratch`` (CPU-sized defaults; with ``small`` on Côté-Allard LOSO,
-    246 training trials, 512 tokens took 113 s per fold on one core: 256 tokens is about half or less)."""
+    """Training of ``aemg-finetune`` and ``scratch`` on spans of ``span_groups`` consecutive token groups of a
+    trial (a fresh random partition of every training trial per epoch); a trial is predicted by the mean of
+    its spans' class log-probabilities. ``span_groups=0``: the whole trial (its first ``max_tokens``) is one span."""
 
-    epochs: int = 6
-    batch_size: int = 16  # trials per optimizer step
-    lr_encoder: float = 1e-4  # AdamW learning rate of the encoder (pre-trained or random)
+    epochs: int = 3
+    batch_size: int = 16  # spans per optimizer step
+    lr_encoder: float = 3e-4  # AdamW learning rate of the encoder (pre-trained or random)
     lr_head: float = 1e-3  # AdamW learning rate of the linear head
     weight_decay: float = 0.01
-    max_tokens: int = 256  # the first tokens of a trial, as long as a pre-training span (Côté-Allard: ~400 per trial)
+    max_tokens: int = 256  # cap on a span's tokens (whole-trial spans: the first tokens; Côté-Allard ~400 per trial)
+    span_groups: int = 4  # groups per span (a group: <= 100 ms, one token per channel); 0 = whole trial
+    spans_per_trial: int = 3  # training spans drawn per trial and epoch (0 = all of its partition)
+    predict_stride: int = 0  # groups between predicted spans' starts; 0 = span_groups (no overlap)
+    pool: str = "channel"  # head input: "mean" of the span's token states, "meanmax", or "channel" (mean per channel)
+    label_smoothing: float = 0.0
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """The frozen-encoder probe: StandardScaler + LogisticRegression on mean-pooled trial states."""
+    """The frozen-encoder probe: StandardScaler + LogisticRegression on pooled span states (spans of
+    ``span_groups`` groups tiling a trial; 0 = the whole trial); a trial is the mean of its spans' log-probs."""
 
     max_tokens: int = 512
     batch_size: int = 32
     C: float = 1.0  # LogisticRegression inverse regularisation
     max_iter: int = 2000
+    span_groups: int = 4
+    predict_stride: int = 0  # 0 = span_groups
+    pool: str = "channel"  # "mean", "meanmax" or "channel"
 
 
 # ------------------------------------------------------------------ provenance
@@ -140,6 +153,42 @@ class TrialTokens:
             lab = None if labels is None else [int(v) for v in labels[a:a + batch_size]]
             out.append(self.ts.collate(trials=r, labels=lab, max_tokens=max_tokens))
         return out
+
+    @property
+    def n_channels(self) -> int:
+        """Channels of the token set (the largest channel index + 1): the width of ``channel`` pooling."""
+        return int(self.ts.tokens.channel.max(initial=-1)) + 1
+
+    def groups(self, rows: np.ndarray) -> list[list[np.ndarray]]:
+        """Per trial row, its token indices split by group (time order), cached for all trials on first use."""
+        from aemg.evaluate.spans import trial_groups
+
+        if getattr(self, "_groups", None) is None:
+            self._groups = trial_groups(self.ts, self.ts.sequences("trial"))
+        return [self._groups[int(r)] for r in rows]
+
+    def span_batches(self, spans: list[np.ndarray], batch_size: int, max_tokens: int,
+                     labels: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Collated batches of token-index arrays (spans), in order."""
+        out = []
+        for a in range(0, len(spans), batch_size):
+            lab = None if labels is None else [int(v) for v in labels[a:a + batch_size]]
+            if lab is None:
+                lab = [-100] * len(spans[a:a + batch_size])
+            out.append(self.ts.collate(tokens=spans[a:a + batch_size], labels=lab, max_tokens=max_tokens))
+        return out
+
+    def tiles(self, rows: np.ndarray, span: int, stride: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """The fixed tiling of each trial row into spans (``span`` 0: the whole trial); (spans, row index per span)."""
+        from aemg.evaluate.spans import tile_spans
+
+        spans: list[np.ndarray] = []
+        owner: list[int] = []
+        for i, g in enumerate(self.groups(rows)):
+            s = [np.concatenate(g)] if g and not span else tile_spans(g, span, stride or span)
+            spans += s
+            owner += [i] * len(s)
+        return spans, np.asarray(owner, np.int64)
 
 
 _TOKENS: dict[tuple[str, str, float | None], TrialTokens] = {}
@@ -248,17 +297,52 @@ class _EncoderMethod:
         raise NotImplementedError
 
 
-def _pooled(enc: Encoder, batches: list[dict[str, Any]]) -> np.ndarray:
-    """Mean-pooled encoder states (n, D) over real tokens, no gradients."""
+def _pool(h: torch.Tensor, batch: dict[str, Any], how: str, n_channels: int = 0) -> torch.Tensor:
+    """(B, N, D) states -> (B, D) mean over real tokens; ``meanmax``: (B, 2D) mean and max; ``channel``:
+    (B, n_channels * D) the mean per channel index (0 where a channel has no token), so that a linear head
+    sees which channel a state came from, as LDA's per-channel features do."""
+    import torch
+
+    from aemg.model.encoder import masked_mean
+
+    pad = batch["pad_mask"]
+    if how == "mean":
+        return masked_mean(h, pad)
+    if how == "meanmax":
+        mx = h.masked_fill(pad.unsqueeze(-1), float("-inf")).amax(1)
+        return torch.cat([masked_mean(h, pad), torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))], dim=1)
+    if how == "channel":
+        onehot = torch.nn.functional.one_hot(batch["channel"].clamp(0, n_channels - 1), n_channels).to(h.dtype)
+        onehot = onehot * (~pad).unsqueeze(-1).to(h.dtype)  # (B, N, C)
+        per = torch.einsum("bnc,bnd->bcd", onehot, h) / onehot.sum(1).clamp(min=1.0).unsqueeze(-1)
+        return per.reshape(h.shape[0], -1)
+    raise ValueError(f"pool must be 'mean', 'meanmax' or 'channel', got {how!r}")
+
+
+def _pool_width(d_model: int, how: str, n_channels: int) -> int:
+    return d_model * {"mean": 1, "meanmax": 2, "channel": n_channels}.get(how, 1)
+
+
+def _pooled(enc: Encoder, batches: list[dict[str, Any]], how: str = "mean", n_channels: int = 0) -> np.ndarray:
+    """Pooled encoder states (n, width) over real tokens (:func:`_pool`), no gradients."""
     import torch
 
     enc.eval()
     with torch.no_grad():
-        return np.concatenate([enc(b)[1].numpy() for b in batches]) if batches else np.zeros((0, enc.cfg.d_model))
+        return (np.concatenate([_pool(enc(b)[0], b, how, n_channels).numpy() for b in batches]) if batches
+                else np.zeros((0, _pool_width(enc.cfg.d_model, how, n_channels)), np.float32))
+
+
+def trial_mean(span_logp: np.ndarray, owner: np.ndarray, n_trials: int) -> np.ndarray:
+    """(S, C) span log-probabilities, span -> trial index -> (n_trials, C) mean log-probability per trial."""
+    out = np.zeros((n_trials, span_logp.shape[1]))
+    np.add.at(out, owner, span_logp)
+    return out / np.maximum(np.bincount(owner, minlength=n_trials), 1)[:, None]
 
 
 class ProbeMethod(_EncoderMethod):
-    """``aemg-probe``: frozen pre-trained encoder, mean-pooled trial states -> StandardScaler + LogisticRegression."""
+    """``aemg-probe``: frozen pre-trained encoder, pooled span states -> StandardScaler + LogisticRegression;
+    a trial is the mean of its spans' log-probabilities."""
 
     name = "aemg-probe"
 
@@ -267,6 +351,12 @@ class ProbeMethod(_EncoderMethod):
         self.cfg = cfg or ProbeConfig()
         self.clf: Any = None
         self.on_fit_start: Callable[[Any], None] | None = None  # tests: sees the encoder before use
+
+    def _features(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.cfg
+        spans, owner = self.tokens.tiles(rows, cfg.span_groups, cfg.span_groups)
+        return _pooled(self.encoder, self.tokens.span_batches(spans, cfg.batch_size, cfg.max_tokens), cfg.pool,
+                       self.tokens.n_channels), owner
 
     def fit(self, train: TrialSet) -> None:
         from sklearn.linear_model import LogisticRegression
@@ -284,30 +374,34 @@ class ProbeMethod(_EncoderMethod):
         self.single = int(y[0]) if len(y) and len(np.unique(y)) == 1 else None
         if not len(y) or self.single is not None:
             return
-        x = _pooled(self.encoder, self.tokens.batches(rows[has], self.cfg.batch_size, self.cfg.max_tokens))
+        x, owner = self._features(rows[has])
         self.clf = make_pipeline(StandardScaler(), LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter))
-        self.clf.fit(x, y)
+        self.clf.fit(x, y[owner])
 
     def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
         if self.clf is None:
             return np.full(len(rows), self.fallback if self.single is None else self.single, np.int64)
-        x = _pooled(self.encoder, self.tokens.batches(rows, self.cfg.batch_size, self.cfg.max_tokens))
-        return self.clf.predict(x).astype(np.int64)
+        cfg = self.cfg
+        spans, owner = self.tokens.tiles(rows, cfg.span_groups, cfg.predict_stride)
+        x = _pooled(self.encoder, self.tokens.span_batches(spans, cfg.batch_size, cfg.max_tokens), cfg.pool,
+                       self.tokens.n_channels)
+        logp = trial_mean(self.clf.predict_log_proba(x), owner, len(rows))
+        return self.clf.classes_[logp.argmax(1)].astype(np.int64)
 
 
-def _classifier(enc: Encoder, n_classes: int) -> torch.nn.Module:
+def _classifier(enc: Encoder, n_classes: int, pool: str = "mean", n_channels: int = 0) -> torch.nn.Module:
     import torch
 
     class Classifier(torch.nn.Module):
-        """Encoder + linear head on the mean-pooled token states."""
+        """Encoder + linear head on the pooled token states (:func:`_pool`)."""
 
         def __init__(self) -> None:
             super().__init__()
             self.encoder = enc
-            self.head = torch.nn.Linear(enc.cfg.d_model, n_classes)
+            self.head = torch.nn.Linear(_pool_width(enc.cfg.d_model, pool, n_channels), n_classes)
 
         def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-            return self.head(self.encoder(batch)[1])
+            return self.head(_pool(self.encoder(batch)[0], batch, pool, n_channels))
 
     return Classifier()
 
@@ -345,26 +439,33 @@ class FinetuneMethod(_EncoderMethod):
             _content_dim_check(enc, self.tokens, self.run_dir)
             if self.on_fit_start is not None:
                 self.on_fit_start(enc)
-            self.model = _classifier(enc, self.n_classes)
             rows, y = rows[has], train.y[has]
+            self.model = _classifier(enc, self.n_classes, cfg.pool, self.tokens.n_channels)
             if not len(rows):
                 return
             opt = torch.optim.AdamW([
                 {"params": list(self.model.encoder.parameters()), "lr": cfg.lr_encoder},
                 {"params": list(self.model.head.parameters()), "lr": cfg.lr_head},
             ], weight_decay=cfg.weight_decay)
-            gen = torch.Generator().manual_seed(cfg.seed)
+            rng = np.random.default_rng(cfg.seed)
+            groups = self.tokens.groups(rows)
             self.model.train()
             for _ in range(cfg.epochs):
-                order = torch.randperm(len(rows), generator=gen).numpy()
+                if cfg.span_groups:
+                    spans, owner = epoch_spans(groups, cfg.span_groups, rng, cfg.spans_per_trial)
+                else:
+                    spans, owner = [np.concatenate(g) for g in groups], np.arange(len(groups))
+                order = rng.permutation(len(spans))
                 total = 0.0
-                for batch in self.tokens.batches(rows[order], cfg.batch_size, cfg.max_tokens, labels=y[order]):
-                    loss = torch.nn.functional.cross_entropy(self.model(batch), batch["label"])
+                for batch in self.tokens.span_batches([spans[i] for i in order], cfg.batch_size, cfg.max_tokens,
+                                                      labels=y[owner[order]]):
+                    loss = torch.nn.functional.cross_entropy(self.model(batch), batch["label"],
+                                                             label_smoothing=cfg.label_smoothing)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
                     total += loss.item() * len(batch["label"])
-                self.losses.append(total / len(rows))
+                self.losses.append(total / len(spans))
         self.model.eval()
 
     def restore(self, encoder_config: dict[str, Any], state: dict[str, Any], n_classes: int, fallback: int) -> None:
@@ -373,16 +474,24 @@ class FinetuneMethod(_EncoderMethod):
         from aemg.model.config import config_from_dict
 
         self.n_classes, self.fallback = int(n_classes), int(fallback)
-        self.model = _classifier(Encoder(config_from_dict(EncoderConfig, encoder_config)), self.n_classes)
+        self.model = _classifier(Encoder(config_from_dict(EncoderConfig, encoder_config)), self.n_classes,
+                                 self.cfg.pool, self.tokens.n_channels)
         self.model.load_state_dict(state)
         self.model.eval()
 
-    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
+    def trial_log_probs(self, rows: np.ndarray) -> np.ndarray:
+        """(n, C) mean class log-probability over each trial row's spans (rows with tokens only)."""
         import torch
 
+        cfg = self.cfg
+        spans, owner = self.tokens.tiles(rows, cfg.span_groups, cfg.predict_stride)
         with torch.no_grad():
-            logits = [self.model(b) for b in self.tokens.batches(rows, self.cfg.batch_size, self.cfg.max_tokens)]
-        return torch.cat(logits).argmax(dim=1).numpy().astype(np.int64)
+            logp = [torch.log_softmax(self.model(b), dim=1)
+                    for b in self.tokens.span_batches(spans, max(cfg.batch_size, 64), cfg.max_tokens)]
+        return trial_mean(torch.cat(logp).double().numpy(), owner, len(rows))
+
+    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.trial_log_probs(rows).argmax(axis=1).astype(np.int64)
 
 
 # ------------------------------------------------------------------ registry
