@@ -12,6 +12,7 @@ import pytest
 from aemg.cli import main
 from aemg.datasets.generic import read_manifest
 from aemg.simulate import DEFAULT_GESTURES, SIMULATED_GESTURES, simulate_dataset
+from aemg.simulate.config import CLEAN
 from aemg.simulate.physiology import (
     GESTURE_PATTERNS,
     MUSCLE_INDEX,
@@ -68,7 +69,7 @@ def test_default_run_is_small_and_reads_back(tmp_path):
 
 def test_activation_raises_rms_most_on_electrodes_over_the_muscle():
     rng = np.random.default_rng(0)
-    subj = Subject.draw(rng)
+    subj = Subject.draw(rng, config=CLEAN)  # the physiology alone: no bad channel, low noise
     subj.rotation_deg = 0.0  # channel k at 45 k degrees; extensor digitorum sits at 0 degrees
     pools = MotorUnitPools.build(len(MUSCLES), 100, rng)
     fs, n = 1000.0, 3000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", default="calibration", choices=["session", "calibration"],
                    help="amplitude scale (default calibration: a held-out subject's scale from its calibration "
                         "trials only, raw device units at k = 0; session: the stored per-session scale, transductive)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="method_sets",
+                   help="override one field of the encoder methods' training configs, repeatable: finetune.FIELD "
+                        "(aemg-finetune, scratch: FinetuneConfig, e.g. finetune.epochs=2) or probe.FIELD "
+                        "(aemg-probe: ProbeConfig, e.g. probe.C=0.5)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--overwrite", action="store_true", help="replace the results already in EVAL_DIR")
@@ -119,6 +123,34 @@ def make_folds(args: argparse.Namespace, corpus: Corpus) -> list[Fold]:
     return folds
 
 
+def method_configs(names: list[str], sets: list[str]) -> dict[str, Any]:
+    """``{method: config}`` from ``--set finetune.F=V`` / ``probe.F=V``: ``aemg-probe`` gets the probe config,
+    every other encoder method (ablations included) the fine-tuning one; ``{}`` without ``--set``."""
+    import dataclasses
+    import typing
+
+    from aemg.errors import OptionError
+    from aemg.evaluate.encoder_methods import FinetuneConfig, ProbeConfig
+    from aemg.evaluate.registry import ablation_builders, encoder_builders
+    from aemg.train.config import _parse_value
+
+    groups: dict[str, Any] = {"finetune": FinetuneConfig(), "probe": ProbeConfig()}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        group, _, name = key.strip().partition(".")
+        if not sep or group not in groups:
+            raise OptionError(f"--set {item}", "finetune.FIELD=VALUE or probe.FIELD=VALUE", f"found {key.strip()!r}")
+        cfg = groups[group]
+        hints = typing.get_type_hints(type(cfg))
+        if name not in hints:
+            raise OptionError(f"--set {item}", f"a field of {group} ({', '.join(hints)})", f"found {name!r}")
+        groups[group] = dataclasses.replace(cfg, **{name: _parse_value(f"--set {item}", raw.strip(), hints[name])})
+    if not sets:
+        return {}
+    encoders = {**encoder_builders(), **ablation_builders()}
+    return {n: groups["probe" if n == "aemg-probe" else "finetune"] for n in names if n in encoders}
+
+
 def check_out(args: argparse.Namespace) -> None:
     """EVAL_DIR must be a folder (or not yet exist) without results, unless --overwrite."""
     from aemg.errors import OptionError
@@ -159,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
             log.warning("%s %s: method %s is not in --methods; the run is not used", ABLATION_RUNS[name][0], path, name)
     check_out(args)
     corpus = Corpus(args.corpus)
-    factories = method_factories(names, run_dir=args.run, corpus=corpus, runs=runs)
+    factories = method_factories(names, run_dir=args.run, corpus=corpus, runs=runs,
+                                 configs=method_configs(names, args.method_sets))
     folds = make_folds(args, corpus)
     ids = {t for f in folds for t in (*f.train_trials, *f.test_trials)}
     classes = classes_of(corpus.trials[corpus.trials["trial"].isin(ids)])

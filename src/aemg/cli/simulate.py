@@ -13,7 +13,11 @@ aemg.datasets.generic.read_manifest). The same --seed gives byte-identical files
 Model (docs/simulator.md): 8 forearm muscles at anatomical positions, motor-unit pools with
 size-principle recruitment and rate coding, biphasic MUAPs, distance-dependent volume conduction,
 an 8-electrode armband (layout myo8) rotated and shifted per subject, per-channel gains, skin noise,
-50/60 Hz mains, and fatigue (MUAP widening and growth) across the session.
+50/60 Hz mains, and fatigue (MUAP widening and growth) across the session. Calibrated on real EMG
+(aemg.simulate.config.SimConfig): subject-specific gesture templates and contraction intensity,
+residual activity and stray contractions at rest, motion artefacts, baseline wander and an
+occasional bad channel, so that the contraction-to-rest energy ratio and the cross-subject gap
+are like the real datasets' (docs/simulator.md, "Calibration against real EMG").
 
 example:
   aemg simulate --out sim --subjects 4 --seed 0

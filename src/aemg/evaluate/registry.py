@@ -59,13 +59,16 @@ def known_methods() -> tuple[str, ...]:
 
 def method_factories(names: Sequence[str], run_dir: str | Path | None = None,
                      corpus: Corpus | None = None,
-                     runs: Mapping[str, str | Path | None] | None = None) -> dict[str, Callable[[], Method]]:
+                     runs: Mapping[str, str | Path | None] | None = None,
+                     configs: Mapping[str, Any] | None = None) -> dict[str, Callable[[], Method]]:
     """``{name: zero-argument factory}`` for ``names`` (in that order).
 
     An unknown name, or an encoder method without ``run_dir`` (an ablation without ``runs[name]``), is
     an :class:`OptionError` naming ``--methods`` / ``--run`` (``--run-windows``, ``--run-nospatial``).
-    Baseline factories take no arguments; encoder builders get their run and ``corpus`` once here.
+    Baseline factories take no arguments; encoder builders get their run and ``corpus`` once here, and
+    ``configs[name]`` (a FinetuneConfig or ProbeConfig) as ``cfg`` where given.
     """
+    configs = configs or {}
     encoders = encoder_builders()
     ablations = ablation_builders()
     out: dict[str, Callable[[], Method]] = {}
@@ -77,18 +80,22 @@ def method_factories(names: Sequence[str], run_dir: str | Path | None = None,
             own = (runs or {}).get(name)
             if own is None:
                 raise OptionError(option, f"a run directory of {how} for method {name}", "found none given")
-            out[name] = ablations[name](run_dir=Path(own), corpus=corpus)
+            out[name] = ablations[name](run_dir=Path(own), corpus=corpus, **_cfg(configs, name))
         elif name in encoders:
             if run_dir is None:
                 raise OptionError("--run", f"a run directory of aemg pretrain for method {name}",
                                   "found none given")
-            out[name] = encoders[name](run_dir=Path(run_dir), corpus=corpus)
+            out[name] = encoders[name](run_dir=Path(run_dir), corpus=corpus, **_cfg(configs, name))
         elif name in BASELINES:
             out[name] = _baseline(name)
         else:
             raise OptionError(f"--methods {name}", f"one of {', '.join(known_methods())}",
                               f"found {name!r}")
     return out
+
+
+def _cfg(configs: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return {"cfg": configs[name]} if name in configs else {}
 
 
 def _baseline(name: str) -> Callable[[], Method]:

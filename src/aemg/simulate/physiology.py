@@ -21,8 +21,12 @@ not modelled):
    compresses toward low frequencies) and its amplitude grows, in proportion to its accumulated
    activation.
 6. **Recording**: 8 electrodes equally spaced (Myo-like, ``myo8``), rotated and shifted along the
-   arm per subject, per-channel gains, band-limited skin/amplifier noise, and mains interference
-   at 50 or 60 Hz with a third harmonic.
+   arm per subject, per-channel gains, band-limited skin/amplifier noise (one channel of some
+   sessions noisier: a bad contact), and mains interference at 50 or 60 Hz with a third harmonic.
+
+How much subjects differ, how noisy and how hard they contract is set by
+:class:`aemg.simulate.config.SimConfig` (calibrated on real corpora); artefacts are added by
+:mod:`aemg.simulate.artefacts`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import signal as sps
+
+from aemg.simulate.config import SimConfig
 
 FOREARM_RADIUS_CM = 4.0  # ~25 cm circumference at the armband
 FOREARM_LENGTH_CM = 25.0  # elbow crease to wrist crease
@@ -85,7 +91,6 @@ GESTURE_PATTERNS: dict[str, np.ndarray] = {
     "pronation": _pattern(**{_PT: 0.6, _FCR: 0.2}),
     "supination": _pattern(**{_SUP: 0.6, _ED: 0.1, _ECR: 0.1}),
 }
-REST_TONE = 0.0  # residual activation of every muscle at rest (below every recruitment threshold)
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class Subject:
     rotation_deg: float  # armband rotation: electrode 0 sits at this forearm angle
     z_armband: float  # armband position along the forearm
     gains: np.ndarray  # (E,) per-channel gain (skin contact, amplifier)
-    noise_uv: np.ndarray  # (E,) RMS of band-limited noise, uV
+    noise_uv: np.ndarray  # (E,) RMS of band-limited noise, uV (a bad channel's already raised)
     mains_hz: float  # 50 or 60
     mains_uv: np.ndarray  # (E,) mains amplitude, uV
     style: np.ndarray  # (M,) the subject's own scaling of every muscle's activation
@@ -127,22 +132,39 @@ class Subject:
     uv_per_unit: float  # overall amplitude scale
     fatigue_rate: float  # fractional MUAP widening per unit of accumulated activation-second / 100
     n_electrodes: int = 8
+    intensity: float = 1.0  # how hard this subject contracts (fraction of the gesture templates)
+    rest_tone: float = 0.0  # residual activation of every muscle at rest (fraction of max)
+    bad_channel: int = -1  # the channel with a loose contact (raised noise), -1 for none
+    patterns: dict[str, np.ndarray] = field(default_factory=dict)  # the subject's own gesture templates (M,)
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, n_electrodes: int = 8) -> Subject:
+    def draw(cls, rng: np.random.Generator, n_electrodes: int = 8, config: SimConfig | None = None) -> Subject:
+        """A random subject; ``config`` (default :class:`SimConfig`) sets how far subjects differ."""
+        c = config or SimConfig()
+        noise = rng.uniform(*c.noise_uv, n_electrodes)
+        bad = int(rng.integers(n_electrodes)) if rng.uniform() < c.bad_channel_prob else -1
+        if bad >= 0:
+            noise[bad] *= rng.uniform(*c.bad_channel_noise)
+        style = rng.lognormal(0.0, c.style_sigma, len(MUSCLES))
+        patterns = {g: np.clip(p * style + c.pattern_sd * rng.standard_normal(len(MUSCLES)) * (p > 0), 0.0, 1.0)
+                    for g, p in GESTURE_PATTERNS.items()}
         return cls(
-            rotation_deg=float(rng.uniform(0.0, 360.0)),
-            z_armband=float(np.clip(rng.normal(0.3, 0.04), 0.15, 0.45)),
-            gains=rng.lognormal(0.0, 0.15, n_electrodes),
-            noise_uv=rng.uniform(1.5, 4.0, n_electrodes),
+            rotation_deg=float((c.rotation_nominal_deg + rng.normal(0.0, c.rotation_sd_deg)) % 360.0),
+            z_armband=float(np.clip(rng.normal(0.3, c.z_sd), 0.15, 0.45)),
+            gains=rng.lognormal(0.0, c.gain_sigma, n_electrodes),
+            noise_uv=noise,
             mains_hz=float(rng.choice([50.0, 60.0])),
-            mains_uv=rng.uniform(0.3, 3.0) * rng.lognormal(0.0, 0.2, n_electrodes),
-            style=rng.lognormal(0.0, 0.2, len(MUSCLES)),
+            mains_uv=rng.uniform(*c.mains_uv) * rng.lognormal(0.0, 0.2, n_electrodes),
+            style=style,
             muap_ms=float(rng.uniform(1.0, 1.6)),
             uv_per_unit=float(rng.uniform(20.0, 40.0)),
             fatigue_rate=float(rng.uniform(0.15, 0.35)),
             n_electrodes=n_electrodes,
+            intensity=float(rng.uniform(*c.intensity)),
+            rest_tone=float(rng.uniform(*c.rest_tone)),
+            bad_channel=bad,
+            patterns=patterns,
         )
 
     def electrode_angles(self) -> np.ndarray:

@@ -27,7 +27,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +36,11 @@ from aemg.atomic import atomic_write_text
 from aemg.plausible import check_source_fs
 from aemg.signal.resample import resample_array
 from aemg.simulate._names import DEFAULT_GESTURES
+from aemg.simulate.artefacts import artefacts
+from aemg.simulate.config import SimConfig
 from aemg.simulate.physiology import (
     GESTURE_PATTERNS,
     MUSCLES,
-    REST_TONE,
     MotorUnitPools,
     Subject,
     activation_envelope,
@@ -67,7 +68,8 @@ class Protocol:
     hold_s: tuple[float, float] = (1.5, 2.5)
     release_s: tuple[float, float] = (0.2, 0.4)
     tail_s: float = 0.25  # after the release, still in the gesture's row
-    level_cv: float = 0.12  # repetition-to-repetition variation of the contraction level
+    level_cv: float = 0.2  # repetition-to-repetition variation of the contraction level (log-normal sigma)
+    burst_s: tuple[float, float] = (0.3, 0.8)  # a stray contraction in a rest period (SimConfig.rest_burst_prob)
 
 
 def _u(rng: np.random.Generator, r: tuple[float, float]) -> float:
@@ -75,35 +77,42 @@ def _u(rng: np.random.Generator, r: tuple[float, float]) -> float:
 
 
 def simulate_subject(rng: np.random.Generator, gestures: Sequence[str], reps: int, fs: float = SIM_FS,
-                     protocol: Protocol | None = None, n_mu: int = 100) -> tuple[np.ndarray, list[dict], Subject]:
+                     protocol: Protocol | None = None, n_mu: int = 100,
+                     config: SimConfig | None = None) -> tuple[np.ndarray, list[dict], Subject]:
     """One subject's continuous session: ``(E, T)`` uV at ``fs``, its rows, and the subject's facts.
 
     Each row dict has ``gesture`` (``""`` for an unlabelled rest), ``repetition``, ``start``, ``stop``.
+    ``config`` (default :class:`SimConfig`) sets noise, variability between subjects and artefacts.
     """
     protocol = protocol or Protocol()
-    subject = Subject.draw(rng)
+    config = config or SimConfig()
+    subject = Subject.draw(rng, config=config)
     pools = MotorUnitPools.build(len(MUSCLES), n_mu, rng)
     motions = [g for g in gestures if g != "rest"]
     label_rest = "rest" in gestures
     segments: list[tuple[str, int, np.ndarray | None]] = []  # (gesture, n samples, activation (M, n) or None)
     for _ in range(reps):
         for g in motions:
-            segments.append(("rest", int(round(_u(rng, protocol.rest_s) * fs)), None))
+            n_rest = int(round(_u(rng, protocol.rest_s) * fs))
+            segments.append(("rest", n_rest, _rest_burst(rng, fs, subject, config, protocol)))
             d, r, h, rl = (_u(rng, protocol.delay_s), _u(rng, protocol.ramp_s), _u(rng, protocol.hold_s),
                            _u(rng, protocol.release_s))
             n = int(round((d + r + h + rl + protocol.tail_s) * fs))
-            level = rng.lognormal(0.0, protocol.level_cv)
+            level = rng.lognormal(0.0, protocol.level_cv) * subject.intensity
             env = activation_envelope(n, fs, 1.0, rng, delay_s=d, ramp_s=r, hold_s=h, release_s=rl)
-            pattern = np.clip(GESTURE_PATTERNS[g] * subject.style * level, 0.0, 1.0)
+            own = subject.patterns[g]
+            jitter = config.repetition_sd * rng.standard_normal(own.shape) * (own > 0)
+            pattern = np.clip((own + jitter) * level, 0.0, 1.0)
             segments.append((g, n, pattern[:, None] * env[None, :]))
     if not segments:  # only "rest" asked for: reps rest periods
         segments = [("rest", int(round(_u(rng, protocol.rest_s) * fs)), None) for _ in range(reps)]
     total = sum(n for _, n, _ in segments)
-    activation = np.full((len(MUSCLES), total), REST_TONE)
+    activation = np.full((len(MUSCLES), total), subject.rest_tone)
     rows, pos, counts = [], 0, {}
     for g, n, act in segments:
         if act is not None:
-            activation[:, pos:pos + n] = np.maximum(activation[:, pos:pos + n], act)
+            m = min(n, act.shape[1])
+            activation[:, pos:pos + m] = np.maximum(activation[:, pos:pos + m], act[:, :m])
         name = g if (g != "rest" or label_rest) else ""
         rep = counts.get(name, 0)
         counts[name] = rep + 1
@@ -111,12 +120,28 @@ def simulate_subject(rng: np.random.Generator, gestures: Sequence[str], reps: in
         pos += n
     fatigue = fatigue_state(activation, fs, subject.fatigue_rate)
     emg = emg_from_activation(activation, fs, subject, pools, rng, fatigue=fatigue)
+    emg += artefacts(subject.n_electrodes, total, fs, config, rng)
     return emg, rows, subject
+
+
+def _rest_burst(rng: np.random.Generator, fs: float, subject: Subject, config: SimConfig,
+                protocol: Protocol) -> np.ndarray | None:
+    """With ``config.rest_burst_prob``: a weak, brief contraction (a random gesture's template) somewhere
+    in the rest period about to start, as activation from its first sample; else None."""
+    if rng.uniform() >= config.rest_burst_prob:
+        return None
+    g = str(rng.choice(sorted(k for k in subject.patterns if k != "rest")))
+    dur = _u(rng, protocol.burst_s)
+    start = _u(rng, (0.0, protocol.rest_s[0] - dur))
+    n = int(round((start + dur) * fs))
+    env = activation_envelope(n, fs, _u(rng, config.rest_burst_level), rng, delay_s=start, ramp_s=0.1,
+                              hold_s=max(dur - 0.2, 0.0), release_s=0.1)
+    return subject.patterns[g][:, None] / max(float(subject.patterns[g].max()), 1e-9) * env[None, :]
 
 
 def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs: float = SIM_FS,
                      gestures: Sequence[str] = DEFAULT_GESTURES, reps: int = 3, overwrite: bool = False,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, config: SimConfig | None = None) -> Path:
     """Write a simulated dataset in the generic import layout under ``out``; returns the manifest path.
 
     ``progress`` shows a tqdm bar on stderr (when it is a terminal). Refuses a non-empty ``out``
@@ -147,7 +172,7 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
     manifest_rows, truth, written = [], [], []
     for k in tqdm(range(n_subjects), desc="simulate", unit="subject", disable=None if progress else True):
         rng = np.random.default_rng(children[k])
-        emg, rows, subject = simulate_subject(rng, list(gestures), reps, sim_fs)
+        emg, rows, subject = simulate_subject(rng, list(gestures), reps, sim_fs, config=config)
         scale = fs / sim_fs
         if fs != sim_fs:
             emg = resample_array(emg, sim_fs, fs)
@@ -172,10 +197,12 @@ def simulate_dataset(out: Path | str, n_subjects: int = 4, seed: int = 0, *, fs:
                       "gains": subject.gains.round(6).tolist(), "noise_uv": subject.noise_uv.round(6).tolist(),
                       "mains_hz": subject.mains_hz, "mains_uv": subject.mains_uv.round(6).tolist(),
                       "style": dict(zip((m.name for m in MUSCLES), subject.style.round(6).tolist())),
-                      "muap_half_width_ms": subject.muap_ms, "fatigue_rate": subject.fatigue_rate})
+                      "muap_half_width_ms": subject.muap_ms, "fatigue_rate": subject.fatigue_rate,
+                      "intensity": subject.intensity, "rest_tone": subject.rest_tone,
+                      "bad_channel": subject.bad_channel})
     meta = {"generator": GENERATOR, "seed": seed, "n_subjects": n_subjects, "fs": fs,
             "simulated_at_fs": sim_fs, "gestures": list(gestures), "repetitions": reps, "layout": "myo8",
-            "units": "uV", "muscles": [vars(m) for m in MUSCLES],
+            "units": "uV", "config": asdict(config or SimConfig()), "muscles": [vars(m) for m in MUSCLES],
             "patterns": {g: dict(zip((m.name for m in MUSCLES), GESTURE_PATTERNS[g].tolist())) for g in gestures},
             "subjects": truth, "files": written}
     atomic_write_text(out / META, json.dumps(meta, indent=1))
