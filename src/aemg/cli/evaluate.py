@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", required=True, type=Path, metavar="CORPUS", help="a corpus folder from aemg prepare")
     p.add_argument("--out", required=True, type=Path, metavar="EVAL_DIR", help="folder for the results")
     p.add_argument("--run", type=Path, default=None, metavar="RUN_DIR",
-                   help="a run directory of aemg pretrain (needed by the encoder methods only)")
+                   help="a run directory of aemg pretrain, or the name of a run stored in pretrained/ "
+                        "(e.g. small-a; needed by the encoder methods only)")
     p.add_argument("--protocol", default="loso", choices=["loso", "within", "split"], help="fold rule (default loso)")
     p.add_argument("--k", default=None, metavar="K,K,...",
                    help="LOSO calibration repetitions per class (default 0,1,2,4, those the corpus has)")
@@ -127,16 +128,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from aemg.corpus import Corpus
-    from aemg.errors import OptionError
     from aemg.evaluate.data import SignalSource
     from aemg.evaluate.folds import classes_of
     from aemg.evaluate.registry import method_factories, parse_methods
     from aemg.evaluate.report import Evaluation, file_hash, order_methods
     from aemg.evaluate.run import run_folds
+    from aemg.train.checkpoint import resolve_run
 
     names = order_methods(parse_methods(args.methods))
-    if args.run is not None and not args.run.is_dir():
-        raise OptionError(f"--run {args.run}", "a run directory of aemg pretrain", "found no such folder")
+    args.run = resolve_run(args.run) if args.run is not None else None  # a directory, or a stored run's name
     check_out(args)
     corpus = Corpus(args.corpus)
     factories = method_factories(names, run_dir=args.run, corpus=corpus)
