@@ -22,13 +22,19 @@ scale only (their tokens come from the stored per-session pipeline): at ``calibr
 skipped with a note. Corpora are prepared once into ``--corpora`` (``aemg prepare`` + ``aemg
 tokenize``; reused when there).
 
-CPU-sized defaults (``--epochs 3``, ``--max-tokens 256``, ``--max-svm-windows 6000``): measured on
-this machine (2 cores shared with other jobs, one thread), one Côté-Allard fold of
-``aemg-finetune`` with the ``small`` encoder (246 training trials) took about 25 s per epoch, a probe
-fold about 10 s, a baseline fold 1-2 s; ``scratch`` costs the same as ``aemg-finetune``. Fine-tuning
-time grows with the training trials (CIIL: about 1,700; long-term-semg: about 800), so the default
-holds out at most ``--max-subjects 4`` subjects per dataset (the first in natural order; every other
-subject still trains), which keeps the session-scale default within about 90 minutes on 2 cores.
+CPU-sized defaults (``--epochs 2``, ``--max-tokens 256``, ``--max-subjects 3``, ``--max-svm-windows
+6000``). Fine-tuning dominates: its cost is about 0.04 s per training trial and epoch on one quiet
+core with the ``small`` encoder and 256 tokens (``docs/evaluate.md``: 113 s per Côté-Allard fold,
+246 trials, 6 epochs, 512 tokens; measured here under a load of 11 on 2 cores: 123 s for one epoch
+of 224 trials, about 12 times slower), ``scratch`` and the ablations cost the same, a probe fold about
+10 s, a baseline fold 1-5 s. The training side holds about 3,050 trials summed over the six
+datasets (CIIL ElectrodeShift 920, long-term-semg 790, CIIL Minimal 720, 3DC 250, Côté-Allard 250,
+UCI 120), and each held-out subject has 3 folds (k = 0, 1, 2), so one fine-tuned method costs about
+3 x 3 subjects x 2 epochs x 0.04 s x 3,050 = 37 min: with ``aemg-finetune`` and ``scratch`` plus the
+probe and baselines the default is estimated at 80-85 min on 2 quiet cores (an estimate from these
+per-fold figures, not an end-to-end measurement); the two ablations would add about 75 min and
+their pre-training (use ``--max-subjects 2`` or ``--methods`` to stay within 90 min). The held-out
+subjects are the first ``--max-subjects`` in natural order (every other subject still trains);
 ``--max-subjects 0`` holds out every subject.
 
 Prints the table, then, as its LAST line, one JSON object ``{dataset: {method: {k: mean trial
@@ -240,10 +246,10 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated methods (default: {','.join(METHODS)}); unknown ones are skipped")
     p.add_argument("--scale", default="session", choices=["session", "calibration", "both"],
                    help="amplitude scale (default session; encoder methods run at session only)")
-    p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs of aemg-finetune/scratch/ablations (default 3)")
+    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of aemg-finetune/scratch/ablations (default 2)")
     p.add_argument("--max-tokens", type=int, default=256, help="tokens per trial when fine-tuning (default 256)")
-    p.add_argument("--max-subjects", type=int, default=4,
-                   help="held-out subjects per dataset, the first in natural order (default 4; 0 = all)")
+    p.add_argument("--max-subjects", type=int, default=3,
+                   help="held-out subjects per dataset, the first in natural order (default 3; 0 = all)")
     p.add_argument("--max-svm-windows", type=int, default=6000, help="SVM training windows per fold (default 6000)")
     args = p.parse_args(argv)
     logging.disable(logging.WARNING)  # the datasets' known duplicates and absent subjects are expected
