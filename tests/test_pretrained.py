@@ -36,9 +36,11 @@ def test_stored_runs_listed_and_resolved(tmp_path):
     for name in STORED:
         assert resolve_run(name) == ROOT / "pretrained" / name
     assert resolve_run(tmp_path) == tmp_path  # an existing directory is itself
-    with pytest.raises(FileNotFoundError, match="stored runs: small-a, small-all, small-b"):
+    from aemg.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"--run small-z: expected .*stored runs: small-a, small-all, small-b"):
         resolve_run("small-z")
-    with pytest.raises(FileNotFoundError, match="no such run directory"):
+    with pytest.raises(OptionError, match="found no such folder or stored run"):
         resolve_run(tmp_path / "missing")
 
 

@@ -28,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and not Path(args.out).resolve().parent.is_dir():
         raise OptionError(f"--out {args.out}", "a PNG path in an existing folder",
                           f"found no folder {Path(args.out).resolve().parent}")
-    path = draw_prototypes(resolve_run(args.run_dir), top=args.top, out=args.out)
+    path = draw_prototypes(resolve_run(args.run_dir, option='RUN_DIR'), top=args.top, out=args.out)
     print(path)
     return 0

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from aemg.atomic import atomic_path, estimate_nbytes
+from aemg.errors import OptionError
 from aemg.model.config import TokenizerConfig, config_from_dict
 from aemg.model.vq_tokenizer import VQTokenizer
 
@@ -123,9 +124,10 @@ def stored_runs() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / ENCODER).is_file()) if root.is_dir() else []
 
 
-def resolve_run(name_or_path: str | Path) -> Path:
+def resolve_run(name_or_path: str | Path, option: str = "--run") -> Path:
     """A run directory: ``name_or_path`` itself when it is an existing directory, else the stored run of
-    that name under ``<repo>/pretrained/``; anything else is an error listing the stored names."""
+    that name under ``<repo>/pretrained/``; anything else is an :class:`OptionError` (naming ``option``)
+    that lists the stored names."""
     path = Path(name_or_path)
     if path.is_dir():
         return path
@@ -133,5 +135,6 @@ def resolve_run(name_or_path: str | Path) -> Path:
     if "/" not in name and "\\" not in name and (pretrained_dir() / name / ENCODER).is_file():
         return pretrained_dir() / name
     names = stored_runs()
-    raise FileNotFoundError(f"{name}: no such run directory, and no stored run of that name in {pretrained_dir()} "
-                            f"(stored runs: {', '.join(names) if names else 'none'})")
+    raise OptionError(f"{option} {name}", f"a run directory of aemg pretrain, or the name of a run stored in "
+                      f"{pretrained_dir()} (stored runs: {', '.join(names) if names else 'none'})",
+                      "found no such folder or stored run")
