@@ -300,14 +300,17 @@ def test_finetune_config_overrides():
 
 
 def test_resolve_run_by_path_or_name(tmp_path, monkeypatch):
+    from aemg.errors import OptionError
+
     run = tmp_path / "myrun"
     run.mkdir()
     assert ckpt.resolve_run(run) == run and ckpt.resolve_run(str(run)) == run
     store = tmp_path / "pretrained"
     (store / "small-all").mkdir(parents=True)
-    monkeypatch.setattr(ckpt, "PRETRAINED", store)
+    (store / "small-all" / "encoder.pt").write_bytes(b"")
+    monkeypatch.setattr(ckpt, "pretrained_dir", lambda: store)
     assert ckpt.resolve_run("small-all") == store / "small-all"
-    with pytest.raises(FileNotFoundError, match="small-all") as e:
+    with pytest.raises(OptionError, match="small-all") as e:
         ckpt.resolve_run("nope")
     assert "nope" in str(e.value) and str(store) in str(e.value)
 

@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", required=True, type=Path, metavar="CORPUS", help="a corpus folder from aemg prepare")
     p.add_argument("--out", required=True, type=Path, metavar="EVAL_DIR", help="folder for the results")
     p.add_argument("--run", type=Path, default=None, metavar="RUN_DIR",
-                   help="a run directory of aemg pretrain (needed by the encoder methods only)")
+                   help="a run directory of aemg pretrain, or the name of a run stored in pretrained/ "
+                        "(e.g. small-a; needed by the encoder methods only)")
     p.add_argument("--run-windows", type=Path, default=None, metavar="RUN_DIR",
                    help="the aemg-windows ablation's run: aemg pretrain --window-ms 200 (needed by that method only)")
     p.add_argument("--run-nospatial", type=Path, default=None, metavar="RUN_DIR",
@@ -173,19 +174,18 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from aemg.corpus import Corpus
-    from aemg.errors import OptionError
     from aemg.evaluate.data import SignalSource
     from aemg.evaluate.folds import classes_of
     from aemg.evaluate.registry import ABLATION_RUNS, method_factories, parse_methods
     from aemg.evaluate.report import Evaluation, file_hash, order_methods
     from aemg.evaluate.run import run_folds
+    from aemg.train.checkpoint import resolve_run
 
     names = order_methods(parse_methods(args.methods))
+    args.run = resolve_run(args.run) if args.run is not None else None  # a directory, or a stored run's name
+    args.run_windows = resolve_run(args.run_windows, "--run-windows") if args.run_windows is not None else None
+    args.run_nospatial = resolve_run(args.run_nospatial, "--run-nospatial") if args.run_nospatial is not None else None
     runs = {"aemg-windows": args.run_windows, "aemg-nospatial": args.run_nospatial}
-    for option, path in (("--run", args.run), ("--run-windows", args.run_windows),
-                         ("--run-nospatial", args.run_nospatial)):
-        if path is not None and not path.is_dir():
-            raise OptionError(f"{option} {path}", "a run directory of aemg pretrain", "found no such folder")
     for name, path in runs.items():
         if path is not None and name not in names:
             log.warning("%s %s: method %s is not in --methods; the run is not used", ABLATION_RUNS[name][0], path, name)

@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one config field, e.g. --set stage1.lr=3e-4 (repeatable)")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="cap each stage at N optimizer steps, its warm-up scaled with it (the config's defaults are sized for real use)")
+    p.add_argument("--stop-after-steps", type=int, default=None, metavar="N",
+                   help="end each stage after N optimizer steps without changing its schedule (unlike --max-steps, "
+                        "which rescales the warm-up): the first N steps of the full run, e.g. to check a stored run")
+    p.add_argument("--tokenizer-from", default=None, metavar="RUN_DIR",
+                   help="skip stage 1: train stage 2 on the frozen tokenizer.pt of this finished run (same config)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR from its last checkpoint, with its own config.json "
                         "(bitwise as if uninterrupted on the same machine)")
     p.add_argument("--exclude", action="append", default=[], metavar="DATASET",
@@ -63,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = pretrain(cfg, sources, args.out, accelerator=args.accelerator, devices=devices,
                            num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,
-                           resume=args.resume, exclude=tuple(args.exclude), progress=not args.no_progress)
+                           resume=args.resume, exclude=tuple(args.exclude), progress=not args.no_progress,
+                           stop_after_steps=args.stop_after_steps, tokenizer_from=args.tokenizer_from)
     except KeyboardInterrupt:  # Ctrl-C: the last checkpoint is intact (written atomically)
         print(f"aemg pretrain: interrupted; continue from the last checkpoint with the same command and --resume "
               f"(--out {args.out})", file=sys.stderr)

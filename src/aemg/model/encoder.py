@@ -140,7 +140,7 @@ def load_encoder(path: str | Path) -> Encoder:
     path = Path(path)
     if path.is_dir():
         path = path / "encoder.pt"
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
     enc = Encoder(EncoderConfig(**ck["config"]))
     enc.load_state_dict(ck["state"])
     return enc.eval()

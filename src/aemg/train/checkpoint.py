@@ -6,6 +6,9 @@ run config), ``tokenizer`` and ``mtm`` (state dicts; ``mtm`` is None in stage 1)
 torch RNG states in ``rng_rank{r}_s{stage}_{step}.pt``, named by the checkpoint they belong to.
 ``tokenizer.pt`` and ``encoder.pt`` are {"config", "state"} of the frozen tokenizer and the
 pre-trained encoder. Every file is written atomically (temporary file, fsync, rename).
+Model files are read with ``weights_only=True`` (tensors and plain containers only, no code runs on
+load), so a run from elsewhere, e.g. one stored under ``<repo>/pretrained/``, is safe to open.
+:func:`resolve_run` turns a run name or path into its directory.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from aemg.atomic import atomic_path, estimate_nbytes
+from aemg.errors import OptionError
 from aemg.model.config import TokenizerConfig, config_from_dict
 from aemg.model.vq_tokenizer import VQTokenizer
 
@@ -73,7 +77,8 @@ def write_checkpoint(fabric: Fabric, run_dir: Path, rank: int, state: dict[str, 
 
 
 def read_checkpoint(run_dir: Path) -> dict[str, Any]:
-    return torch.load(run_dir / CKPT, map_location="cpu", weights_only=False)
+    """The run's ``ckpt.pt`` (tensors, numbers, strings: loaded with ``weights_only=True``)."""
+    return torch.load(run_dir / CKPT, map_location="cpu", weights_only=True)
 
 
 def restore_rng(run_dir: Path, rank: int, stage: int, step: int) -> None:
@@ -82,6 +87,8 @@ def restore_rng(run_dir: Path, rank: int, stage: int, step: int) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{path}: the RNG state of process {rank} at the checkpoint is missing; "
                                 "cannot resume bitwise")
+    # numpy and Python RNG states are not tensors, so weights_only refuses them; these files are the run's
+    # own, written on this machine and never distributed (pretrained/ holds none)
     set_rng_state(torch.load(path, map_location="cpu", weights_only=False)["rng"])
 
 
@@ -94,7 +101,7 @@ def load_tokenizer(run_dir: str | Path) -> VQTokenizer:
     """The frozen stage-1 tokenizer of a run (``tokenizer.pt``, else the latest checkpoint's), in eval mode."""
     run_dir = Path(run_dir)
     if (run_dir / TOKENIZER).exists():
-        ck = torch.load(run_dir / TOKENIZER, map_location="cpu", weights_only=False)
+        ck = torch.load(run_dir / TOKENIZER, map_location="cpu", weights_only=True)
         cfg, state = ck["config"], ck["state"]
     elif (run_dir / CKPT).exists():
         ck = read_checkpoint(run_dir)
@@ -106,18 +113,28 @@ def load_tokenizer(run_dir: str | Path) -> VQTokenizer:
     return tok.eval()
 
 
-PRETRAINED = Path(__file__).resolve().parents[3] / "pretrained"
-"""Pre-trained runs kept in the repository (``<repo>/pretrained/<name>``), found by name."""
+def pretrained_dir() -> Path:
+    """``<repo>/pretrained``: the pre-trained runs kept in the repository (see pretrained/README.md)."""
+    return Path(__file__).resolve().parents[3] / "pretrained"
 
 
-def resolve_run(name_or_path: str | Path) -> Path:
-    """A run directory from its path, or from the name of a pre-trained run in ``<repo>/pretrained/``."""
+def stored_runs() -> list[str]:
+    """Names of the runs under :func:`pretrained_dir` (folders holding an ``encoder.pt``), sorted."""
+    root = pretrained_dir()
+    return sorted(p.name for p in root.iterdir() if (p / ENCODER).is_file()) if root.is_dir() else []
+
+
+def resolve_run(name_or_path: str | Path, option: str = "--run") -> Path:
+    """A run directory: ``name_or_path`` itself when it is an existing directory, else the stored run of
+    that name under ``<repo>/pretrained/``; anything else is an :class:`OptionError` (naming ``option``)
+    that lists the stored names."""
     path = Path(name_or_path)
     if path.is_dir():
         return path
-    stored = PRETRAINED / str(name_or_path)
-    if "/" not in str(name_or_path) and stored.is_dir():
-        return stored
-    names = sorted(p.name for p in PRETRAINED.iterdir() if p.is_dir()) if PRETRAINED.is_dir() else []
-    raise FileNotFoundError(f"{name_or_path}: expected a run directory of aemg pretrain or the name of a "
-                            f"pre-trained run in {PRETRAINED} ({', '.join(names) or 'none there'}); found neither")
+    name = str(name_or_path)
+    if "/" not in name and "\\" not in name and (pretrained_dir() / name / ENCODER).is_file():
+        return pretrained_dir() / name
+    names = stored_runs()
+    raise OptionError(f"{option} {name}", f"a run directory of aemg pretrain, or the name of a run stored in "
+                      f"{pretrained_dir()} (stored runs: {', '.join(names) if names else 'none'})",
+                      "found no such folder or stored run")

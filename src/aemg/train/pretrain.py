@@ -95,15 +95,28 @@ class PretrainRecipe:
 
     Options are checked here, before any process starts: ``exclude`` (dataset names) leaves corpora
     out, ``resume`` continues the run in ``out`` from its checkpoint (with the run's own config),
-    ``stop_at`` = (stage, step) raises :class:`InjectedStop` right after that step's checkpoint, and
+    ``stop_at`` = (stage, step) raises :class:`InjectedStop` right after that step's checkpoint,
+    ``stop_after_steps`` = N ends each stage after N optimizer steps without changing its schedule (the
+    first N steps of a run, e.g. to check a stored run's losses), ``tokenizer_from`` (a finished run
+    directory) skips stage 1 and trains stage 2 on that run's frozen ``tokenizer.pt``, and
     ``record_seen`` makes every process log the span indices it trained on (for the DDP test).
     """
 
     def __init__(self, cfg: PretrainConfig, sources: list[TokenSource], out: str | Path, *,
                  accelerator: str = "cpu", devices: int | str = 1, num_nodes: int = 1, strategy: str = "auto",
                  precision: str = "32-true", resume: bool = False, exclude: tuple[str, ...] = (),
-                 progress: bool = True, stop_at: tuple[int, int] | None = None, record_seen: bool = False):
+                 progress: bool = True, stop_at: tuple[int, int] | None = None, record_seen: bool = False,
+                 stop_after_steps: int | None = None, tokenizer_from: str | Path | None = None):
         self.out = Path(out)
+        if stop_after_steps is not None and stop_after_steps < 1:
+            raise ValueError(f"stop_after_steps must be >= 1, got {stop_after_steps}")
+        self.stop_after_steps = stop_after_steps
+        self.tokenizer_from = Path(tokenizer_from) if tokenizer_from is not None else None
+        if self.tokenizer_from is not None and resume:
+            raise ValueError("tokenizer_from starts a new run; it cannot be combined with resume")
+        if self.tokenizer_from is not None and not (self.tokenizer_from / TOKENIZER).is_file():
+            raise FileNotFoundError(f"{self.tokenizer_from / TOKENIZER}: no frozen tokenizer (expected the "
+                                    "tokenizer.pt of a finished aemg pretrain run)")
         self.resume = resume
         self.exclude = tuple(exclude)
         self.sources = [s for s in sources if s.dataset not in self.exclude]
@@ -231,12 +244,29 @@ class PretrainRecipe:
             log.info("resumed at stage %d step %d", self.state["stage"], self.state["step"])
         else:
             seed_all(cfg.seed + 1000 * self.rank)
+            if self.tokenizer_from is not None:
+                self._load_frozen_tokenizer()
         if fabric.is_global_zero:
             run = {"corpora": [s.describe() for s in self.sources], "excluded": list(self.exclude), "tokens": self.tokens,
                    "heldout_recordings": [r.key for r in self.heldout_recs], "world_size": self.world,
                    "fabric": {k: str(v) for k, v in self.fabric_kwargs.items()},
-                   "content_names": list(self.sources[0].content_names or []) or None}
+                   "content_names": list(self.sources[0].content_names or []) or None,
+                   "stop_after_steps": self.stop_after_steps,
+                   "tokenizer_from": str(self.tokenizer_from) if self.tokenizer_from is not None else None}
             atomic_write_text(self.out / "run.json", json.dumps(run, indent=2))
+
+    def _load_frozen_tokenizer(self) -> None:
+        """Stage 1 skipped: the tokenizer is the given run's frozen one, and the run starts at stage 2 step 0."""
+        ck = torch.load(self.tokenizer_from / TOKENIZER, map_location="cpu", weights_only=True)
+        given, own = json.loads(json.dumps(ck["config"])), json.loads(json.dumps(self.cfg.to_dict()["tokenizer"]))
+        if given != own:
+            raise ValueError(f"{self.tokenizer_from / TOKENIZER}: its tokenizer config differs from this run's "
+                             f"({', '.join(config_diff(given, own))})")
+        self.tokenizer.load_state_dict(ck["state"])
+        self.state = {"stage": 2, "step": 0, "epoch": 0, "pos": 0}
+        tok = self._freeze_tokenizer()
+        if self.fabric.is_global_zero:
+            save_module(self.out / TOKENIZER, self.cfg.tokenizer, tok)
 
     # ------------------------------------------------------------------ data
     def _loader(self) -> DataLoader:
@@ -324,13 +354,14 @@ class PretrainRecipe:
 
         fabric, cfg = self.fabric, self.cfg
         scfg = self.cfg.stage(stage)
+        end = scfg.max_steps if self.stop_after_steps is None else min(scfg.max_steps, self.stop_after_steps)
         fmodel, foptimizer = self.setup_stage(stage)
         bar = tqdm(total=scfg.max_steps, initial=self.state["step"], desc=f"stage {stage}", file=sys.stderr,
                    disable=not (self.progress and fabric.is_global_zero), dynamic_ncols=True)
         metrics_f = open(self.out / "metrics.jsonl", "a") if fabric.is_global_zero else None  # noqa: SIM115
         batches = self._batches()
         try:
-            while self.state["step"] < scfg.max_steps:
+            while self.state["step"] < end:
                 step = self.state["step"]
                 t0 = time.perf_counter()
                 batch = fabric.to_device(next(batches))
@@ -351,7 +382,7 @@ class PretrainRecipe:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
                 at_stop = self.stop_at == (stage, self.state["step"])
-                if at_stop or self.state["step"] % cfg.ckpt_every == 0 or self.state["step"] == scfg.max_steps:
+                if at_stop or self.state["step"] % cfg.ckpt_every == 0 or self.state["step"] == end:
                     self._save(foptimizer, stage)
                 if at_stop:
                     raise InjectedStop(f"stopped after stage {stage} step {self.state['step']} (injected)")

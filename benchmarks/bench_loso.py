@@ -1,0 +1,286 @@
+"""LOSO and low-label adaptation of every method on every real labelled dataset, from the stored runs.
+
+For each dataset of ``../shared/data`` (3DC, Côté-Allard, UCI, CIIL Minimal, CIIL ElectrodeShift,
+long-term-semg) and each method of ``--methods`` (default: ``aemg-finetune aemg-probe scratch
+aemg-windows aemg-nospatial lda-td svm-tdar``; a name this checkout does not know is skipped with a
+printed note), per scale of ``--scale``:
+
+* ``loso``: leave-one-subject-out at k = 0, every trial of the held-out subject tested;
+* ``0``, ``1``, ``2``: low-label, the held-out subject's first k repetitions per class added to
+  training (the ks its repetitions allow), every k tested on the same repetitions (those after the
+  largest k); k = 0 is the ``loso`` model scored on those repetitions only (no second fit).
+
+Encoder methods start from a pre-trained run stored in ``pretrained/`` that never saw the target
+dataset (of those, the one pre-trained on the most datasets: ``small-a`` for 3DC and Côté-Allard,
+``small-b`` for the others; ``small-all`` saw every dataset and is never used). The leakage guard
+of :mod:`aemg.evaluate.encoder_methods` refuses a wrong one anyway. The ablations (``aemg-windows``,
+``aemg-nospatial``) need runs of their own: they are pre-trained here on the same corpora as that
+stored run, with the same config and steps plus the ablation's option, and cached under
+``--work/runs/<method>-<key>``, the key a hash of the command and the corpora's provenance and
+token hashes, so a second benchmark run only evaluates. Under ``calibration`` the encoder methods read the
+held-out subject's tokens made with a calibration noise floor (docs/evaluate.md). Corpora are prepared once into ``--corpora`` (``aemg prepare`` + ``aemg
+tokenize``; reused when there).
+
+CPU-sized defaults (``--epochs 2``, ``--max-tokens 256``, ``--max-subjects 3``, ``--max-svm-windows
+6000``). Fine-tuning dominates: its cost is about 0.04 s per training trial and epoch on one quiet
+core with the ``small`` encoder and 256 tokens (``docs/evaluate.md``: 113 s per Côté-Allard fold,
+246 trials, 6 epochs, 512 tokens; measured here under a load of 11 on 2 cores: 123 s for one epoch
+of 224 trials, about 12 times slower), ``scratch`` and the ablations cost the same, a probe fold about
+10 s, a baseline fold 1-5 s. The training side holds about 3,050 trials summed over the six
+datasets (CIIL ElectrodeShift 920, long-term-semg 790, CIIL Minimal 720, 3DC 250, Côté-Allard 250,
+UCI 120), and each held-out subject has 3 folds (k = 0, 1, 2), so one fine-tuned method costs about
+3 x 3 subjects x 2 epochs x 0.04 s x 3,050 = 37 min: with ``aemg-finetune`` and ``scratch`` plus the
+probe and baselines the default is estimated at 80-85 min on 2 quiet cores (an estimate from these
+per-fold figures, not an end-to-end measurement); the two ablations would add about 75 min and
+their pre-training (use ``--max-subjects 2`` or ``--methods`` to stay within 90 min). The held-out
+subjects are the first ``--max-subjects`` in natural order (every other subject still trains);
+``--max-subjects 0`` holds out every subject. Measured end to end: UCI with every subject held out
+(18 folds) and ``aemg-finetune,aemg-probe,lda-td,svm-tdar`` took 283 s (fine-tuning folds 5-35 s,
+120 training trials, 2 epochs, the machine shared with other jobs).
+
+Prints the table, then, as its LAST line, one JSON object ``{dataset: {method: {k: mean trial
+accuracy}}, "wall_s": ...}`` (k as a string; with ``--scale calibration`` or ``both`` the
+calibration-scale methods appear as ``<method>@calibration``).
+
+    python benchmarks/bench_loso.py [--work /tmp/aemg-bench-loso] [--datasets cote-allard] [--methods lda-td,aemg-probe]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_ROOT = REPO.parent / "shared" / "data"
+# benchmark name -> (registry dataset, subject-id prefix inside its corpus)
+DATASETS = {
+    "3dc": ("3dc", ""),
+    "cote-allard": ("cote-allard", ""),
+    "uci-gestures": ("uci-gestures", ""),
+    "ciil-minimal": ("ciil", "ciil/minimal/"),
+    "ciil-electrodeshift": ("ciil", "ciil/electrodeshift/"),
+    "long-term-semg": ("long-term-semg", ""),
+}
+METHODS = ("aemg-finetune", "aemg-probe", "scratch", "aemg-windows", "aemg-nospatial", "lda-td", "svm-tdar")
+FINETUNED = ("aemg-finetune", "scratch", "aemg-windows", "aemg-nospatial")  # take a FinetuneConfig
+# ablation -> the extra `aemg pretrain` options of its run (same config, steps and corpora as the stored run)
+ABLATION_RUNS = {"aemg-windows": ["--window-ms", "200"],
+                 "aemg-nospatial": ["--set", "encoder.position=index", "--set", "tokenizer.encoder.position=index"]}
+KS = (0, 1, 2)
+
+
+T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    """A progress line on stderr, with the seconds since the benchmark started."""
+    print(f"[{time.perf_counter() - T0:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ corpora and runs
+
+
+def corpus_for(dataset: str, corpora: Path):
+    """The prepared and tokenized corpus of ``dataset`` under ``corpora`` (made now when missing)."""
+    from aemg.cli import main as aemg
+    from aemg.corpus import Corpus
+
+    out = corpora / dataset
+    if not (out / "provenance.json").is_file():
+        if aemg(["prepare", dataset, "--root", str(REAL_ROOT / dataset), "--out", str(out), "--no-progress"]):
+            raise RuntimeError(f"aemg prepare {dataset} failed")
+    if not (out / "tokens" / "events.npz").is_file():
+        if aemg(["tokenize", str(out), "--no-progress"]) != 0:
+            raise RuntimeError(f"aemg tokenize {out} failed")
+    return Corpus(out)
+
+
+def run_datasets(run_dir: Path) -> list[str]:
+    """The datasets a run was pre-trained on (its run.json provenance)."""
+    return [c["dataset"] for c in json.loads((run_dir / "run.json").read_text())["corpora"]]
+
+
+def stored_run_for(dataset: str) -> Path:
+    """The stored run that never saw ``dataset`` and saw the most other datasets."""
+    from aemg.train.checkpoint import resolve_run, stored_runs
+
+    fits = [resolve_run(n) for n in stored_runs() if dataset not in run_datasets(resolve_run(n))]
+    if not fits:
+        raise SystemExit(f"no run in pretrained/ was pre-trained without {dataset} (stored: {stored_runs()})")
+    return max(fits, key=lambda p: (len(run_datasets(p)), p.name))
+
+
+def ablation_run(method: str, base: Path, corpora: Path, work: Path) -> Path:
+    """The cached pre-training run of an ablation, made like ``base`` (config, steps, corpora) plus its option."""
+    from aemg.cli import main as aemg
+    from aemg.train.config import PretrainConfig
+
+    cfg = PretrainConfig.load(base / "config.json")
+    cs = [corpus_for(d, corpora) for d in run_datasets(base)]
+    dirs = [c.path for c in cs]
+    args = ["pretrain", "--config", cfg.name, "--max-steps", str(cfg.stage(2).max_steps), *ABLATION_RUNS[method]]
+    tok_hash = [hashlib.sha256((c.path / "tokens" / "events.npz").read_bytes()).hexdigest() for c in cs]
+    hashes = [[c.dataset, str(c.hash), h] for c, h in zip(cs, tok_hash)]
+    key = hashlib.sha256(json.dumps({"args": args, "corpora": hashes}).encode()).hexdigest()[:12]
+    out = work / "runs" / f"{method}-{key}"
+    if (out / "summary.json").is_file() and (out / "encoder.pt").is_file():
+        log(f"{method}: cached run {out}")
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    log(f"{method}: pre-training {out} ({' '.join(args)})")
+    full = [*args, *(a for d in dirs for a in ("--corpus", str(d))), "--out", str(out), "--no-progress"]
+    if aemg(full) != 0:
+        raise RuntimeError(f"aemg {' '.join(full)} failed")
+    return out
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def restricted(results: list, trials: set[int]) -> float:
+    """Mean over folds of the trial accuracy on the given trials only."""
+    accs = []
+    for r in results:
+        keep = [i for i, t in enumerate(r.test_trials) if t in trials]
+        if keep:
+            accs.append(float(np.mean([r.y_true[i] == r.y_pred[i] for i in keep])))
+    return float(np.mean(accs)) if accs else float("nan")
+
+
+def factories(methods: list[str], target: str, corpus: Any, scale: str, args: argparse.Namespace,
+              run_cache: dict[str, Path]) -> dict[str, Any]:
+    """``{name: zero-argument factory}`` of the methods this checkout knows that run at ``scale``."""
+    from aemg.evaluate.baselines import BASELINES, svm_tdar
+    from aemg.evaluate.registry import ablation_builders, encoder_builders
+
+    encoders = {**encoder_builders(), **ablation_builders()}
+    out: dict[str, Any] = {}
+    for m in methods:
+        if m in BASELINES:
+            out[m] = partial(svm_tdar, max_train_windows=args.max_svm_windows) if m == "svm-tdar" else BASELINES[m]
+        elif m in encoders:
+            base = stored_run_for(target)
+            key = f"{m}:{base}"
+            if key not in run_cache:
+                run_cache[key] = ablation_run(m, base, args.corpora, args.work) if m in ABLATION_RUNS else base
+            run = run_cache[key]
+            kw: dict[str, Any] = {"run_dir": run, "corpus": corpus}
+            if m in FINETUNED:
+                from aemg.evaluate.encoder_methods import FinetuneConfig
+
+                kw["cfg"] = dataclasses.replace(FinetuneConfig(), epochs=args.epochs, max_tokens=args.max_tokens)
+            out[m] = encoders[m](**kw)
+    return out
+
+
+def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.Namespace,
+              run_cache: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """``{method[@scale]: {"loso": .., "0": .., "1": .., ...}}`` of one benchmark dataset."""
+    from aemg.evaluate.data import SignalSource
+    from aemg.evaluate.folds import classes_of, loso_folds, subjects_of, subset
+    from aemg.evaluate.run import run_folds
+
+    dataset, prefix = DATASETS[name]
+    corpus = corpus_for(dataset, args.corpora)
+    trials = subset(corpus.trials, prefix)
+    classes = classes_of(trials)
+    held = subjects_of(trials)[:args.max_subjects] if args.max_subjects > 0 else None
+    min_reps = int(trials.groupby(["subject", "gesture_key"]).size().min())
+    ks = tuple(k for k in KS if k < min_reps)
+    source = SignalSource(corpus)
+    out: dict[str, dict[str, float]] = {}
+    for scale in scales:
+        made = factories(methods, dataset, corpus, scale, args, run_cache)
+        t0 = time.perf_counter()
+        loso_f = loso_folds(trials, (0,), subjects=held)
+        curve_f = [f for f in loso_folds(trials, ks, subjects=held) if f.k]
+        tested = {t for f in curve_f for t in f.test_trials}
+
+        def step(r: Any) -> None:
+            log(f"{name} {r.scale} {r.method} {r.fold}: {r.accuracy:.3f} ({r.wall_s:.0f} s)")
+
+        loso = run_folds(source, loso_f, made, scale, classes, progress=step)
+        curve = run_folds(source, curve_f, made, scale, classes, progress=step)
+        for m in made:
+            key = m if scale == "session" else f"{m}@{scale}"
+            accs = [r.accuracy for r in loso if r.method == m]
+            row = {"loso": float(np.mean(accs)), "loso_std": float(np.std(accs))}
+            if tested:
+                row["0"] = restricted([r for r in loso if r.method == m], tested)
+            for k in ks[1:]:
+                row[str(k)] = float(np.mean([r.accuracy for r in curve if r.method == m and r.k == k]))
+            out[key] = row
+        log(f"{name} {scale}: {time.perf_counter() - t0:.0f} s, held out {len(loso_f)} subjects, ks {list(ks)}")
+    return out
+
+
+def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    keys = ["0", "1", "2"]
+    lines = [f"{'dataset':<20} {'method':<26} {'loso':>13} " + " ".join(f"{'k=' + k:>7}" for k in keys)]
+    for ds, per_method in results.items():
+        for m, row in per_method.items():
+            cells = [f"{row[k]:7.3f}" if k in row else f"{'-':>7}" for k in keys]
+            loso = f"{row['loso']:.3f}±{row['loso_std']:.3f}".rjust(13)
+            lines.append(f"{ds:<20} {m:<26} {loso} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", type=Path, default=Path("/tmp/aemg-bench-loso"),
+                   help="folder for the cached ablation runs (and the corpora, unless --corpora)")
+    p.add_argument("--corpora", type=Path, default=None,
+                   help="folder of prepared corpora, one per dataset name (default WORK/corpora; made when missing)")
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated methods (default: {','.join(METHODS)}); unknown ones are skipped")
+    p.add_argument("--scale", default="session", choices=["session", "calibration", "both"],
+                   help="amplitude scale (default session)")
+    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of aemg-finetune/scratch/ablations (default 2)")
+    p.add_argument("--max-tokens", type=int, default=256, help="tokens per trial when fine-tuning (default 256)")
+    p.add_argument("--max-subjects", type=int, default=3,
+                   help="held-out subjects per dataset, the first in natural order (default 3; 0 = all)")
+    p.add_argument("--max-svm-windows", type=int, default=6000, help="SVM training windows per fold (default 6000)")
+    args = p.parse_args(argv)
+    logging.disable(logging.WARNING)  # the datasets' known duplicates and absent subjects are expected
+    import torch
+
+    torch.set_num_threads(1)
+    from aemg.evaluate.baselines import BASELINES
+    from aemg.evaluate.registry import encoder_builders
+
+    args.corpora = args.corpora or args.work / "corpora"
+    args.corpora.mkdir(parents=True, exist_ok=True)
+    known = set(BASELINES) | set(encoder_builders())
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:
+        if m not in known:
+            print(f"note: method {m} is not known to this checkout; skipped", file=sys.stderr)
+    methods = [m for m in methods if m in known]
+    scales = ["session", "calibration"] if args.scale == "both" else [args.scale]
+    t0 = time.perf_counter()
+    run_cache: dict[str, Path] = {}
+    results = {name: bench_one(name, methods, scales, args, run_cache) for name in args.datasets}
+    print(table(results))
+    print("keys: loso = LOSO k=0 on all trials of the held-out subjects (mean±std over subjects); k=0/1/2 = "
+          "low-label on the same repetitions (after the largest k). Trial accuracy.")
+    summary: dict[str, Any] = {ds: {m: {k: round(v, 4) for k, v in row.items() if k not in ("loso", "loso_std")}
+                                    for m, row in res.items()} for ds, res in results.items()}
+    summary["wall_s"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
