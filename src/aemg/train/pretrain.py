@@ -30,6 +30,7 @@ with bitwise the same weights as one that was not interrupted (same machine, sam
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -45,7 +46,8 @@ from torch.utils.data import DataLoader
 
 from aemg.atomic import atomic_write_text
 from aemg.errors import TrainingDiverged
-from aemg.model import MaskedTokenModel, VQTokenizer, n_params, rotate_flip
+from aemg.model import MaskedTokenModel, TokenizerConfig, VQTokenizer, n_params, rotate_flip
+from aemg.model.config import config_from_dict
 from aemg.train.checkpoint import (
     CKPT,
     ENCODER,
@@ -258,7 +260,9 @@ class PretrainRecipe:
     def _load_frozen_tokenizer(self) -> None:
         """Stage 1 skipped: the tokenizer is the given run's frozen one, and the run starts at stage 2 step 0."""
         ck = torch.load(self.tokenizer_from / TOKENIZER, map_location="cpu", weights_only=True)
-        given, own = json.loads(json.dumps(ck["config"])), json.loads(json.dumps(self.cfg.to_dict()["tokenizer"]))
+        # read back through the dataclass, so fields added to aemg since that run take their defaults
+        saved = dataclasses.asdict(config_from_dict(TokenizerConfig, ck["config"]))
+        given, own = json.loads(json.dumps(saved)), json.loads(json.dumps(self.cfg.to_dict()["tokenizer"]))
         if given != own:
             raise ValueError(f"{self.tokenizer_from / TOKENIZER}: its tokenizer config differs from this run's "
                              f"({', '.join(config_diff(given, own))})")
