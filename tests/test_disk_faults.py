@@ -120,7 +120,27 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         pytest.importorskip("torch")
         assert main(QUIET + ["pretrain", "--corpus", str(corpus), "--out", str(run), "--config", "tiny",
                              "--max-steps", "2", "--no-progress"]) == 0
-    return {"base": base, "sim": sim, "corpus": corpus, "run": run}
+    out = {"base": base, "sim": sim, "corpus": corpus, "run": run}
+    if "live" in COMMANDS:  # a model directory, and a recording on which it decides something
+        out["model"] = base / "model"
+        assert main(QUIET + ["finetune", "--run", str(run), "--corpus", str(corpus), "--out", str(out["model"]),
+                             "--epochs", "1", "--set", "max_tokens=32"]) == 0
+        out["live_recording"] = _decided_recording(corpus, out["model"])
+    return out
+
+
+def _decided_recording(corpus: Path, model: Path) -> str:
+    """The id of the first recording of ``corpus`` on which ``model``'s live decoder makes a decision."""
+    from aemg.corpus import Corpus
+    from aemg.live import LiveDecoder
+    from aemg.live.model import LiveModel
+
+    c, m = Corpus(corpus), LiveModel(model)
+    for rec in c.iter_recordings():
+        dec = LiveDecoder(m, subject=rec.subject, session=rec.session, mains_hz=rec.mains_hz)
+        if dec.process(rec.signal) + dec.flush():
+            return rec.recording_id
+    raise AssertionError(f"no recording of {corpus} on which the model decides anything")
 
 
 def command_argv(command: str, world: dict[str, Path], out: Path) -> tuple[list[str], bool]:
@@ -150,6 +170,9 @@ def command_argv(command: str, world: dict[str, Path], out: Path) -> tuple[list[
     if command == "finetune":  # the module registers `predict` too (walked in test_finetune_cli.py)
         return ["finetune", "--run", str(out / "run"), "--corpus", str(out / "corpus"), "--out", str(out / "model"),
                 "--epochs", "1", "--set", "max_tokens=32"], True
+    if command == "live":  # reads the model (outside the place) and the corpus, writes nothing
+        return ["live", "--model", str(world["model"]), "--replay", f"{out / 'corpus'}:{world['live_recording']}",
+                "--speed", "0"], False
     raise AssertionError(f"command {command} has no case in this test: add one")  # a new command must be walked
 
 

@@ -22,7 +22,7 @@ from aemg.errors import AemgError
 
 # command modules, in the order ``aemg --help`` lists them
 COMMANDS = ("datasets", "simulate", "prepare", "import_", "info", "tokenize", "pretrain", "prototypes", "evaluate",
-            "finetune")  # finetune.py registers finetune and predict
+            "finetune", "live")  # finetune.py registers finetune and predict
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -104,6 +104,18 @@ class Event:
         return self.confirmed_at - self.onset
 
 
+@dataclass(frozen=True)
+class InProgress:
+    """The event in progress, read-only (for a live decoder): samples since the detector's last reset."""
+
+    event: int  # its id
+    onset: int  # first sample
+    confirmed: bool
+    confirmed_at: int  # sample of confirmation, -1 while unconfirmed
+    active: bool  # above `off` now (False: in a gap that may still merge)
+    last_off: int  # in a gap: the sample where the level fell below `off`
+
+
 @dataclass
 class _State:
     clock: int = 0  # absolute index of the next sample
@@ -195,6 +207,13 @@ class EventDetector:
         self._st = _State(**st)
         self._events = [Event(**e) for e in state["events"]]
         self._cuts = [int(c) for c in state.get("cuts", [])]
+
+    def in_progress(self) -> InProgress | None:
+        """The event in progress (confirmed or not), or None between events. Read-only."""
+        st = self._st
+        if st.phase == IDLE:
+            return None
+        return InProgress(st.event, st.onset, st.confirmed, st.confirmed_at, st.phase == ACTIVE, st.last_off)
 
     def pop_events(self) -> list[Event]:
         """The events that have ended since the last call (in time order)."""
@@ -393,4 +412,4 @@ class EventDetector:
         self._groups.trim(keep)
 
 
-__all__ = ["DetectorConfig", "Event", "EventDetector", "GroupBatch", "dense_rank"]
+__all__ = ["DetectorConfig", "Event", "EventDetector", "InProgress", "GroupBatch", "dense_rank"]

@@ -1,0 +1,309 @@
+"""The live decoder core: chunks of a stream -> event detector -> token groups -> model -> decisions.
+
+``dec = LiveDecoder(model_dir, subject=..., session=...)``, then ``dec.process(chunk)`` for each
+``(C, n)`` chunk in time order (any sizes; the decisions do not depend on them) and ``dec.flush()``
+at the end of the stream; each call returns the :class:`Decision` objects made in it.
+
+**Input units**: the samples as the corpus stores them (``corpus.load(rid, scaled=False).signal``),
+at the corpus rate :attr:`LiveDecoder.fs`: the tokenizer runs on that unscaled signal and the model's
+stored noise floor is in its units (the token content is relative to the floor, so the session's
+amplitude scale of ``model.json`` is not applied). A device stream must first be brought to the
+corpus's units and rate (the LSL source, still to come, does this).
+
+**Noise floor**: the model's stored per-channel floor of one (subject, session)
+(:meth:`~aemg.evaluate.model_dir.ModelInfo.calibration_of`), or an explicit ``floor`` ``(C,)`` in the
+same units. A floor estimated from a calibration period at the start of the stream is not
+implemented yet (docs/live.md).
+
+**Decisions**, per event (a group is a <= 100 ms segment; "the event's groups so far" are tiled into
+spans of the model's ``span_groups`` exactly as a trial is offline, and the probabilities are the
+softmax of the spans' mean log-probability):
+
+* ``provisional``: after each group that closed while the event was not confirmed
+  (:meth:`~aemg.tokens.detector.EventDetector.pending_groups`), at the group's end;
+* ``confirmed``: at confirmation (the groups closed by then) and after each later group, at its end
+  (the event's last group: when the event ended); ``open_end`` when :meth:`flush` closed it;
+* ``retracted``: an event with provisional decisions that was dropped (shorter than the minimum
+  duration), at the time it was dropped.
+
+Times are stream seconds since the first sample. The detector is fed in pieces of at most
+``min(max_span, merge_gap)`` samples, so every group that closes while the event is unconfirmed is
+seen before the event can be dropped, whatever the chunk size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aemg.evaluate.model_dir import SavedModel
+from aemg.tokens.detector import EventDetector
+from aemg.tokens.groups import GroupBatch
+
+PROVISIONAL, CONFIRMED, RETRACTED = "provisional", "confirmed", "retracted"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision about one event; times in stream seconds, ``compute_ms`` wall time of its model passes."""
+
+    status: str  # "provisional", "confirmed" or "retracted"
+    event: int  # the detector's event id (from 0 at the stream's start)
+    gesture: str  # the class's gesture key (a retraction repeats the last provisional one)
+    label_name: str  # the dataset's name of that class
+    probabilities: tuple[float, ...]  # per class, in the model's class order (sum 1)
+    n_groups: int  # the event's groups it is based on
+    time_s: float  # when it could be made: end of its last group, confirmation, or the event's end
+    onset_s: float  # the detector's onset of the event
+    compute_ms: float  # wall time of the model passes this decision needed
+    open_end: bool = False  # the stream ended (flush) with the event still on
+    final: bool = False  # the event's last decision
+
+    @property
+    def delay_s(self) -> float:
+        """Seconds from the detector's onset to this decision."""
+        return self.time_s - self.onset_s
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["probabilities"] = [round(p, 6) for p in self.probabilities]
+        d["time_s"], d["onset_s"] = round(self.time_s, 6), round(self.onset_s, 6)
+        d["compute_ms"] = round(self.compute_ms, 3)
+        return d
+
+
+@dataclass
+class _EventState:
+    """The decoder's view of the event in progress."""
+
+    event: int = -1
+    onset: int = 0
+    released: GroupBatch | None = None  # groups released by the detector (confirmed event)
+    n_prov: int = 0  # groups covered by provisional decisions
+    n_done: int = 0  # groups covered by confirmed decisions
+    confirmed: bool = False
+    confirmed_at: int = -1
+    last_off: int = -1  # last observed gap start (while unconfirmed)
+    last_probs: tuple[float, ...] = ()
+    cache: dict[tuple[int, int, bool], np.ndarray] = field(default_factory=dict)  # (a, b, provisional) -> logp
+
+
+class LiveDecoder:
+    """Stateful causal decoder of a model directory (module docstring): ``process(chunk)`` -> decisions.
+
+    ``model``: a model directory of ``aemg finetune`` (or a :class:`LiveModel` already loaded, shared by
+    several decoders); ``subject``/``session``: whose stored noise floor to use (may be omitted when the
+    model stores one session); ``floor``: an explicit ``(C,)`` floor instead; ``mains_hz``: the mains
+    frequency, needed when the model's tokens were notch-filtered.
+    """
+
+    def __init__(self, model: str | Path | SavedModel | Any, *, subject: str | None = None,
+                 session: str | None = None, floor: np.ndarray | None = None, mains_hz: float | None = None) -> None:
+        from aemg.live.model import LiveModel
+
+        self.model = model if isinstance(model, LiveModel) else LiveModel(model)
+        info = self.model.info
+        if floor is None:
+            floor = np.asarray(self._calibration(subject, session).noise_floor, np.float64)
+        floor = np.asarray(floor, np.float64)
+        if floor.shape != (info.n_channels,) or not (np.isfinite(floor) & (floor > 0)).all():
+            raise ValueError(f"floor must be {info.n_channels} positive finite values (the model's channels), "
+                             f"got shape {floor.shape}")
+        settings = self.model.settings
+        if settings.notch and not mains_hz:
+            raise ValueError(f"{self.model.saved.path}: the model's tokens were notch-filtered: give mains_hz")
+        self.mains_hz = float(mains_hz) if settings.notch and mains_hz else None
+        self.detector = EventDetector(self.model.fs, floor, settings.config, mains_hz=self.mains_hz)
+        self.n_channels = int(info.n_channels)
+        cfg = settings.config
+        self.piece = max(1, min(self.detector.span, self.detector.gap_len))
+        self.gap_len = self.detector.gap_len
+        self.clock = 0  # samples consumed
+        self._ev = _EventState()
+        self.compute_s = 0.0  # total wall time in process/flush (s)
+        self._cfg = cfg
+
+    def _calibration(self, subject: str | None, session: str | None) -> Any:
+        info = self.model.info
+        cal = info.calibration
+        if subject is None and session is None:
+            if len(cal) != 1:
+                known = ", ".join(f"{c.subject}/{c.session}" for c in cal)
+                raise KeyError(f"{self.model.saved.path}: the model stores {len(cal)} sessions ({known}): "
+                               "say whose noise floor to use (subject and session)")
+            return cal[0]
+        if session is None:
+            mine = [c for c in cal if c.subject == subject]
+            if len(mine) == 1:
+                return mine[0]
+        return info.calibration_of(str(subject), str(session))
+
+    @property
+    def fs(self) -> float:
+        """The rate the chunks must have (the model's corpus rate, Hz)."""
+        return self.model.fs
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.model.info.classes)
+
+    # ------------------------------------------------------------------ the stream
+    def process(self, chunk: np.ndarray) -> list[Decision]:
+        """Consume the next ``(C, n)`` chunk (corpus units and rate); the decisions made in it, in time order."""
+        chunk = np.asarray(chunk)
+        if chunk.ndim != 2 or chunk.shape[0] != self.n_channels:
+            raise ValueError(f"chunk must have shape ({self.n_channels}, n) (the model's channels), got {chunk.shape}")
+        t0 = time.perf_counter()
+        out: list[Decision] = []
+        for a in range(0, chunk.shape[1], self.piece):
+            piece = chunk[:, a:a + self.piece]
+            released = self.detector.process(piece)
+            self.clock += piece.shape[1]
+            self._step(released, out, flushing=False)
+        self.compute_s += time.perf_counter() - t0
+        return out
+
+    def flush(self) -> list[Decision]:
+        """End of the stream: the event in progress is closed and reported ``open_end`` (confirmed), or
+        retracted (unconfirmed, with provisional decisions)."""
+        t0 = time.perf_counter()
+        out: list[Decision] = []
+        released = self.detector.flush()
+        self._step(released, out, flushing=True)
+        self.compute_s += time.perf_counter() - t0
+        return out
+
+    # ------------------------------------------------------------------ decisions
+    def _step(self, released: GroupBatch, out: list[Decision], *, flushing: bool) -> None:
+        ended = {e.event: e for e in self.detector.pop_events()}
+        now = self.detector.in_progress()
+        ev = self._ev
+        # released groups belong to confirmed events, in event order
+        for e in dict.fromkeys(released.event.tolist()):
+            sel = released.event == e
+            part = GroupBatch(*(getattr(released, f.name)[sel] for f in fields(GroupBatch)))
+            if ev.event != e:
+                self._retract(out, open_end=False)
+                self._ev = ev = _EventState(event=e, onset=int(part.start[0]))
+            if e in ended:
+                ev.confirmed_at = ended[e].confirmed_at
+            elif now is not None and now.event == e:
+                ev.confirmed_at = now.confirmed_at
+            if not ev.confirmed:
+                ev.cache = {}  # provisional spans were made from pending groups: recompute from released ones
+            ev.released = part if ev.released is None else GroupBatch.concat([ev.released, part], self.n_channels)
+            self._confirmed_decisions(out, ended.get(e), flushing)
+        for e, info in ended.items():  # an event that ended without releasing a group now
+            if e == ev.event and ev.confirmed and ev.n_done and not (out and out[-1].event == e and out[-1].final):
+                self._final_again(out, info, flushing)
+        if now is not None and not now.confirmed:
+            if ev.event != now.event:
+                self._retract(out, open_end=False)
+                self._ev = ev = _EventState(event=now.event, onset=now.onset)
+            if not now.active:
+                ev.last_off = now.last_off
+            pend = self.detector.pending_groups()
+            for k in range(ev.n_prov, len(pend)):
+                out.append(self._decide(PROVISIONAL, pend, k + 1, int(pend.stop[k]), provisional=True))
+                ev.n_prov = k + 1
+        elif not flushing and ev.event >= 0 and not ev.confirmed and (now is None or now.event != ev.event):
+            self._retract(out, open_end=False)
+        if flushing:
+            self._retract(out, open_end=True)
+            self._ev = _EventState(event=ev.event)
+
+    def _confirmed_decisions(self, out: list[Decision], ended: Any, flushing: bool) -> None:
+        ev = self._ev
+        g = ev.released
+        assert g is not None
+        n = len(g)
+        ca = ev.confirmed_at
+        # groups that closed before confirmation are provisional decisions first (a chunk may hold both)
+        for k in range(ev.n_prov, n):
+            if g.stop[k] > ca:
+                break
+            out.append(self._decide(PROVISIONAL, g, k + 1, int(g.stop[k]), provisional=True))
+            ev.n_prov = k + 1
+        if not ev.confirmed:
+            ev.confirmed = True
+            m = max(1, int(np.searchsorted(g.stop, ca + 1, side="right")))
+            last = ended is not None and m == n
+            out.append(self._decide(CONFIRMED, g, m, max(ca + 1, int(g.stop[m - 1])) if not last
+                                    else self._end_time(ended, flushing), final=last,
+                                    open_end=last and ended.open_end))
+            ev.n_done = m
+        for k in range(ev.n_done, n):
+            last = ended is not None and k == n - 1
+            out.append(self._decide(CONFIRMED, g, k + 1, int(g.stop[k]) if not last else self._end_time(ended, flushing),
+                                    final=last, open_end=last and ended.open_end))
+            ev.n_done = k + 1
+
+    def _final_again(self, out: list[Decision], ended: Any, flushing: bool) -> None:
+        """The event ended after its last group had closed: its decision again, marked final."""
+        ev = self._ev
+        assert ev.released is not None
+        out.append(self._decide(CONFIRMED, ev.released, ev.n_done, self._end_time(ended, flushing), final=True,
+                                open_end=ended.open_end))
+
+    def _end_time(self, ended: Any, flushing: bool) -> int:
+        """The sample at which an event's end was known: its gap outlasted ``merge_gap``, or the flush."""
+        return self.clock if flushing and ended.open_end else int(ended.offset) + self.gap_len + 1
+
+    def _retract(self, out: list[Decision], *, open_end: bool) -> None:
+        """Retract the unconfirmed event with provisional decisions, if any (then forget it)."""
+        ev = self._ev
+        if ev.event < 0 or ev.confirmed or not ev.n_prov:
+            return
+        t = self.clock if open_end or ev.last_off < 0 else ev.last_off + self.gap_len + 1
+        probs = ev.last_probs
+        k = int(np.argmax(probs))
+        out.append(Decision(RETRACTED, ev.event, self.classes[k], self.model.info.label_names[k], probs, ev.n_prov,
+                            t / self.fs, ev.onset / self.fs, 0.0, open_end=open_end, final=True))
+        self._ev = _EventState(event=ev.event, confirmed=True)  # nothing left to retract
+
+    def _decide(self, status: str, groups: GroupBatch, n: int, at: int, *, provisional: bool = False,
+                final: bool = False, open_end: bool = False) -> Decision:
+        """The decision on the event's first ``n`` groups, made at sample ``at``."""
+        ev = self._ev
+        t0 = time.perf_counter()
+        logps = []
+        for a, b in self.model.spans(n):
+            key = (a, b, provisional)
+            if key not in ev.cache:
+                ev.cache[key] = self.model.span_log_probs(groups, a, b)
+            logps.append(ev.cache[key])
+        mean = np.mean(logps, axis=0)
+        p = np.exp(mean - mean.max())
+        p /= p.sum()
+        probs = tuple(float(v) for v in p)
+        ev.last_probs = probs
+        k = int(np.argmax(mean))
+        return Decision(status, ev.event, self.classes[k], self.model.info.label_names[k], probs, n, at / self.fs,
+                        ev.onset / self.fs, (time.perf_counter() - t0) * 1000.0, open_end=open_end, final=final)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly here: the detector's state, the clock and the event in
+        progress (its released groups and decision counters; cached span outputs are recomputed)."""
+        ev = self._ev
+        evd = {f.name: getattr(ev, f.name) for f in fields(_EventState) if f.name not in ("cache", "released")}
+        evd["released"] = None if ev.released is None else {f.name: getattr(ev.released, f.name).copy()
+                                                            for f in fields(GroupBatch)}
+        return {"detector": self.detector.state_dict(), "clock": self.clock, "event": evd,
+                "model": str(self.model.saved.path)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.detector.load_state_dict(state["detector"])
+        self.clock = int(state["clock"])
+        evd = dict(state["event"])
+        rel = evd.pop("released")
+        evd["last_probs"] = tuple(evd["last_probs"])
+        self._ev = _EventState(**evd, released=None if rel is None else GroupBatch(**{k: np.asarray(v).copy()
+                                                                                        for k, v in rel.items()}))
+
+
+__all__ = ["CONFIRMED", "PROVISIONAL", "RETRACTED", "Decision", "LiveDecoder"]

@@ -1,0 +1,295 @@
+"""The live decoder core (:mod:`aemg.live`) on real Côté-Allard recordings replayed through a fine-tuned model.
+
+One ``tiny`` pre-training on Côté-Allard's pre-training subjects, fine-tuned (``aemg finetune --reps 1``) on an
+evaluation subject; that subject's recordings are streamed. The offline reference is the tokenizer's own path
+(``tokenize_session`` with the model's floor, ``TokenSetBuilder``, ``TokenSet.collate``) and the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("lightning_fabric")
+pytest.importorskip("vector_quantize_pytorch")
+pytest.importorskip("sklearn")
+
+from aemg.cli import main  # noqa: E402
+from aemg.evaluate.encoder_methods import trial_tokens  # noqa: E402
+from aemg.evaluate.spans import tile_spans  # noqa: E402
+from aemg.live import LiveDecoder, ReplaySource  # noqa: E402
+from aemg.live.model import LiveModel  # noqa: E402
+from aemg.tokens.builder import TokenSetBuilder  # noqa: E402
+from aemg.tokens.tokenizer import tokenize_session  # noqa: E402
+from aemg.train import TokenSource, pretrain  # noqa: E402
+from aemg.train.config import get_config  # noqa: E402
+from aemg.train.sources import token_recordings  # noqa: E402
+
+QUIET = ["--log-level", "ERROR"]
+USER = "cote-allard/evaluation/Female0"
+FAST = ["--set", "epochs=1", "--set", "max_tokens=64", "--set", "batch_size=4"]
+
+
+def _cli(argv: list[str], code: int = 0) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(QUIET + argv)
+    assert rc == code, err.getvalue()
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def model_dir(corpus_cote_allard, tmp_path_factory) -> Path:
+    """A tiny run pre-trained on the pre-training subjects, fine-tuned on USER's first repetitions (one thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    c = corpus_cote_allard
+    ts = trial_tokens(c).ts
+    recs = [r for r in token_recordings(ts) if r.subject.startswith("cote-allard/pretraining/")]
+    pre = TokenSource(c.dataset, str(Path(c.path).resolve()), c.hash, recs, tuple(ts.meta.get("feature_names") or ()))
+    base = tmp_path_factory.mktemp("live")
+    pretrain(get_config("tiny").override(["stage1.max_steps=8", "stage2.max_steps=8"]), [pre], base / "run",
+             progress=False)
+    _cli(["finetune", "--run", str(base / "run"), "--corpus", str(c.path), "--subject", USER, "--reps", "1",
+          "--out", str(base / "model"), *FAST])
+    yield base / "model"
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def live_model(model_dir) -> LiveModel:
+    return LiveModel(model_dir)
+
+
+@pytest.fixture(scope="module")
+def user_recordings(corpus_cote_allard) -> list:
+    """USER's recordings (unscaled, as the decoder takes them), in corpus order."""
+    return list(corpus_cote_allard.iter_recordings(subject=USER, scaled=False))
+
+
+def _decode(model, rec, chunk: int) -> list:
+    dec = LiveDecoder(model, subject=rec.subject, session=rec.session, mains_hz=rec.mains_hz)
+    out = []
+    for a in range(0, rec.n_samples, chunk):
+        out += dec.process(rec.signal[:, a:a + chunk])
+    return out + dec.flush()
+
+
+def _key(decisions: list) -> list:
+    return [(d.status, d.event, d.gesture, d.n_groups, d.time_s, d.onset_s, d.probabilities, d.open_end, d.final)
+            for d in decisions]
+
+
+def _with_events(model, recs, n: int) -> list:
+    """The first ``n`` recordings whose decoding holds a confirmed event."""
+    out = []
+    for rec in recs:
+        if any(d.status == "confirmed" for d in _decode(model, rec, 10_000)):
+            out.append(rec)
+        if len(out) == n:
+            return out
+    raise AssertionError(f"fewer than {n} of USER's recordings hold a confirmed event")
+
+
+def test_chunked_equals_whole(live_model, user_recordings):
+    recs = _with_events(live_model, user_recordings, 2)
+    for rec in recs:
+        whole = _decode(live_model, rec, rec.n_samples)
+        statuses = {d.status for d in whole}
+        assert {"provisional", "confirmed"} <= statuses, statuses
+        for chunk in (1, 7, 64):
+            assert _key(_decode(live_model, rec, chunk)) == _key(whole), (rec.recording_id, chunk)
+        # the first decision of each event comes from its first 100 ms group, before confirmation
+        span_s = live_model.settings.config.max_span_ms / 1000.0
+        for e in {d.event for d in whole}:
+            first = next(d for d in whole if d.event == e)
+            assert first.status == "provisional" and first.n_groups == 1
+            assert abs(first.delay_s - span_s) < 1.5 / rec.fs, first
+        for d in whole:
+            assert abs(sum(d.probabilities) - 1.0) < 1e-9 and len(d.probabilities) == len(live_model.info.classes)
+            assert d.gesture == live_model.info.classes[int(np.argmax(d.probabilities))]
+
+
+def _offline(model: LiveModel, rec, floor: np.ndarray) -> dict[int, tuple[int, np.ndarray]]:
+    """Per event: (groups, class log-probabilities) through the offline tokenizer, token set and collate."""
+    s = model.settings
+    out = tokenize_session([rec], s.config, notch=s.notch, floor=floor)
+    b = TokenSetBuilder(s.config, notch=s.notch)
+    b.add_session([rec], out)
+    ts = b.build(rec.fs)
+    group = ts.tokens.group
+    res = {}
+    for e in np.unique(ts.groups.event):
+        rows = np.flatnonzero(ts.groups.event == e)
+        groups = [np.flatnonzero(group == g) for g in rows]
+        spans = tile_spans(groups, model.span, model.stride)
+        batch = ts.collate(tokens=spans, labels=[-100] * len(spans), max_tokens=model.cfg.max_tokens)
+        with torch.no_grad():
+            logp = torch.log_softmax(model.net(batch), dim=1).double().numpy()
+        res[int(e)] = (len(rows), logp.mean(axis=0))
+    return res
+
+
+def test_final_confirmed_decision_equals_offline_classification(live_model, user_recordings):
+    recs = _with_events(live_model, user_recordings, 3)
+    checked = 0
+    for rec in recs:
+        floor = np.asarray(live_model.info.calibration_of(rec.subject, rec.session).noise_floor)
+        offline = _offline(live_model, rec, floor)
+        live = _decode(live_model, rec, 7)
+        confirmed = {d.event for d in live if d.status == "confirmed"}
+        assert confirmed == set(offline), (rec.recording_id, confirmed, set(offline))
+        for e, (n_groups, logp) in offline.items():
+            last = [d for d in live if d.event == e and d.status == "confirmed"][-1]
+            assert last.final and last.n_groups == n_groups
+            want = np.exp(logp - logp.max())
+            want /= want.sum()
+            np.testing.assert_allclose(last.probabilities, want, rtol=1e-4, atol=1e-5)
+            assert last.gesture == live_model.info.classes[int(np.argmax(logp))]
+            checked += 1
+    assert checked >= 3
+
+
+def _burst(rec_rest, rec_active, model) -> tuple[np.ndarray, float]:
+    """Real rest, then ``short`` seconds of a real contraction (shorter than the minimum duration), then rest."""
+    dec = _decode(model, rec_active, rec_active.n_samples)
+    onset = next(d.onset_s for d in dec if d.status == "confirmed")
+    fs = rec_rest.fs
+    a = int(round(onset * fs))
+    short = int(round(0.3 * fs))  # 300 ms < min_duration_ms (500)
+    rest = rec_rest.signal
+    x = np.concatenate([rest[:, : rest.shape[1] // 2], rec_active.signal[:, a:a + short],
+                        rest[:, rest.shape[1] // 2:]], axis=1)
+    return x, short / fs
+
+
+def test_a_short_burst_is_provisional_then_retracted(live_model, user_recordings):
+    quiet = [r for r in user_recordings if not _decode(live_model, r, r.n_samples)]
+    assert quiet, "expected a rest recording of USER without events"
+    rest = quiet[0]
+    active = _with_events(live_model, user_recordings, 1)[0]
+    x, dur = _burst(rest, active, live_model)
+    assert dur * 1000 < live_model.settings.config.min_duration_ms
+    results = []
+    for chunk in (1, 64, x.shape[1]):
+        dec = LiveDecoder(live_model, subject=rest.subject, session=rest.session)
+        out = []
+        for a in range(0, x.shape[1], chunk):
+            out += dec.process(x[:, a:a + chunk])
+        out += dec.flush()
+        results.append(_key(out))
+        statuses = [d.status for d in out]
+        assert "provisional" in statuses and "confirmed" not in statuses, statuses
+        retracted = [d for d in out if d.status == "retracted"]
+        assert len(retracted) == len({d.event for d in out}) >= 1
+        r = retracted[-1]
+        prov = [d for d in out if d.status == "provisional" and d.event == r.event]
+        assert r.final and not r.open_end and r.n_groups == len(prov) == prov[-1].n_groups
+        assert r.time_s > prov[-1].time_s  # retracted only once the gap outlasted merge_gap
+        assert r.time_s < x.shape[1] / rest.fs  # before the stream ended
+    assert results[0] == results[1] == results[2]
+
+
+def test_state_dict_round_trip_mid_stream(live_model, user_recordings):
+    rec = _with_events(live_model, user_recordings, 1)[0]
+    whole = _decode(live_model, rec, 13)
+    onset = next(d.onset_s for d in whole if d.status == "confirmed")
+    fs = rec.fs
+    for cut_s in (onset + 0.25, onset + 1.0):  # while provisional, then while confirmed
+        cut = int(round(cut_s * fs))
+        first = LiveDecoder(live_model, subject=rec.subject, session=rec.session)
+        before = first.process(rec.signal[:, :cut])
+        state = pickle.loads(pickle.dumps(first.state_dict()))
+        after_first = first.process(rec.signal[:, cut:]) + first.flush()
+        second = LiveDecoder(live_model, subject=rec.subject, session=rec.session)
+        second.load_state_dict(state)
+        after_second = second.process(rec.signal[:, cut:]) + second.flush()
+        assert _key(after_second) == _key(after_first)
+        assert _key(before + after_second) == _key(whole)
+        assert after_second and after_second[-1].final
+
+
+def test_a_stream_stopped_mid_event_reports_the_open_event(live_model, user_recordings):
+    rec = _with_events(live_model, user_recordings, 1)[0]
+    whole = _decode(live_model, rec, rec.n_samples)
+    c = next(d for d in whole if d.status == "confirmed")
+    cut = int(round((c.time_s + 0.35) * rec.fs))  # mid-event, after confirmation
+    assert any(d.event == c.event and d.time_s > c.time_s + 0.35 for d in whole), "event ends too soon"
+    dec = LiveDecoder(live_model, subject=rec.subject, session=rec.session)
+    out = dec.process(rec.signal[:, :cut])
+    assert not any(d.final for d in out if d.event == c.event)
+    tail = dec.flush()
+    assert tail and tail[-1].event == c.event and tail[-1].status == "confirmed"
+    assert tail[-1].open_end and tail[-1].final and tail[-1].time_s == pytest.approx(cut / rec.fs)
+    # stopped before confirmation: the provisional event is retracted, reported open
+    p = next(d for d in whole if d.status == "provisional" and d.event == c.event)
+    cut = int(round((p.time_s + 0.05) * rec.fs))
+    dec = LiveDecoder(live_model, subject=rec.subject, session=rec.session)
+    out = dec.process(rec.signal[:, :cut]) + dec.flush()
+    assert out[-1].status == "retracted" and out[-1].open_end and out[-1].event == c.event
+
+
+def test_decoder_refuses_wrong_channels_and_unknown_sessions(live_model, user_recordings):
+    rec = user_recordings[0]
+    dec = LiveDecoder(live_model, subject=rec.subject, session=rec.session)
+    with pytest.raises(ValueError, match=r"\(8, n\)"):
+        dec.process(rec.signal[:3])
+    with pytest.raises(KeyError, match="Nobody"):
+        LiveDecoder(live_model, subject="cote-allard/evaluation/Nobody", session="x")
+    with pytest.raises(ValueError, match="positive"):
+        LiveDecoder(live_model, floor=np.zeros(8))
+
+
+def test_replay_counts_late_chunks_and_never_skips(corpus_cote_allard, user_recordings):
+    rec = user_recordings[0]
+    now = [0.0]
+    slept = []
+
+    def clock() -> float:
+        return now[0]
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    src = ReplaySource(corpus_cote_allard, rec.recording_id, chunk=50, speed=1.0, clock=clock, sleep=sleep)
+    parts = []
+    for i, ch in enumerate(src):
+        parts.append(ch.data)
+        if i == 3:
+            now[0] += 1.0  # the consumer stalls 1 s (4 chunk periods at 200 Hz)
+    assert np.array_equal(np.concatenate(parts, axis=1), rec.signal)  # every sample, in order
+    assert src.delivered == len(parts) == -(-rec.n_samples // 50)
+    assert src.late >= 1 and src.max_lag_s > 0.25
+    assert slept and all(s > 0 for s in slept)
+    fast = ReplaySource(corpus_cote_allard, rec.recording_id, chunk=50, speed=0, clock=clock, sleep=sleep)
+    n_slept = len(slept)
+    assert sum(ch.data.shape[1] for ch in fast) == rec.n_samples and len(slept) == n_slept and fast.late == 0
+    with pytest.raises(KeyError, match="no recording"):
+        ReplaySource(corpus_cote_allard, "nope")
+
+
+def test_cli_prints_one_json_object_per_line(model_dir, live_model, corpus_cote_allard, user_recordings):
+    rec = _with_events(live_model, user_recordings, 1)[0]
+    out, err = _cli(["live", "--model", str(model_dir), "--replay", f"{corpus_cote_allard.path}:{rec.recording_id}",
+                     "--speed", "0", "--chunk", "16"])
+    lines = out.splitlines()
+    assert lines
+    objs = [json.loads(line) for line in lines]
+    assert all(isinstance(o, dict) for o in objs)
+    want = _decode(live_model, rec, 16)
+    assert [(o["status"], o["event"], o["gesture"], o["n_groups"]) for o in objs] == [
+        (d.status, d.event, d.gesture, d.n_groups) for d in want]
+    assert {"probabilities", "time_s", "onset_s", "compute_ms", "open_end", "final"} <= set(objs[0])
+    _, err = _cli(["live", "--model", str(model_dir), "--replay", f"{corpus_cote_allard.path}:nope", "--speed", "0"],
+                  code=1)
+    assert "nope" in err and "expected a recording id" in err
+    _, err = _cli(["live", "--model", str(model_dir), "--replay", "no-colon", "--speed", "0"], code=1)
+    assert "CORPUS:RECORDING_ID" in err
