@@ -48,12 +48,13 @@ if TYPE_CHECKING:
 class FinetuneConfig:
     """Training of ``aemg-finetune`` and ``scratch`` on spans of ``span_groups`` consecutive token groups of a
     trial (a fresh random partition of every training trial per epoch); a trial is predicted by the mean of
-    its spans' class log-probabilities. ``span_groups=0``: the whole trial (its first ``max_tokens``) is one span."""
+    its spans' class log-probabilities. ``span_groups=0``: the whole trial (its first ``max_tokens``) is one span.
+    Defaults chosen by UCI LOSO from ``small-b`` (docs/evaluate.md), within ~30 s per fit on ~250 trials, one core."""
 
-    epochs: int = 3
+    epochs: int = 5
     batch_size: int = 16  # spans per optimizer step
     lr_encoder: float = 3e-4  # AdamW learning rate of the encoder (pre-trained or random)
-    lr_head: float = 1e-3  # AdamW learning rate of the linear head
+    lr_head: float = 3e-3  # AdamW learning rate of the linear head
     weight_decay: float = 0.01
     max_tokens: int = 256  # cap on a span's tokens (whole-trial spans: the first tokens; Côté-Allard ~400 per trial)
     span_groups: int = 4  # groups per span (a group: <= 100 ms, one token per channel); 0 = whole trial
