@@ -290,9 +290,9 @@ def test_predict_table_and_json(model_k1, corpus_cote_allard):
 
 
 def test_finetune_config_overrides():
-    cfg = finetune_config(["epochs=3", "lr_head=3e-3"], None)
-    assert cfg.epochs == 3 and cfg.lr_head == 3e-3 and isinstance(cfg.epochs, int)
-    assert finetune_config([], 5).epochs == 5
+    cfg = finetune_config(["epochs=3", "lr_head=5e-3"], None)
+    assert cfg.epochs == 3 and cfg.lr_head == 5e-3 and isinstance(cfg.epochs, int)
+    assert finetune_config([], 7).epochs == 7
     with pytest.raises(OptionError, match="epochs, batch_size"):
         finetune_config(["epoch=3"], None)
     with pytest.raises(OptionError, match="epochs a int"):

@@ -143,11 +143,11 @@ def test_set_rebuilds_encoder_methods_with_the_given_config(monkeypatch):
 
     monkeypatch.setattr(em, "run_trial_tokens", lambda run, corpus: None)  # no corpus needed to build factories
     names = ["aemg-finetune", "scratch", "aemg-probe", "aemg-windows", "lda-td"]
-    cfgs = method_configs(names, ["finetune.epochs=2", "finetune.lr_head=3e-3", "probe.C=0.5"])
+    cfgs = method_configs(names, ["finetune.epochs=2", "finetune.lr_head=5e-3", "probe.C=0.5"])
     assert set(cfgs) == {"aemg-finetune", "scratch", "aemg-probe", "aemg-windows"}  # ablations too
     assert cfgs["aemg-windows"].epochs == 2
     out = method_factories(names[:3] + ["lda-td"], run_dir=Path("run"), configs=cfgs)
     ft, sc, pr = out["aemg-finetune"](), out["scratch"](), out["aemg-probe"]()
-    assert ft.cfg.epochs == 2 and ft.cfg.lr_head == 3e-3 and sc.cfg.epochs == 2
+    assert ft.cfg.epochs == 2 and ft.cfg.lr_head == 5e-3 and sc.cfg.epochs == 2
     assert ft.cfg.max_tokens == em.FinetuneConfig().max_tokens  # the rest stays at the defaults
     assert pr.cfg.C == 0.5
