@@ -52,6 +52,37 @@ def corpus_cote_allard(prepared_corpus):
     return prepared_corpus("cote-allard")
 
 
+def tiny_pretraining(corpus, out: Path, steps: int) -> Path:
+    """A ``tiny`` pre-training of ``steps`` per stage on Côté-Allard's pre-training subjects only, with one torch
+    thread: the run the encoder tests fine-tune or probe on the evaluation subjects, whom it never saw. The
+    corpus's token set is the one ``trial_tokens`` caches, so the methods built later in the process share it."""
+    import torch
+
+    from aemg.evaluate.encoder_methods import trial_tokens
+    from aemg.train import TokenSource, pretrain
+    from aemg.train.config import get_config
+    from aemg.train.sources import token_recordings
+
+    ts = trial_tokens(corpus).ts
+    recs = [r for r in token_recordings(ts) if r.subject.startswith("cote-allard/pretraining/")]
+    pre = TokenSource(corpus.dataset, str(Path(corpus.path).resolve()), corpus.hash, recs,
+                      tuple(ts.meta.get("feature_names") or ()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pretrain(get_config("tiny").override([f"stage1.max_steps={steps}", f"stage2.max_steps={steps}"]), [pre], out,
+                 progress=False)
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cote_allard_tiny_run(corpus_cote_allard, tmp_path_factory) -> Path:
+    """:func:`tiny_pretraining` with 8 steps per stage, made once per session (read-only for its users)."""
+    return tiny_pretraining(corpus_cote_allard, tmp_path_factory.mktemp("tiny-ca") / "run", 8)
+
+
 @pytest.fixture(scope="session")
 def corpus_ciil(prepared_corpus):
     return prepared_corpus("ciil")

@@ -35,9 +35,7 @@ from aemg.evaluate.folds import loso_folds, subset  # noqa: E402
 from aemg.evaluate.run import run_folds  # noqa: E402
 from aemg.evaluate.spans import epoch_spans, partition_spans, tile_spans  # noqa: E402
 from aemg.model import load_encoder  # noqa: E402
-from aemg.train import TokenSource, pretrain  # noqa: E402
-from aemg.train.config import get_config  # noqa: E402
-from aemg.train.sources import load_token_sources  # noqa: E402
+from conftest import tiny_pretraining  # noqa: E402
 
 EVAL = "cote-allard/evaluation/"
 FAST = FinetuneConfig(epochs=1, batch_size=16, max_tokens=64)
@@ -48,13 +46,7 @@ def tiny_run(corpus_cote_allard, tmp_path_factory):
     """A tiny pre-training on the corpus's pre-training subjects only (module-scoped, one thread)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    (src,) = load_token_sources([corpus_cote_allard.path], progress=False)
-    recs = [r for r in src.recordings if r.subject.startswith("cote-allard/pretraining/")]
-    pre = TokenSource(src.dataset, src.path, src.provenance_hash, recs, src.content_names)
-    run = tmp_path_factory.mktemp("enc") / "run"
-    cfg = get_config("tiny").override(["stage1.max_steps=20", "stage2.max_steps=20"])
-    pretrain(cfg, [pre], run, progress=False)
-    yield run
+    yield tiny_pretraining(corpus_cote_allard, tmp_path_factory.mktemp("enc") / "run", 20)
     torch.set_num_threads(before)
 
 

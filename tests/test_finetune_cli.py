@@ -27,10 +27,7 @@ from aemg.evaluate.encoder_methods import FinetuneMethod, trial_tokens  # noqa: 
 from aemg.evaluate.folds import Fold, calibration_split  # noqa: E402
 from aemg.evaluate.model_dir import read_model  # noqa: E402
 from aemg.tokens.tokenizer import tokenize_session  # noqa: E402
-from aemg.train import TokenSource, pretrain  # noqa: E402
 from aemg.train import checkpoint as ckpt  # noqa: E402
-from aemg.train.config import get_config  # noqa: E402
-from aemg.train.sources import token_recordings  # noqa: E402
 
 QUIET = ["--log-level", "ERROR"]
 USER = "cote-allard/evaluation/Female0"
@@ -38,18 +35,12 @@ FAST = ["--set", "epochs=2", "--set", "max_tokens=64", "--set", "batch_size=4"]
 
 
 @pytest.fixture(scope="module")
-def tiny_run(corpus_cote_allard, tmp_path_factory):
-    """A tiny pre-training on the corpus's pre-training subjects only (module-scoped, one thread); the
-    corpus's token set is made once (``trial_tokens``) and shared with the commands run in this process."""
+def tiny_run(cote_allard_tiny_run):
+    """The session's tiny run on Côté-Allard's pre-training subjects only (conftest), with one torch thread
+    for this module."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    c = corpus_cote_allard
-    ts = trial_tokens(c).ts
-    recs = [r for r in token_recordings(ts) if r.subject.startswith("cote-allard/pretraining/")]
-    pre = TokenSource(c.dataset, str(Path(c.path).resolve()), c.hash, recs, tuple(ts.meta.get("feature_names") or ()))
-    run = tmp_path_factory.mktemp("ft") / "run"
-    pretrain(get_config("tiny").override(["stage1.max_steps=8", "stage2.max_steps=8"]), [pre], run, progress=False)
-    yield run
+    yield cote_allard_tiny_run
     torch.set_num_threads(before)
 
 

@@ -14,6 +14,7 @@ from aemg.evaluate.fold_tokens import fold_token_set, pooled_floor, sessions_of
 from aemg.evaluate.folds import loso_folds, subset
 from aemg.tokens import EventDetector, GroupBatch, estimate_floor
 from aemg.tokens.tokenizer import span_floor, tokenize_session
+from conftest import tiny_pretraining  # noqa: E402
 
 EVAL = "cote-allard/evaluation/"
 
@@ -184,18 +185,9 @@ def test_view_keeps_training_subjects_and_trial_numbers(corpus_cote_allard, toke
 def tiny_run(corpus_cote_allard, tmp_path_factory):
     """A tiny pre-training (10 steps per stage) on the corpus's pre-training subjects only."""
     torch = pytest.importorskip("torch")
-    from aemg.train import TokenSource, pretrain
-    from aemg.train.config import get_config
-    from aemg.train.sources import load_token_sources
-
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    (src,) = load_token_sources([corpus_cote_allard.path], progress=False)
-    recs = [r for r in src.recordings if r.subject.startswith("cote-allard/pretraining/")]
-    pre = TokenSource(src.dataset, src.path, src.provenance_hash, recs, src.content_names)
-    run = tmp_path_factory.mktemp("cal") / "run"
-    pretrain(get_config("tiny").override(["stage1.max_steps=10", "stage2.max_steps=10"]), [pre], run, progress=False)
-    yield run
+    yield tiny_pretraining(corpus_cote_allard, tmp_path_factory.mktemp("cal") / "run", 10)
     torch.set_num_threads(before)
 
 

@@ -22,15 +22,11 @@ pytest.importorskip("vector_quantize_pytorch")
 pytest.importorskip("sklearn")
 
 from aemg.cli import main  # noqa: E402
-from aemg.evaluate.encoder_methods import trial_tokens  # noqa: E402
 from aemg.evaluate.spans import tile_spans  # noqa: E402
 from aemg.live import LiveDecoder, ReplaySource  # noqa: E402
 from aemg.live.model import LiveModel  # noqa: E402
 from aemg.tokens.builder import TokenSetBuilder  # noqa: E402
 from aemg.tokens.tokenizer import tokenize_session  # noqa: E402
-from aemg.train import TokenSource, pretrain  # noqa: E402
-from aemg.train.config import get_config  # noqa: E402
-from aemg.train.sources import token_recordings  # noqa: E402
 
 QUIET = ["--log-level", "ERROR"]
 USER = "cote-allard/evaluation/Female0"
@@ -46,20 +42,15 @@ def _cli(argv: list[str], code: int = 0) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def model_dir(corpus_cote_allard, tmp_path_factory) -> Path:
-    """A tiny run pre-trained on the pre-training subjects, fine-tuned on USER's first repetitions (one thread)."""
+def model_dir(cote_allard_tiny_run, corpus_cote_allard, tmp_path_factory) -> Path:
+    """The session's tiny run on the pre-training subjects (conftest), fine-tuned on USER's first repetitions
+    (one thread)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    c = corpus_cote_allard
-    ts = trial_tokens(c).ts
-    recs = [r for r in token_recordings(ts) if r.subject.startswith("cote-allard/pretraining/")]
-    pre = TokenSource(c.dataset, str(Path(c.path).resolve()), c.hash, recs, tuple(ts.meta.get("feature_names") or ()))
-    base = tmp_path_factory.mktemp("live")
-    pretrain(get_config("tiny").override(["stage1.max_steps=8", "stage2.max_steps=8"]), [pre], base / "run",
-             progress=False)
-    _cli(["finetune", "--run", str(base / "run"), "--corpus", str(c.path), "--subject", USER, "--reps", "1",
-          "--out", str(base / "model"), *FAST])
-    yield base / "model"
+    out = tmp_path_factory.mktemp("live") / "model"
+    _cli(["finetune", "--run", str(cote_allard_tiny_run), "--corpus", str(corpus_cote_allard.path), "--subject", USER,
+          "--reps", "1", "--out", str(out), *FAST])
+    yield out
     torch.set_num_threads(before)
 
 
