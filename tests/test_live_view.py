@@ -149,6 +149,11 @@ def test_view_is_loopback_only_and_streams_published_decisions(live_model, activ
         view.publish_end()
         msgs = client.until(lambda t, _: t == "end")
         client.close()
+        late = _SSE(view.address)  # a page that connects after the stream: meta, then the history
+        again = late.until(lambda t, _: t == "end")
+        late.close()
+    assert again[0][0] == "meta"
+    assert [m for t, m in again if t == "decision"] == [m for t, m in msgs if t == "decision"]
     types = [t for t, _ in msgs]
     assert types[0] == "meta" and msgs[0][1]["classes"] == list(info.classes) and msgs[0][1]["n_channels"] == 8
     got = [m for t, m in msgs if t == "decision"]
@@ -323,3 +328,13 @@ def test_page_in_headless_chromium_shows_the_decisions_of_a_replay(model_dir, li
 
     img = matplotlib.image.imread(str(shot))
     assert img.shape[0] >= 600 and img.shape[1] >= 1000 and float(img[..., :3].std()) > 0.05
+
+
+def test_help_describes_the_view(capsys):
+    from aemg.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["live", "--help"])
+    text = capsys.readouterr().out
+    for opt in ("--view", "--view-port", "--view-wait", "--view-linger", "127.0.0.1"):
+        assert opt in text, opt
