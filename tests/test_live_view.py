@@ -289,6 +289,7 @@ def test_page_in_headless_chromium_shows_the_decisions_of_a_replay(model_dir, li
         # the stream starts once the page is connected (--view-wait): decisions arrive while it runs
         _wait(driver, "return +document.getElementById('decision-count').textContent > 0", 90, "a decision")
         during = driver.execute_script("return document.getElementById('ended').hidden")
+        driver.save_screenshot(str(_artifacts() / "live_view_first_decision.png"))  # mid-stream, for a person
         _wait(driver, "return !document.getElementById('ended').hidden", 90, "the end of the stream")
         page = driver.execute_script("""
             const $ = (id) => document.getElementById(id);
