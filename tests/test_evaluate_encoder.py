@@ -247,20 +247,25 @@ def test_span_finetune_and_probe_predict_by_mean_span_log_probs(tiny_run, corpus
     spans, owner = tt.tiles(rows, 4, 2)
     assert len(spans) > 2 * len(rows)  # overlapping spans
     with torch.no_grad():
-        logp = torch.cat([torch.log_softmax(m.model(tt.ts.collate(tokens=spans[a:a + 7], labels=[-100] * len(
-            spans[a:a + 7]))), 1) for a in range(0, len(spans), 7)]).double().numpy()
+        logp = torch.cat([torch.log_softmax(m.model(b), 1) for b in tt.span_batches(spans, 7, cfg.max_tokens,
+                                                                                  amp=m.amp)]).double().numpy()
     want = np.stack([logp[owner == i].mean(0) for i in range(len(rows))])
     assert np.allclose(m.trial_log_probs(rows), want, atol=1e-5)
     assert np.array_equal(m._predict_rows(rows), want.argmax(1))
-    assert m.model.head.in_features == tt.n_channels * m.model.encoder.cfg.d_model == 8 * 32  # one state per channel
+    # one state per channel, and one amplitude per channel (amp_head)
+    assert m.model.head.in_features == tt.n_channels * (m.model.encoder.cfg.d_model + 1) == 8 * 33
+    rows_tr = tt.rows(train.trials)
+    used = m.amp[np.concatenate([np.concatenate(g) for g in tt.groups(rows_tr[tt.n_tokens[rows_tr] > 0]) if g])]
+    assert float(m.model.amp_mu) == pytest.approx(float(used.mean()), rel=1e-5)  # training tokens only
+    assert float(m.model.amp_sd) == pytest.approx(float(used.std()), rel=1e-4)
     m2 = FinetuneMethod(tiny_run, tt, cfg)
     m2.fit(train)
     assert m.losses == m2.losses and np.array_equal(m.predict(test).y_pred, m2.predict(test).y_pred)  # seeded
 
     p = ProbeMethod(tiny_run, tt, ProbeConfig(span_groups=4, pool="meanmax"))
     p.fit(train)
-    x, own = p._features(tt.rows(train.trials)[tt.n_tokens[tt.rows(train.trials)] > 0])
-    assert x.shape[1] == 2 * p.encoder.cfg.d_model and len(x) > 4 * len(np.unique(own))  # many spans per trial
-    xs = np.concatenate([p.clf.predict_log_proba(p._features(rows[i:i + 1])[0]).mean(0, keepdims=True)
+    x, own = p._features(tt.rows(train.trials)[tt.n_tokens[tt.rows(train.trials)] > 0], 4)
+    assert x.shape[1] == 2 * p.encoder.cfg.d_model + 8 and len(x) > 4 * len(np.unique(own))  # many spans per trial
+    xs = np.concatenate([p.clf.predict_log_proba(p._features(rows[i:i + 1], 4)[0]).mean(0, keepdims=True)
                          for i in range(len(rows))])
     assert np.array_equal(p._predict_rows(rows), p.clf.classes_[xs.argmax(1)])

@@ -110,7 +110,7 @@ def test_finetune_then_predict_round_trips_bit_for_bit(model_k1, tiny_run, corpu
 
     loaded = load_model(out, c, [USER])
     rows = trial_tokens(c).rows(test.trials.iloc[:8])
-    batch = trial_tokens(c).batches(rows, 8, mem.cfg.max_tokens)[0]
+    batch = trial_tokens(c).batches(rows, 8, mem.cfg.max_tokens, amp=mem.amp)[0]
     with torch.no_grad():
         assert torch.equal(loaded.model(batch), mem.model(batch))
     tuned = {r["trial"] for r in res["trials"] if r["fine_tuned_on"]}

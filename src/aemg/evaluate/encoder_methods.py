@@ -24,7 +24,7 @@ to a test trial that has no event under that floor.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +61,8 @@ class FinetuneConfig:
     spans_per_trial: int = 3  # training spans drawn per trial and epoch (0 = all of its partition)
     predict_stride: int = 0  # groups between predicted spans' starts; 0 = span_groups (no overlap)
     pool: str = "channel"  # head input: "mean" of the span's token states, "meanmax", or "channel" (mean per channel)
+    amp_head: bool = True  # the head also sees each channel's mean token amplitude on the session scale (amplitude.py)
+    amp_gain: float = 0.0  # weight of the standardised amplitudes in the head input; 0 = sqrt(d_model)
     label_smoothing: float = 0.0
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
@@ -77,6 +79,8 @@ class ProbeConfig:
     span_groups: int = 4
     predict_stride: int = 0  # 0 = span_groups
     pool: str = "channel"  # "mean", "meanmax" or "channel"
+    amp_head: bool = True  # also each channel's mean token amplitude on the session scale (amplitude.py)
+    amp_gain: float = 0.0  # weight of the standardised amplitude columns; 0 = sqrt(d_model)
 
 
 # ------------------------------------------------------------------ provenance
@@ -125,6 +129,8 @@ class TrialTokens:
         self.kind = token_kind(window_ms)  # {"kind": "events"} or {"kind": "windows", "window_ms": N}
         self.test_subjects = test_subjects  # a calibration view: the held-out subjects it re-tokenized (else ())
         self.base = base  # a calibration view: the shared TrialTokens it was made from (else None)
+        self.floors: dict[str, np.ndarray] = {}  # a calibration view: the floor each held-out subject was tokenized with
+        self.corpus = corpus
         self.ts = token_set if token_set is not None else load_token_set(corpus, window_ms=window_ms, progress=False)
         if token_set_kind(self.ts) != self.kind:
             raise DataFormatError(f"{self.corpus_path}/tokens", f"a token set of {describe_kind(self.kind)}",
@@ -146,14 +152,30 @@ class TrialTokens:
         return np.asarray(out, np.int64)
 
     def batches(self, rows: np.ndarray, batch_size: int, max_tokens: int,
-                labels: np.ndarray | None = None) -> list[dict[str, Any]]:
-        """Collated batches (docs/dev/contracts.md) of the given trial rows, in order."""
+                labels: np.ndarray | None = None, amp: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Collated batches (docs/dev/contracts.md) of the given trial rows, in order (``amp``: as
+        :meth:`span_batches`)."""
         out = []
+        seqs = self.ts.sequences("trial") if amp is not None else []
         for a in range(0, len(rows), batch_size):
             r = [int(v) for v in rows[a:a + batch_size]]
             lab = None if labels is None else [int(v) for v in labels[a:a + batch_size]]
-            out.append(self.ts.collate(trials=r, labels=lab, max_tokens=max_tokens))
+            batch = self.ts.collate(trials=r, labels=lab, max_tokens=max_tokens)
+            if amp is not None:
+                batch["amp"] = pad_amp([amp[seqs[i][:max_tokens] if max_tokens else seqs[i]] for i in r],
+                                       batch["pad_mask"].shape[1])
+            out.append(batch)
         return out
+
+    def amplitude(self, scales: Mapping[tuple[str, str], np.ndarray]) -> np.ndarray:
+        """``(N,)`` per-token amplitude on the scale rule's per-session scales (:mod:`aemg.evaluate.amplitude`);
+        the floor of each session is the one its tokens were made with. NaN outside ``scales``' sessions."""
+        from aemg.evaluate.amplitude import amplitude_offsets, session_floor, token_amplitude
+
+        settings = self.ts.settings.to_meta()
+        floors = {(subj, sess): (self.floors[subj] if subj in self.floors
+                                 else session_floor(self.corpus, subj, sess, settings)) for subj, sess in scales}
+        return token_amplitude(self.ts, amplitude_offsets(self.ts, floors, scales))
 
     @property
     def n_channels(self) -> int:
@@ -169,14 +191,19 @@ class TrialTokens:
         return [self._groups[int(r)] for r in rows]
 
     def span_batches(self, spans: list[np.ndarray], batch_size: int, max_tokens: int,
-                     labels: np.ndarray | None = None) -> list[dict[str, Any]]:
-        """Collated batches of token-index arrays (spans), in order."""
+                     labels: np.ndarray | None = None, amp: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Collated batches of token-index arrays (spans), in order; with ``amp`` (per-token amplitude,
+        :meth:`amplitude`) each batch also holds ``amp`` (B, N) float32, padded like the other entries."""
         out = []
         for a in range(0, len(spans), batch_size):
             lab = None if labels is None else [int(v) for v in labels[a:a + batch_size]]
             if lab is None:
                 lab = [-100] * len(spans[a:a + batch_size])
-            out.append(self.ts.collate(tokens=spans[a:a + batch_size], labels=lab, max_tokens=max_tokens))
+            batch = self.ts.collate(tokens=spans[a:a + batch_size], labels=lab, max_tokens=max_tokens)
+            if amp is not None:
+                batch["amp"] = pad_amp([amp[t[:max_tokens] if max_tokens else t] for t in spans[a:a + batch_size]],
+                                       batch["pad_mask"].shape[1])
+            out.append(batch)
         return out
 
     def tiles(self, rows: np.ndarray, span: int, stride: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -239,8 +266,10 @@ def _calibration_view(tokens: TrialTokens, train: TrialSet) -> TrialTokens:
     from aemg.evaluate.fold_tokens import fold_token_set
 
     view = fold_token_set(tokens.ts, train)
-    return TrialTokens(train.corpus, view.token_set, window_ms=tokens.window_ms, test_subjects=view.test_subjects,
-                       base=tokens)
+    out = TrialTokens(train.corpus, view.token_set, window_ms=tokens.window_ms, test_subjects=view.test_subjects,
+                      base=tokens)
+    out.floors = dict(view.floors)
+    return out
 
 
 def _subjects(ts: TrialSet) -> list[str]:
@@ -267,6 +296,7 @@ class _EncoderMethod:
         self.tokens = tokens
         self.fallback = 0
         self.n_classes = 0
+        self.amp: np.ndarray | None = None  # per-token amplitude on the current TrialSet's scales (amp_head)
 
     def _start(self, train: TrialSet) -> tuple[np.ndarray, np.ndarray]:
         """Scale check (calibration: this fold's token view replaces the shared one), then (token-set rows,
@@ -289,6 +319,8 @@ class _EncoderMethod:
                              f"{list(self.tokens.test_subjects)}, not for {_subjects(test)}: fit on this fold first")
         rows = self.tokens.rows(test.trials)
         has = self.tokens.n_tokens[rows] > 0
+        if getattr(getattr(self, "cfg", None), "amp_head", False):
+            self.amp = self.tokens.amplitude(test.scales)
         y = np.full(len(rows), self.fallback, np.int64)
         if has.any():
             y[has] = self._predict_rows(rows[has])
@@ -324,14 +356,42 @@ def _pool_width(d_model: int, how: str, n_channels: int) -> int:
     return d_model * {"mean": 1, "meanmax": 2, "channel": n_channels}.get(how, 1)
 
 
-def _pooled(enc: Encoder, batches: list[dict[str, Any]], how: str = "mean", n_channels: int = 0) -> np.ndarray:
-    """Pooled encoder states (n, width) over real tokens (:func:`_pool`), no gradients."""
+def pad_amp(amps: Sequence[np.ndarray], n: int) -> torch.Tensor:
+    """(B, n) float32 tensor of per-span token amplitudes, zero-padded (the batch's ``pad_mask`` marks padding)."""
+    import torch
+
+    out = np.zeros((len(amps), n), np.float32)
+    for i, a in enumerate(amps):
+        out[i, :len(a)] = a
+    return torch.from_numpy(out)
+
+
+def channel_amplitude(batch: dict[str, Any], n_channels: int, mu: Any = 0.0, sd: Any = 1.0) -> torch.Tensor:
+    """(B, n_channels) mean of the standardised token amplitudes ``(amp - mu) / sd`` per channel index of each
+    span (0, the training mean, where a channel has no token): the head's direct amplitude path."""
+    import torch
+
+    pad = batch["pad_mask"]
+    onehot = torch.nn.functional.one_hot(batch["channel"].clamp(0, n_channels - 1), n_channels).to(torch.float32)
+    onehot = onehot * (~pad).unsqueeze(-1).to(torch.float32)  # (B, N, C)
+    a = ((batch["amp"] - mu) / sd).masked_fill(pad, 0.0)  # (B, N)
+    return torch.einsum("bnc,bn->bc", onehot, a) / onehot.sum(1).clamp(min=1.0)
+
+
+def _pooled(enc: Encoder, batches: list[dict[str, Any]], how: str = "mean", n_channels: int = 0,
+            amp: bool = False) -> np.ndarray:
+    """Pooled encoder states (n, width) over real tokens (:func:`_pool`), no gradients; with ``amp``, the
+    spans' per-channel mean amplitude (:func:`channel_amplitude`, unstandardised) appended."""
     import torch
 
     enc.eval()
+    width = _pool_width(enc.cfg.d_model, how, n_channels) + (n_channels if amp else 0)
     with torch.no_grad():
-        return (np.concatenate([_pool(enc(b)[0], b, how, n_channels).numpy() for b in batches]) if batches
-                else np.zeros((0, _pool_width(enc.cfg.d_model, how, n_channels)), np.float32))
+        parts = []
+        for b in batches:
+            x = _pool(enc(b)[0], b, how, n_channels)
+            parts.append(torch.cat([x, channel_amplitude(b, n_channels)], 1) if amp else x)
+        return np.concatenate([p.numpy() for p in parts]) if parts else np.zeros((0, width), np.float32)
 
 
 def trial_mean(span_logp: np.ndarray, owner: np.ndarray, n_trials: int) -> np.ndarray:
@@ -353,11 +413,12 @@ class ProbeMethod(_EncoderMethod):
         self.clf: Any = None
         self.on_fit_start: Callable[[Any], None] | None = None  # tests: sees the encoder before use
 
-    def _features(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _features(self, rows: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.cfg
-        spans, owner = self.tokens.tiles(rows, cfg.span_groups, cfg.span_groups)
-        return _pooled(self.encoder, self.tokens.span_batches(spans, cfg.batch_size, cfg.max_tokens), cfg.pool,
-                       self.tokens.n_channels), owner
+        spans, owner = self.tokens.tiles(rows, cfg.span_groups, stride)
+        amp = self.amp if cfg.amp_head else None
+        return _pooled(self.encoder, self.tokens.span_batches(spans, cfg.batch_size, cfg.max_tokens, amp=amp),
+                       cfg.pool, self.tokens.n_channels, amp=cfg.amp_head), owner
 
     def fit(self, train: TrialSet) -> None:
         from sklearn.linear_model import LogisticRegression
@@ -375,36 +436,69 @@ class ProbeMethod(_EncoderMethod):
         self.single = int(y[0]) if len(y) and len(np.unique(y)) == 1 else None
         if not len(y) or self.single is not None:
             return
-        x, owner = self._features(rows[has])
-        self.clf = make_pipeline(StandardScaler(), LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter))
+        if self.cfg.amp_head:
+            self.amp = self.tokens.amplitude(train.scales)
+        x, owner = self._features(rows[has], self.cfg.span_groups)
+        steps: list[Any] = [StandardScaler()]
+        if self.cfg.amp_head:  # the amplitude columns (the last n_channels) weighted as in the fine-tuned head
+            from sklearn.preprocessing import FunctionTransformer
+
+            w = np.ones(x.shape[1])
+            w[-self.tokens.n_channels:] = amp_weight(self.cfg.amp_gain, self.encoder.cfg.d_model)
+            steps.append(FunctionTransformer(_weigh, kw_args={"w": w}))
+        self.clf = make_pipeline(*steps, LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter))
         self.clf.fit(x, y[owner])
 
     def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
         if self.clf is None:
             return np.full(len(rows), self.fallback if self.single is None else self.single, np.int64)
-        cfg = self.cfg
-        spans, owner = self.tokens.tiles(rows, cfg.span_groups, cfg.predict_stride)
-        x = _pooled(self.encoder, self.tokens.span_batches(spans, cfg.batch_size, cfg.max_tokens), cfg.pool,
-                       self.tokens.n_channels)
+        x, owner = self._features(rows, self.cfg.predict_stride)
         logp = trial_mean(self.clf.predict_log_proba(x), owner, len(rows))
         return self.clf.classes_[logp.argmax(1)].astype(np.int64)
 
 
-def _classifier(enc: Encoder, n_classes: int, pool: str = "mean", n_channels: int = 0) -> torch.nn.Module:
+def _weigh(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Columns of ``x`` times ``w`` (a picklable FunctionTransformer step)."""
+    return x * w
+
+
+def amp_weight(gain: float, d_model: int) -> float:
+    """The amplitude columns' weight in the head input: ``gain``, or for 0 ``sqrt(d_model)``, the norm of one
+    channel's pooled state (unit-variance entries), so one channel's amplitude counts like its state."""
+    return float(gain) if gain > 0 else float(d_model) ** 0.5
+
+
+def classifier(enc: Encoder, n_classes: int, pool: str = "mean", n_channels: int = 0,
+               amp_head: bool = False, amp_gain: float = 0.0) -> torch.nn.Module:
+    """Encoder + linear head on the pooled token states (:func:`_pool`); with ``amp_head`` the head also sees
+    the span's per-channel amplitude (:func:`channel_amplitude`, standardised by the buffers ``amp_mu`` /
+    ``amp_sd``, the training tokens' mean and std, set by the fit and saved with the weights, times
+    :func:`amp_weight`)."""
     import torch
 
-    class Classifier(torch.nn.Module):
-        """Encoder + linear head on the pooled token states (:func:`_pool`)."""
+    weight = amp_weight(amp_gain, enc.cfg.d_model)
 
+    class Classifier(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.encoder = enc
-            self.head = torch.nn.Linear(_pool_width(enc.cfg.d_model, pool, n_channels), n_classes)
+            width = _pool_width(enc.cfg.d_model, pool, n_channels) + (n_channels if amp_head else 0)
+            self.head = torch.nn.Linear(width, n_classes)
+            if amp_head:
+                self.register_buffer("amp_mu", torch.zeros(()))
+                self.register_buffer("amp_sd", torch.ones(()))
 
         def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-            return self.head(_pool(self.encoder(batch)[0], batch, pool, n_channels))
+            x = _pool(self.encoder(batch)[0], batch, pool, n_channels)
+            if amp_head:
+                a = channel_amplitude(batch, n_channels, self.amp_mu, self.amp_sd) * weight
+                x = torch.cat([x, a], dim=1)
+            return self.head(x)
 
     return Classifier()
+
+
+_classifier = classifier  # the former private name (aemg.live.model)
 
 
 class FinetuneMethod(_EncoderMethod):
@@ -441,15 +535,20 @@ class FinetuneMethod(_EncoderMethod):
             if self.on_fit_start is not None:
                 self.on_fit_start(enc)
             rows, y = rows[has], train.y[has]
-            self.model = _classifier(enc, self.n_classes, cfg.pool, self.tokens.n_channels)
+            self.model = classifier(enc, self.n_classes, cfg.pool, self.tokens.n_channels, cfg.amp_head, cfg.amp_gain)
             if not len(rows):
                 return
+            groups = self.tokens.groups(rows)
+            if cfg.amp_head:
+                self.amp = self.tokens.amplitude(train.scales)
+                used = self.amp[np.concatenate([np.concatenate(g) for g in groups if g])]
+                self.model.amp_mu.fill_(float(used.mean()))
+                self.model.amp_sd.fill_(max(float(used.std()), 1e-3))
             opt = torch.optim.AdamW([
                 {"params": list(self.model.encoder.parameters()), "lr": cfg.lr_encoder},
                 {"params": list(self.model.head.parameters()), "lr": cfg.lr_head},
             ], weight_decay=cfg.weight_decay)
             rng = np.random.default_rng(cfg.seed)
-            groups = self.tokens.groups(rows)
             self.model.train()
             for _ in range(cfg.epochs):
                 if cfg.span_groups:
@@ -459,7 +558,7 @@ class FinetuneMethod(_EncoderMethod):
                 order = rng.permutation(len(spans))
                 total = 0.0
                 for batch in self.tokens.span_batches([spans[i] for i in order], cfg.batch_size, cfg.max_tokens,
-                                                      labels=y[owner[order]]):
+                                                      labels=y[owner[order]], amp=self.amp):
                     loss = torch.nn.functional.cross_entropy(self.model(batch), batch["label"],
                                                              label_smoothing=cfg.label_smoothing)
                     opt.zero_grad(set_to_none=True)
@@ -475,8 +574,8 @@ class FinetuneMethod(_EncoderMethod):
         from aemg.model.config import config_from_dict
 
         self.n_classes, self.fallback = int(n_classes), int(fallback)
-        self.model = _classifier(Encoder(config_from_dict(EncoderConfig, encoder_config)), self.n_classes,
-                                 self.cfg.pool, self.tokens.n_channels)
+        self.model = classifier(Encoder(config_from_dict(EncoderConfig, encoder_config)), self.n_classes,
+                                self.cfg.pool, self.tokens.n_channels, self.cfg.amp_head, self.cfg.amp_gain)
         self.model.load_state_dict(state)
         self.model.eval()
 
@@ -488,7 +587,8 @@ class FinetuneMethod(_EncoderMethod):
         spans, owner = self.tokens.tiles(rows, cfg.span_groups, cfg.predict_stride)
         with torch.no_grad():
             logp = [torch.log_softmax(self.model(b), dim=1)
-                    for b in self.tokens.span_batches(spans, max(cfg.batch_size, 64), cfg.max_tokens)]
+                    for b in self.tokens.span_batches(spans, max(cfg.batch_size, 64), cfg.max_tokens,
+                                                      amp=self.amp if cfg.amp_head else None)]
         return trial_mean(torch.cat(logp).double().numpy(), owner, len(rows))
 
     def _predict_rows(self, rows: np.ndarray) -> np.ndarray:

@@ -368,6 +368,12 @@ def _get(d: dict[str, Any], key: str) -> Any:
     return d.get(a) if not b else (d.get(a) or {}).get(b)
 
 
+def finetune_fields(stored: dict[str, Any]) -> dict[str, Any]:
+    """``model.json``'s ``finetune_config`` as FinetuneConfig fields: a model written before the head's amplitude
+    path (no ``amp_head`` entry) has none (``amp_head=False``), whatever today's default."""
+    return {"amp_head": False, **stored}
+
+
 def load_model(path: str | Path | SavedModel, corpus: Corpus, subjects: Sequence[str] | None = None) -> FinetuneMethod:
     """The fitted :class:`~aemg.evaluate.encoder_methods.FinetuneMethod` of a model directory (or of one
     already read), on ``corpus``'s token set, after :func:`check_compatible` (``subjects``: those to be
@@ -379,7 +385,7 @@ def load_model(path: str | Path | SavedModel, corpus: Corpus, subjects: Sequence
     tokens = trial_tokens(corpus)
     check_compatible(info, corpus, tokens, list(subjects) if subjects is not None else corpus.subjects, saved.path)
     try:
-        cfg = FinetuneConfig(**info.finetune_config)
+        cfg = FinetuneConfig(**finetune_fields(info.finetune_config))
     except TypeError as exc:
         raise DataFormatError(saved.path / INFO, "finetune_config fields of this aemg's FinetuneConfig",
                               f"found {exc}") from None

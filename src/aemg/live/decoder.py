@@ -102,7 +102,8 @@ class LiveDecoder:
     """
 
     def __init__(self, model: str | Path | SavedModel | Any, *, subject: str | None = None,
-                 session: str | None = None, floor: np.ndarray | None = None, mains_hz: float | None = None) -> None:
+                 session: str | None = None, floor: np.ndarray | None = None, scale: np.ndarray | None = None,
+                 mains_hz: float | None = None) -> None:
         from aemg.live.model import LiveModel
 
         self.model = model if isinstance(model, LiveModel) else LiveModel(model)
@@ -113,6 +114,15 @@ class LiveDecoder:
         if floor.shape != (info.n_channels,) or not (np.isfinite(floor) & (floor > 0)).all():
             raise ValueError(f"floor must be {info.n_channels} positive finite values (the model's channels), "
                              f"got shape {floor.shape}")
+        self.amp_offset: np.ndarray | None = None  # log(floor) - 2 log(scale): the head's amplitude reference
+        if self.model.uses_amplitude:
+            if scale is None:
+                scale = np.asarray(self._calibration(subject, session).scale, np.float64)
+            scale = np.asarray(scale, np.float64)
+            if scale.shape != (info.n_channels,) or not (np.isfinite(scale) & (scale > 0)).all():
+                raise ValueError(f"scale must be {info.n_channels} positive finite values (the model's channels), "
+                                 f"got shape {scale.shape}")
+            self.amp_offset = np.log(floor) - 2.0 * np.log(scale)
         settings = self.model.settings
         if settings.notch and not mains_hz:
             raise ValueError(f"{self.model.saved.path}: the model's tokens were notch-filtered: give mains_hz")
@@ -274,7 +284,7 @@ class LiveDecoder:
         for a, b in self.model.spans(n):
             key = (a, b, provisional)
             if key not in ev.cache:
-                ev.cache[key] = self.model.span_log_probs(groups, a, b)
+                ev.cache[key] = self.model.span_log_probs(groups, a, b, self.amp_offset)
             logps.append(ev.cache[key])
         mean = np.mean(logps, axis=0)
         p = np.exp(mean - mean.max())

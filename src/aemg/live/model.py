@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from aemg.errors import DataFormatError
-from aemg.evaluate.model_dir import INFO, SavedModel, read_model
+from aemg.evaluate.model_dir import INFO, SavedModel, finetune_fields, read_model
 from aemg.evaluate.spans import tile_spans
 from aemg.recording import Electrode
 from aemg.tokens.batch import IGNORE, pad_batch
@@ -35,7 +35,7 @@ class LiveModel:
     def __init__(self, model: str | Path | SavedModel) -> None:
         import torch
 
-        from aemg.evaluate.encoder_methods import FinetuneConfig, _classifier
+        from aemg.evaluate.encoder_methods import FinetuneConfig, classifier
         from aemg.model import Encoder, EncoderConfig
         from aemg.model.config import config_from_dict
 
@@ -47,12 +47,12 @@ class LiveModel:
             raise DataFormatError(saved.path / INFO, "a model fine-tuned on event tokens (live decoding cuts events)",
                                   f"found token mode {self.settings.mode!r}")
         try:
-            self.cfg = FinetuneConfig(**info.finetune_config)
+            self.cfg = FinetuneConfig(**finetune_fields(info.finetune_config))
         except TypeError as exc:
             raise DataFormatError(saved.path / INFO, "finetune_config fields of this aemg's FinetuneConfig",
                                   f"found {exc}") from None
-        self.net = _classifier(Encoder(config_from_dict(EncoderConfig, info.encoder_config)), info.n_classes,
-                               self.cfg.pool, info.n_channels)
+        self.net = classifier(Encoder(config_from_dict(EncoderConfig, info.encoder_config)), info.n_classes,
+                              self.cfg.pool, info.n_channels, self.cfg.amp_head, self.cfg.amp_gain)
         try:
             self.net.load_state_dict(saved.state)
         except (RuntimeError, ValueError, TypeError) as exc:
@@ -99,10 +99,28 @@ class LiveModel:
             item = {k: (v[:m] if isinstance(v, np.ndarray) else v) for k, v in item.items()}
         return item
 
-    def span_log_probs(self, groups: GroupBatch, a: int, b: int) -> np.ndarray:
-        """``(K,)`` float64 class log-probabilities of the span of groups ``a:b``."""
+    @property
+    def uses_amplitude(self) -> bool:
+        """Whether the head reads the tokens' amplitude on the session scale (``FinetuneConfig.amp_head``)."""
+        return bool(self.cfg.amp_head)
+
+    def span_log_probs(self, groups: GroupBatch, a: int, b: int, amp_offset: np.ndarray | None = None) -> np.ndarray:
+        """``(K,)`` float64 class log-probabilities of the span of groups ``a:b``; ``amp_offset`` ``(C,)``:
+        ``log(floor) - 2 log(scale)`` of the stream's session, needed when :attr:`uses_amplitude`
+        (:mod:`aemg.evaluate.amplitude`)."""
+        from aemg.evaluate.encoder_methods import pad_amp
+
         torch = self._torch
-        batch = pad_batch([self.item(groups, a, b)], n_features=self.info.n_features)
+        item = self.item(groups, a, b)
+        batch = pad_batch([item], n_features=self.info.n_features)
+        if self.cfg.amp_head:
+            if amp_offset is None:
+                raise ValueError(f"{self.saved.path}: the model's head reads token amplitude on the session scale: "
+                                 "give amp_offset (log floor - 2 log scale per channel)")
+            c = self.info.n_channels
+            amp = item["content"][:, 0] + np.tile(np.asarray(amp_offset, np.float64), len(item["content"]) // c + 1)[
+                :len(item["content"])]
+            batch["amp"] = pad_amp([amp.astype(np.float32)], batch["pad_mask"].shape[1])
         with torch.no_grad():
             return torch.log_softmax(self.net(batch), dim=1)[0].double().numpy()
 
