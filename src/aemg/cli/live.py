@@ -54,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="LSL: stop when no sample came for S seconds (default: wait)")
     p.add_argument("--mains-hz", type=float, default=None, metavar="HZ",
                    help="file or LSL: the mains frequency (50 or 60), needed when the model's tokens were notched")
-    p.add_argument("--subject", default=None, metavar="ID", help="whose stored noise floor (default: the recording's)")
+    p.add_argument("--subject", default=None, metavar="ID",
+                   help="whose stored noise floor (default: the recording's; a file or stream: the model's one session)")
     p.add_argument("--session", default=None, metavar="NAME", help="the session of --subject (default: the recording's)")
     p.set_defaults(func=run_live)
 
@@ -125,6 +126,7 @@ def run_live(args: argparse.Namespace) -> int:
     from aemg.errors import OptionError
     from aemg.evaluate.model_dir import read_model
     from aemg.live import LiveDecoder
+    from aemg.live.model import LiveModel
 
     log = logging.getLogger("aemg.live")
     if args.chunk < 1:
@@ -132,9 +134,10 @@ def run_live(args: argparse.Namespace) -> int:
     if not args.speed >= 0:
         raise OptionError(f"--speed {args.speed}", "a number >= 0 (0: as fast as possible)", f"found {args.speed}")
     saved = read_model(args.model)
+    model = LiveModel(saved)  # the network first: a stream's samples pile up while it loads
     source, label, floor = open_source(args, saved.info)
     try:
-        dec = LiveDecoder(saved, **floor)
+        dec = LiveDecoder(model, **floor)
     except KeyError as exc:
         raise OptionError("--subject/--session", "a session whose noise floor the model stores",
                           str(exc.args[0])) from None

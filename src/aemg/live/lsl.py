@@ -172,6 +172,12 @@ class LSLSource:
         self.gaps = GapCounter(self.fs_in, gap_tolerance)
         flags = pylsl.proc_clocksync | pylsl.proc_monotonize
         self.inlet = pylsl.StreamInlet(info, max_buflen=360, recover=False, processing_flags=flags)
+        # the first clock offset takes a few probes (~0.5 s): get it before subscribing to the data, or the
+        # first pull waits for it while samples pile up (late chunks at the start)
+        try:
+            self.inlet.time_correction(float(timeout))
+        except pylsl.util.TimeoutError:
+            log.warning("LSL stream %r: no clock offset within %g s; timestamps used as sent", name, timeout)
         self.inlet.open_stream(float(timeout))
         self.late = 0  # chunks pulled more than late_s after their newest timestamp
         self.delivered = 0  # chunks yielded
