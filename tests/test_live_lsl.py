@@ -216,6 +216,8 @@ def test_lsl_stream_with_another_channel_count_is_refused(model_dir, recording):
     outlet.push_chunk(np.ascontiguousarray(recording.signal[:3, :50].T, dtype=np.float32))
     _, err = _cli(["live", "--model", str(model_dir), "--lsl", name, "--timeout", "10"], code=1)
     assert name in err and "expected 8 channels" in err and "found 3 channels" in err
+    _, err = _cli(["live", "--model", str(model_dir), "--lsl", name, "--fs", "200"], code=1)
+    assert "--fs only with a raw" in err
     del outlet
     missing = f"aemg-none-{uuid.uuid4().hex[:8]}"
     _, err = _cli(["live", "--model", str(model_dir), "--lsl", missing, "--timeout", "0.5"], code=1)

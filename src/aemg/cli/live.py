@@ -80,6 +80,10 @@ def open_source(args: argparse.Namespace, info) -> tuple[object, str, dict]:
     if args.lsl is not None:
         from aemg.live.lsl import LSLSource
 
+        if args.fs is not None:
+            raise OptionError(f"--fs {args.fs:g}", "--fs only with a raw --replay FILE (a stream states its rate)",
+                              f"found --lsl {args.lsl}")
+
         source = LSLSource(args.lsl, fs=fs, n_channels=n_channels, timeout=args.timeout, chunk=args.chunk,
                            duration_s=args.duration, idle_timeout_s=args.idle_timeout)
         return source, f"LSL stream {args.lsl!r}", floor

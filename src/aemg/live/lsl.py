@@ -56,7 +56,7 @@ def import_pylsl() -> Any:
     """The pylsl module, or an :class:`~aemg.errors.AemgError` saying how to get it."""
     try:
         import pylsl
-    except ImportError as exc:  # pragma: no cover - pylsl is a dependency
+    except (ImportError, RuntimeError, OSError) as exc:  # pragma: no cover - pylsl (and its liblsl) is a dependency
         raise AemgError(dialect("pylsl", "the pylsl package for LSL streams (pip install pylsl; its wheel "
                                          "bundles liblsl)", f"found {exc}")) from None
     return pylsl
