@@ -104,3 +104,101 @@ def resample(rec: Recording, fs: float = DEFAULT_FS, *, max_denominator: int = 1
     return rec.with_step(step, signal=np.ascontiguousarray(y, dtype=np.float32), fs=float(new_fs),
                          labels=_map(rec.labels), repetition=_map(rec.repetition),
                          tracks={k: _map(v) for k, v in rec.tracks.items()}, attrs=attrs)
+
+
+class StreamResampler:
+    """Causal polyphase resampling of a stream, with state: ``process(chunk)`` -> the output samples it completes.
+
+    The FIR filter is :func:`scipy.signal.resample_poly`'s own (``firwin(2 * half_len + 1, 1 / max(up, down),
+    window=("kaiser", 5.0))`` times ``up``, ``half_len = 10 * max(up, down)``), the one the corpora were prepared
+    with, but applied causally: output sample ``j`` (time ``j / fs_out``) uses input samples up to time
+    ``j / fs_out`` only, so the output is the offline resampling delayed by :attr:`delay` output samples
+    (``delay_s`` seconds; the filter is front-padded with zeros so that this delay is a whole number of output
+    samples). ``up / down`` is :func:`rational_ratio` of the two rates (the same ``max_denominator``).
+
+    **Chunk-size independent**: after ``n`` input samples in total, exactly ``ceil(n * up / down)`` output
+    samples have been returned, each computed by the same sequence of float64 operations whatever the
+    chunking (chunks of 1, 7, 64 samples give the same samples as the whole array, bit for bit). The filter's
+    history starts filled with the first sample (as if the stream had held that value forever), so a DC
+    offset makes no start-up transient. When the two rates are equal the chunks pass through unchanged
+    (float64), with no delay.
+    """
+
+    BLOCK = 2048  # output samples computed at once (memory bound only; results do not depend on it)
+
+    def __init__(self, fs_in: float, fs_out: float, n_channels: int, *, half_len: int | None = None,
+                 max_denominator: int = 1000) -> None:
+        from scipy.signal import firwin
+
+        up, down = rational_ratio(fs_in, fs_out, max_denominator)
+        if int(n_channels) < 1:
+            raise ValueError(f"n_channels must be at least 1, got {n_channels}")
+        self.fs_in, self.up, self.down = float(fs_in), int(up), int(down)
+        self.fs_out = self.fs_in * up / down
+        if abs(self.fs_out - fs_out) <= 1e-9 * fs_out:
+            self.fs_out = float(fs_out)
+        self.n_channels = int(n_channels)
+        self.identity = up == down
+        max_rate = max(up, down)
+        self.half_len = int(half_len) if half_len is not None else 10 * max_rate
+        if self.half_len < 1:
+            raise ValueError(f"half_len must be at least 1 (taps each side), got {half_len}")
+        if self.identity:
+            self.taps, self.delay, self._phases = np.ones(1), 0, np.ones((1, 1))
+        else:
+            h = firwin(2 * self.half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up
+            pre = (-self.half_len) % down  # the group delay (half_len + pre up-samples) is a whole output sample
+            self.taps = np.concatenate([np.zeros(pre), h])
+            self.delay = (self.half_len + pre) // down
+            k = -(-len(self.taps) // up)
+            g = np.concatenate([self.taps, np.zeros(k * up - len(self.taps))])
+            self._phases = g.reshape(k, up).T.copy()  # (up, k): phase p, tap i -> taps[p + up * i]
+        self.n_in = 0  # input samples consumed
+        self.n_out = 0  # output samples returned
+        self._hist: np.ndarray | None = None  # (C, k - 1) last input samples
+
+    @property
+    def delay_s(self) -> float:
+        """The filter's delay (s): an input event at time t appears in the output at t + delay_s."""
+        return self.delay / self.fs_out
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """The next ``(C, n)`` input chunk (time order); returns ``(C, m)`` float64 output samples (``m`` >= 0)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] != self.n_channels:
+            raise ValueError(f"chunk must have shape ({self.n_channels}, n), got {x.shape}")
+        n = x.shape[1]
+        if self.identity or n == 0:
+            self.n_in += n
+            self.n_out += n if self.identity else 0
+            return x.copy() if self.identity else np.zeros((self.n_channels, 0))
+        up, down = self.up, self.down
+        k = self._phases.shape[1]
+        if self._hist is None:
+            self._hist = np.repeat(x[:, :1], k - 1, axis=1)
+        xx = np.concatenate([self._hist, x], axis=1)  # xx[:, q] is input sample n_in - (k - 1) + q
+        total = self.n_in + n
+        j_end = -(-total * up // down)
+        j = np.arange(self.n_out, j_end, dtype=np.int64)
+        m = j * down
+        newest = m // up  # the newest input sample output j uses
+        phase = m - newest * up
+        base = newest - (self.n_in - (k - 1))
+        out = np.empty((self.n_channels, len(j)))
+        back = np.arange(k)[None, :]
+        for a in range(0, len(j), self.BLOCK):  # bounded memory: (C, BLOCK, k) products at a time
+            taps = base[a:a + self.BLOCK, None] - back  # input samples of each output, newest first
+            # each output's products are summed along a contiguous row of k values: the same operations
+            # whatever the chunking, so the same float64 result
+            out[:, a:a + self.BLOCK] = np.add.reduce(xx[:, taps] * self._phases[phase[a:a + self.BLOCK]], axis=-1)
+        self._hist = xx[:, xx.shape[1] - (k - 1):]
+        self.n_in, self.n_out = total, int(j_end)
+        return out
+
+    def state_dict(self) -> dict:
+        """The resampler's state (counters and filter history), for :meth:`load_state_dict`."""
+        return {"n_in": self.n_in, "n_out": self.n_out, "hist": None if self._hist is None else self._hist.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.n_in, self.n_out = int(state["n_in"]), int(state["n_out"])
+        self._hist = None if state["hist"] is None else np.asarray(state["hist"], np.float64).copy()
