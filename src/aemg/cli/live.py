@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk", type=int, default=32, metavar="N", help="samples per chunk (default 32)")
     p.add_argument("--subject", default=None, metavar="ID", help="whose stored noise floor (default: the recording's)")
     p.add_argument("--session", default=None, metavar="NAME", help="the session of --subject (default: the recording's)")
+    p.add_argument("--calibrate-s", type=float, default=0.0, metavar="S",
+                   help="estimate the noise floor from the stream's first S seconds (the user at rest; no decisions "
+                        "during them) instead of the stored one (default 0: the stored floor)")
     p.set_defaults(func=run_live)
 
 
@@ -65,7 +68,7 @@ def run_live(args: argparse.Namespace) -> int:
     subject = args.subject or rec.subject
     session = args.session or (rec.session if args.subject is None else None)
     try:
-        dec = LiveDecoder(saved, subject=subject, session=session, mains_hz=rec.mains_hz)
+        dec = LiveDecoder(saved, subject=subject, session=session, mains_hz=rec.mains_hz, calibration_s=args.calibrate_s)
     except KeyError as exc:
         raise OptionError("--subject/--session", "a session whose noise floor the model stores",
                           str(exc.args[0])) from None

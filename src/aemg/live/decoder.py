@@ -12,8 +12,11 @@ corpus's units and rate (the LSL source, still to come, does this).
 
 **Noise floor**: the model's stored per-channel floor of one (subject, session)
 (:meth:`~aemg.evaluate.model_dir.ModelInfo.calibration_of`), or an explicit ``floor`` ``(C,)`` in the
-same units. A floor estimated from a calibration period at the start of the stream is not
-implemented yet (docs/live.md).
+same units; or, with ``calibration_s=S``, one estimated from the stream's first ``S`` seconds with the
+tokenizer's estimator (:func:`aemg.tokens.estimate_floor`, the model's detector config): no decision is
+made during that period; when it is complete the detector is built on the estimate and run over the
+period (its decisions dropped), so from then on the decisions are those of a decoder given that floor
+from the start (docs/live.md).
 
 **Decisions**, per event (a group is a <= 100 ms segment; "the event's groups so far" are tiled into
 spans of the model's ``span_groups`` exactly as a trial is offline, and the probabilities are the
@@ -42,6 +45,7 @@ import numpy as np
 
 from aemg.evaluate.model_dir import SavedModel
 from aemg.tokens.detector import EventDetector
+from aemg.tokens.energy import estimate_floor, ms_to_samples
 from aemg.tokens.groups import GroupBatch
 
 PROVISIONAL, CONFIRMED, RETRACTED = "provisional", "confirmed", "retracted"
@@ -98,34 +102,78 @@ class LiveDecoder:
     ``model``: a model directory of ``aemg finetune`` (or a :class:`LiveModel` already loaded, shared by
     several decoders); ``subject``/``session``: whose stored noise floor to use (may be omitted when the
     model stores one session); ``floor``: an explicit ``(C,)`` floor instead; ``mains_hz``: the mains
-    frequency, needed when the model's tokens were notch-filtered.
+    frequency, needed when the model's tokens were notch-filtered; ``calibration_s``: estimate the floor from
+    the stream's first seconds instead (module docstring; :attr:`floor` is None until then; ``subject`` and
+    ``session`` are then not used).
     """
 
     def __init__(self, model: str | Path | SavedModel | Any, *, subject: str | None = None,
-                 session: str | None = None, floor: np.ndarray | None = None, mains_hz: float | None = None) -> None:
+                 session: str | None = None, floor: np.ndarray | None = None, mains_hz: float | None = None,
+                 calibration_s: float = 0.0) -> None:
         from aemg.live.model import LiveModel
 
         self.model = model if isinstance(model, LiveModel) else LiveModel(model)
         info = self.model.info
-        if floor is None:
-            floor = np.asarray(self._calibration(subject, session).noise_floor, np.float64)
-        floor = np.asarray(floor, np.float64)
-        if floor.shape != (info.n_channels,) or not (np.isfinite(floor) & (floor > 0)).all():
-            raise ValueError(f"floor must be {info.n_channels} positive finite values (the model's channels), "
-                             f"got shape {floor.shape}")
         settings = self.model.settings
         if settings.notch and not mains_hz:
             raise ValueError(f"{self.model.saved.path}: the model's tokens were notch-filtered: give mains_hz")
         self.mains_hz = float(mains_hz) if settings.notch and mains_hz else None
-        self.detector = EventDetector(self.model.fs, floor, settings.config, mains_hz=self.mains_hz)
         self.n_channels = int(info.n_channels)
         cfg = settings.config
-        self.piece = max(1, min(self.detector.span, self.detector.gap_len))
-        self.gap_len = self.detector.gap_len
-        self.clock = 0  # samples consumed
+        self._cfg = cfg
+        self.gap_len = ms_to_samples(cfg.merge_gap_ms, self.fs)  # as the detector computes them
+        self.piece = max(1, min(ms_to_samples(cfg.max_span_ms, self.fs), self.gap_len))
+        self.clock = 0  # samples consumed (decoded; the calibration period included once it is over)
         self._ev = _EventState()
         self.compute_s = 0.0  # total wall time in process/flush (s)
-        self._cfg = cfg
+        self.calibration_s = float(calibration_s)
+        if not self.calibration_s >= 0:
+            raise ValueError(f"calibration_s must be >= 0 seconds, got {calibration_s}")
+        self.detector: EventDetector | None = None
+        self.floor: np.ndarray | None = None  # the per-channel noise floor in use (None while calibrating)
+        self._calib: list[np.ndarray] | None = None  # samples of the calibration period so far
+        if self.calibration_s:
+            if floor is not None:
+                raise ValueError("calibration_s estimates the floor from the stream: give no floor with it")
+            self.calibration_samples = max(1, int(round(self.calibration_s * self.fs)))
+            self._calib = []
+            return
+        self.calibration_samples = 0
+        if floor is None:
+            floor = np.asarray(self._calibration(subject, session).noise_floor, np.float64)
+        self._start(floor)
+
+    def _start(self, floor: np.ndarray) -> None:
+        """Build the event detector on ``floor`` (C,)."""
+        floor = np.asarray(floor, np.float64)
+        if floor.shape != (self.n_channels,) or not (np.isfinite(floor) & (floor > 0)).all():
+            raise ValueError(f"floor must be {self.n_channels} positive finite values (the model's channels), "
+                             f"got shape {floor.shape}")
+        self.floor = floor
+        self.detector = EventDetector(self.model.fs, floor, self._cfg, mains_hz=self.mains_hz)
+
+    @property
+    def calibrating(self) -> bool:
+        """True while the calibration period (``calibration_s``) is still being collected."""
+        return self._calib is not None
+
+    def _calibrate(self, chunk: np.ndarray) -> np.ndarray:
+        """Collect calibration samples; at the end of the period estimate the floor (the tokenizer's estimator),
+        build the detector and run it over the period with its decisions dropped. Returns what is left of
+        ``chunk`` to decode (nothing while still calibrating)."""
+        assert self._calib is not None
+        have = sum(c.shape[1] for c in self._calib)
+        need = self.calibration_samples - have
+        self._calib.append(chunk[:, :need])
+        if chunk.shape[1] < need:
+            return chunk[:, :0]
+        period = np.concatenate(self._calib, axis=1)
+        cfg = self._cfg
+        self._start(estimate_floor([period], self.fs, percentile=cfg.floor_percentile, highpass_hz=cfg.highpass_hz,
+                                   order=cfg.highpass_order, smooth_ms=cfg.smooth_ms, mains_hz=self.mains_hz))
+        self._calib = None
+        self._decode(period)  # the detector's state as if it had run from the start; no decisions from it
+        return chunk[:, need:]
 
     def _calibration(self, subject: str | None, session: str | None) -> Any:
         info = self.model.info
@@ -153,18 +201,29 @@ class LiveDecoder:
 
     # ------------------------------------------------------------------ the stream
     def process(self, chunk: np.ndarray) -> list[Decision]:
-        """Consume the next ``(C, n)`` chunk (corpus units and rate); the decisions made in it, in time order."""
+        """Consume the next ``(C, n)`` chunk (corpus units and rate); the decisions made in it, in time order
+        (none during the calibration period)."""
         chunk = np.asarray(chunk)
         if chunk.ndim != 2 or chunk.shape[0] != self.n_channels:
             raise ValueError(f"chunk must have shape ({self.n_channels}, n) (the model's channels), got {chunk.shape}")
         t0 = time.perf_counter()
+        if self._calib is not None:
+            chunk = self._calibrate(chunk)
+        out = self._decode(chunk)
+        self.compute_s += time.perf_counter() - t0
+        return out
+
+    def _decode(self, chunk: np.ndarray) -> list[Decision]:
+        """Feed the detector ``chunk`` in pieces of at most ``self.piece`` samples; the decisions made."""
         out: list[Decision] = []
+        det = self.detector
+        if det is None or not chunk.shape[1]:
+            return out
         for a in range(0, chunk.shape[1], self.piece):
             piece = chunk[:, a:a + self.piece]
-            released = self.detector.process(piece)
+            released = det.process(piece)
             self.clock += piece.shape[1]
             self._step(released, out, flushing=False)
-        self.compute_s += time.perf_counter() - t0
         return out
 
     def flush(self) -> list[Decision]:
@@ -172,6 +231,8 @@ class LiveDecoder:
         retracted (unconfirmed, with provisional decisions)."""
         t0 = time.perf_counter()
         out: list[Decision] = []
+        if self.detector is None:  # the stream ended during calibration: nothing was decoded
+            return out
         released = self.detector.flush()
         self._step(released, out, flushing=True)
         self.compute_s += time.perf_counter() - t0
@@ -287,17 +348,30 @@ class LiveDecoder:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly here: the detector's state, the clock and the event in
-        progress (its released groups and decision counters; cached span outputs are recomputed)."""
+        """Everything needed to continue exactly here: the floor, the detector's state, the clock and the event
+        in progress (its released groups and decision counters; cached span outputs are recomputed), or
+        while calibrating the calibration samples so far."""
         ev = self._ev
         evd = {f.name: getattr(ev, f.name) for f in fields(_EventState) if f.name not in ("cache", "released")}
         evd["released"] = None if ev.released is None else {f.name: getattr(ev.released, f.name).copy()
                                                             for f in fields(GroupBatch)}
-        return {"detector": self.detector.state_dict(), "clock": self.clock, "event": evd,
-                "model": str(self.model.saved.path)}
+        calib = None if self._calib is None else (np.concatenate(self._calib, axis=1) if self._calib
+                                                  else np.zeros((self.n_channels, 0), np.float32))
+        return {"detector": None if self.detector is None else self.detector.state_dict(), "clock": self.clock,
+                "event": evd, "model": str(self.model.saved.path),
+                "floor": None if self.floor is None else self.floor.copy(), "calibration": calib}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.detector.load_state_dict(state["detector"])
+        calib = state.get("calibration")
+        if calib is not None:  # saved while calibrating: the detector is built when the period is complete
+            self._calib, self.detector, self.floor = [np.asarray(calib).copy()], None, None
+        else:
+            floor = state.get("floor")
+            if floor is not None and (self.floor is None or not np.array_equal(self.floor, floor)):
+                self._start(np.asarray(floor, np.float64))
+            self._calib = None
+            assert self.detector is not None
+            self.detector.load_state_dict(state["detector"])
         self.clock = int(state["clock"])
         evd = dict(state["event"])
         rel = evd.pop("released")

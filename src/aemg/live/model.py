@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from aemg.errors import DataFormatError
+from aemg.evaluate.encoder_methods import _pool
 from aemg.evaluate.model_dir import INFO, SavedModel, read_model
-from aemg.evaluate.spans import tile_spans
 from aemg.recording import Electrode
-from aemg.tokens.batch import IGNORE, pad_batch
+from aemg.tokens.batch import FLOAT_KEYS, IGNORE, INT_KEYS, pad_batch
 from aemg.tokens.builder import _coords
 from aemg.tokens.groups import GroupBatch
 from aemg.tokens.tokenset import TokenSettings
@@ -66,6 +66,7 @@ class LiveModel:
         self.ms = 1000.0 / float(self.settings.fs)
         self.span = int(self.cfg.span_groups)
         self.stride = int(self.cfg.predict_stride or self.cfg.span_groups)
+        self._terms: tuple[Any, Any] | None = None  # position-only embedding terms (_position_terms)
 
     @property
     def fs(self) -> float:
@@ -73,16 +74,22 @@ class LiveModel:
         return float(self.settings.fs)
 
     def spans(self, n_groups: int) -> list[tuple[int, int]]:
-        """``(first group, end)`` of the spans tiling ``n_groups`` groups, as a trial is tiled offline."""
+        """``(first group, end)`` of the spans tiling ``n_groups`` groups, as a trial is tiled offline
+        (:func:`aemg.evaluate.spans.tile_spans`, computed here from the counts alone)."""
         if n_groups <= 0:
             return []
-        if not self.span:
+        span = self.span
+        if not span or n_groups <= span:
             return [(0, n_groups)]
-        tiles = tile_spans([np.array([k]) for k in range(n_groups)], self.span, self.stride)
-        return [(int(t[0]), int(t[-1]) + 1) for t in tiles]
+        starts = list(range(0, n_groups - span + 1, self.stride))
+        if starts[-1] != n_groups - span:
+            starts.append(n_groups - span)
+        return [(a, a + span) for a in starts]
 
     def item(self, groups: GroupBatch, a: int, b: int) -> dict[str, Any]:
-        """The per-token arrays of groups ``a:b`` (one span), as ``TokenSet.collate`` builds them."""
+        """The per-token arrays of groups ``a:b`` (one span), as ``TokenSet.collate`` builds them: **the
+        encoder-input path** (any change of what the encoder is fed, e.g. a per-channel offset of a content
+        column, belongs here, and both :meth:`span_log_probs` and :meth:`reference_log_probs` see it)."""
         c = self.info.n_channels
         n = b - a
         content = groups.content[a:b].reshape(n * c, -1)
@@ -99,12 +106,78 @@ class LiveModel:
             item = {k: (v[:m] if isinstance(v, np.ndarray) else v) for k, v in item.items()}
         return item
 
+    def encoder_input(self, groups: GroupBatch, a: int, b: int) -> dict[str, Any]:
+        """The batch of one span (groups ``a:b``) as :func:`~aemg.tokens.batch.pad_batch` would make it from
+        :meth:`item` (a batch of one has no padding): ``(1, N, ...)`` tensors that share the arrays' memory."""
+        torch = self._torch
+        it = self.item(groups, a, b)
+        out = {k: torch.from_numpy(np.ascontiguousarray(it[k], np.float32 if k in FLOAT_KEYS else np.int64))[None]
+               for k in (*FLOAT_KEYS, *INT_KEYS)}
+        n = out["rank"].shape[1]
+        out["pad_mask"] = torch.zeros((1, n), dtype=torch.bool)
+        out["rotation_unknown"] = torch.tensor([bool(it["rotation_unknown"])])
+        out["label"] = torch.tensor([IGNORE])
+        return out
+
     def span_log_probs(self, groups: GroupBatch, a: int, b: int) -> np.ndarray:
-        """``(K,)`` float64 class log-probabilities of the span of groups ``a:b``."""
+        """``(K,)`` float64 class log-probabilities of the span of groups ``a:b``: the network of
+        ``aemg finetune`` on :meth:`encoder_input`, with what a batch of one without padding allows (no
+        attention mask, the token embedding's per-position terms computed once, the per-channel pool as a
+        reshape); equal to :meth:`reference_log_probs` within float32 rounding (tests/test_live.py)."""
+        torch = self._torch
+        with torch.inference_mode():
+            batch = self.encoder_input(groups, a, b)
+            x = self._embed(batch)
+            enc = self.net.encoder
+            for block in enc.blocks:
+                x = block(x, None)  # no padding: every token may attend to every other
+            h = enc.ln_f(x)
+            n = h.shape[1]
+            c = self.info.n_channels
+            if self.cfg.pool == "channel" and n % c == 0:  # whole groups, channel-minor: the mean per channel
+                pooled = h.view(n // c, c, h.shape[2]).mean(0).reshape(1, -1)
+            else:
+                pooled = _pool(h, batch, self.cfg.pool, c)
+            return torch.log_softmax(self.net.head(pooled), dim=1)[0].double().numpy()
+
+    def reference_log_probs(self, groups: GroupBatch, a: int, b: int) -> np.ndarray:
+        """:meth:`span_log_probs` the plain way: :func:`~aemg.tokens.batch.pad_batch` of :meth:`item` through
+        the whole network module, as offline prediction runs it (the tests' and the benchmark's reference)."""
         torch = self._torch
         batch = pad_batch([self.item(groups, a, b)], n_features=self.info.n_features)
         with torch.no_grad():
             return torch.log_softmax(self.net(batch), dim=1)[0].double().numpy()
+
+    def _embed(self, batch: dict[str, Any]) -> Any:
+        """:class:`~aemg.model.embeddings.TokenEmbedding` of a batch of one (eval mode, no content mask), in its
+        order of terms, with the terms that depend only on a token's position in the span (electrode
+        coordinates or channel index, group order) looked up from :meth:`_position_terms`."""
+        e = self.net.encoder.embed
+        n = batch["rank"].shape[1]
+        spatial, group = self._position_terms(n)
+        x = e.content(batch["content"])
+        x = x + spatial[:, :n]
+        x = x + e.temporal(batch["onset_ms"], batch["t_ms"], batch["duration_ms"])
+        x = x + group[:, :n]
+        return x + e.rank(batch["rank"].clamp(0, e.cfg.max_rank - 1))
+
+    def _position_terms(self, n: int) -> tuple[Any, Any]:
+        """The spatial (or channel) and group-order embedding terms of a span's first ``n`` tokens ``(1, n, D)``
+        (tokens are group-major, channel-minor: token ``i`` is channel ``i % C`` of group ``i // C``), cached."""
+        if self._terms is None or self._terms[0].shape[1] < n:
+            torch = self._torch
+            e = self.net.encoder.embed
+            c = self.info.n_channels
+            m = max(n, (self.span or 1) * c)
+            idx = np.arange(m)
+            coords = torch.from_numpy(self.coords[idx % c].astype(np.float32))[None]
+            channel = torch.from_numpy((idx % c).astype(np.int64))[None]
+            order = torch.from_numpy((idx // c).astype(np.int64))[None]
+            with torch.inference_mode():
+                spatial = e.channel(channel) if e.cfg.position == "index" else e.spatial(coords)
+                group = e.group(order.clamp(0, e.cfg.max_groups - 1))
+            self._terms = (spatial, group)
+        return self._terms
 
 
 __all__ = ["LiveModel"]
