@@ -166,6 +166,43 @@ def decode_session(model: Any, recs: list, labels: dict[str, tuple[int, str]], f
     return StreamResult(signal_s, compute_s, tok_s, chunk_ms, decisions, files, [])
 
 
+def compare_paths(model: Any, recs: list, floor: np.ndarray, chunk: int) -> dict[str, Any]:
+    """The live forward pass against the plain one (``LiveModel.reference_log_probs``: pad_batch and the whole
+    network module, the decoder's path before this benchmark's speed work), alternating file by file in the same
+    run: compute of each, their ratio, and whether the decisions are the same."""
+    from aemg.live import LiveDecoder
+    from aemg.live.model import LiveModel
+
+    ref = LiveModel(model.saved)
+    ref.span_log_probs = ref.reference_log_probs  # type: ignore[method-assign]
+    spent = {"reference": 0.0, "live": 0.0}
+    same, max_dp, n = True, 0.0, 0
+    for rec in recs:
+        got = {}
+        for name, m in (("reference", ref), ("live", model)):
+            dec = LiveDecoder(m, floor=floor, mains_hz=rec.mains_hz)
+            out = [d for a in range(0, rec.n_samples, chunk) for d in dec.process(rec.signal[:, a:a + chunk])]
+            got[name] = out + dec.flush()
+            spent[name] += dec.compute_s
+        a, b = got["reference"], got["live"]
+        key = [(d.status, d.event, d.gesture, d.n_groups, d.time_s, d.onset_s, d.final) for d in a]
+        same &= key == [(d.status, d.event, d.gesture, d.n_groups, d.time_s, d.onset_s, d.final) for d in b]
+        if len(a) == len(b):
+            max_dp = max([max_dp] + [float(np.abs(np.subtract(x.probabilities, y.probabilities)).max())
+                                     for x, y in zip(a, b)])
+        n += len(a)
+    return {"reference_compute_s": spent["reference"], "live_compute_s": spent["live"],
+            "speedup": spent["reference"] / max(spent["live"], 1e-12), "same_decisions": bool(same),
+            "max_probability_difference": max_dp, "decisions": n}
+
+
+def offline_accuracy(model_dir: Path, corpus: Any, held: list[str]) -> float:
+    """Trial accuracy of the same model on the held-out subjects' trials, offline (``aemg predict``'s path)."""
+    from aemg.cli.finetune import predict_trials
+
+    return float(predict_trials(model_dir, corpus, held)["accuracy"])
+
+
 # ------------------------------------------------------------------ figures
 
 
@@ -260,6 +297,13 @@ def table(name: str, f: dict[str, Any]) -> str:
         f"  false activations per min of rest  {f['false_activations_per_min']:.2f}   (confirmed ones: "
         f"{f['confirmed_false_activations_per_min']:.2f})",
     ]
+    if "offline_trial_accuracy" in f:
+        lines.append(f"  offline trial accuracy, same model {f['offline_trial_accuracy']:.3f}   (aemg predict's path)")
+    if "forward_path" in f:
+        fp = f["forward_path"]
+        lines.append(f"  forward pass vs plain network      {fp['speedup']:.2f}x faster ({fp['reference_compute_s']:.1f} s -> "
+                     f"{fp['live_compute_s']:.1f} s, same run); same decisions: {fp['same_decisions']} "
+                     f"(max |dp| {fp['max_probability_difference']:.1e})")
     if "calibrated_floor_ratio" in f:
         r = f["calibrated_floor_ratio"]
         lines.append(f"  calibrated / session floor         min {r['min']:.2f} median {r['median']:.2f} "
@@ -270,14 +314,16 @@ def table(name: str, f: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ main
 
 
-def bench_dataset(dataset: str, args: argparse.Namespace) -> list[StreamResult]:
+def bench_dataset(dataset: str, args: argparse.Namespace, extra: dict[str, Any]) -> list[StreamResult]:
     from aemg.evaluate.folds import subjects_of
     from aemg.evaluate.model_dir import noise_floor
     from aemg.live.model import LiveModel
 
     corpus = corpus_for(dataset, args.corpora)
     held = subjects_of(corpus.trials)[:args.held_out]
-    model = LiveModel(finetuned(dataset, corpus, held, args))
+    model_dir = finetuned(dataset, corpus, held, args)
+    model = LiveModel(model_dir)
+    extra["offline_trial_accuracy"] = offline_accuracy(model_dir, corpus, held)
     chunk = max(1, int(round(args.chunk_ms * model.fs / 1000.0)))
     labels = {str(t.recording_id): (int(t.start), str(t.gesture_key)) for t in corpus.trials.itertuples()}
     results = []
@@ -290,6 +336,9 @@ def bench_dataset(dataset: str, args: argparse.Namespace) -> list[StreamResult]:
             if args.calibrate_s:  # the session's first file (rest in both datasets) calibrates the floor
                 cal = calibrated_floor(model, recs[0], args.calibrate_s)
                 ratio, floor = (cal / floor).tolist(), cal
+            if args.compare and "forward_path" not in extra:  # the first session: before / after, same run
+                extra["forward_path"] = compare_paths(model, recs, floor, chunk)
+                log(f"{dataset} forward path: {extra['forward_path']}")
             r = decode_session(model, recs, labels, floor, chunk)
             r.floor_ratio = ratio
             log(f"{dataset} {subject}/{session}: {r.signal_s:.0f} s in {r.compute_s:.1f} s "
@@ -310,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     p.add_argument("--max-tokens", type=int, default=256, help="tokens per span when fine-tuning (default 256)")
     p.add_argument("--chunk-ms", type=float, default=40.0, help="chunk length (ms, default 40: 8 samples at 200 Hz)")
+    p.add_argument("--no-compare", dest="compare", action="store_false",
+                   help="skip the before/after comparison of the forward pass on each dataset's first session")
     p.add_argument("--calibrate-s", type=float, default=0.0,
                    help="estimate the floor from each stream's first S seconds instead of the session's (default 0)")
     args = p.parse_args(argv)
@@ -320,8 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     args.corpora = args.corpora or args.work / "corpora"
     args.corpora.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    per: dict[str, list[StreamResult]] = {d: bench_dataset(d, args) for d in args.datasets}
-    per_fig = {d: figures(r) for d, r in per.items()}
+    extras: dict[str, dict[str, Any]] = {d: {} for d in args.datasets}
+    per: dict[str, list[StreamResult]] = {d: bench_dataset(d, args, extras[d]) for d in args.datasets}
+    per_fig = {d: {**figures(r), **extras[d]} for d, r in per.items()}
     overall = figures([r for rs in per.values() for r in rs])
     for d, f in per_fig.items():
         print(table(d, f))

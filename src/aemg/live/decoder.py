@@ -36,6 +36,7 @@ seen before the event can be dropped, whatever the chunk size.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -93,7 +94,16 @@ class _EventState:
     confirmed_at: int = -1
     last_off: int = -1  # last observed gap start (while unconfirmed)
     last_probs: tuple[float, ...] = ()
-    cache: dict[tuple[int, int, bool], np.ndarray] = field(default_factory=dict)  # (a, b, provisional) -> logp
+    # (a, b) -> (made from pending groups, digest of the span's model input, class log-probabilities)
+    cache: dict[tuple[int, int], tuple[bool, bytes, np.ndarray]] = field(default_factory=dict)
+
+
+def _digest(groups: GroupBatch, a: int, b: int) -> bytes:
+    """A digest of what the model reads of groups ``a:b`` (LiveModel.item): equal digests, equal log-probabilities."""
+    h = hashlib.blake2b(digest_size=16)
+    for arr in (groups.content, groups.start, groups.onset, groups.duration, groups.rank):
+        h.update(np.ascontiguousarray(arr[a:b]).tobytes())
+    return h.digest()
 
 
 class LiveDecoder:
@@ -254,8 +264,6 @@ class LiveDecoder:
                 ev.confirmed_at = ended[e].confirmed_at
             elif now is not None and now.event == e:
                 ev.confirmed_at = now.confirmed_at
-            if not ev.confirmed:
-                ev.cache = {}  # provisional spans were made from pending groups: recompute from released ones
             ev.released = part if ev.released is None else GroupBatch.concat([ev.released, part], self.n_channels)
             self._confirmed_decisions(out, ended.get(e), flushing)
         for e, info in ended.items():  # an event that ended without releasing a group now
@@ -333,10 +341,12 @@ class LiveDecoder:
         t0 = time.perf_counter()
         logps = []
         for a, b in self.model.spans(n):
-            key = (a, b, provisional)
-            if key not in ev.cache:
-                ev.cache[key] = self.model.span_log_probs(groups, a, b)
-            logps.append(ev.cache[key])
+            hit = ev.cache.get((a, b))
+            # a span made from the other source (pending vs released groups) is reused only if its input is the same
+            if hit is None or (hit[0] != provisional and hit[1] != _digest(groups, a, b)):
+                hit = (provisional, _digest(groups, a, b), self.model.span_log_probs(groups, a, b))
+                ev.cache[(a, b)] = hit
+            logps.append(hit[2])
         mean = np.mean(logps, axis=0)
         p = np.exp(mean - mean.max())
         p /= p.sum()
