@@ -6,15 +6,17 @@ subject but the first ``--held-out`` (natural order) with the code path of ``aem
 (:class:`~aemg.evaluate.encoder_methods.FinetuneMethod` on a :class:`~aemg.evaluate.data.TrialSet` of those
 trials, then :func:`~aemg.evaluate.model_dir.save_model`), cached under ``--work/models/<dataset>-<key>``
 (the key a hash of the run, the corpus, the held-out subjects and the fine-tuning config), so a second run
-only decodes. Then each session of each held-out subject is **one stream**: its recordings joined in corpus
-order (as the offline tokenizer joins a session), cut into chunks of ``--chunk-ms``, fed to one
-:class:`~aemg.live.LiveDecoder` as fast as possible (speed 0), with one torch thread. The noise floor is the
-held-out session's own (:func:`aemg.evaluate.model_dir.noise_floor`, the token set's label-free estimate), or
-with ``--calibrate-s S`` one estimated from the stream's first S seconds (``LiveDecoder(calibration_s=S)``).
+only decodes. Then every recording of the held-out subjects is **one stream** of its own (a fresh
+:class:`~aemg.live.LiveDecoder` per file: one file is one repetition), cut into chunks of ``--chunk-ms``,
+decoded as fast as possible (speed 0), with one torch thread. The noise floor is the held-out session's own
+(:func:`aemg.evaluate.model_dir.noise_floor`, the token set's label-free estimate), or with ``--calibrate-s S``
+the one a decoder estimates from the first S seconds of the session's first file, its rest file in both
+datasets (``LiveDecoder(calibration_s=S)``).
 
 Definitions (one file = one repetition in both datasets, so a repetition's **labelled onset** is its file's
-first sample in the joined stream: the moment the file's recording started; 3DC files start near rest,
-~300 ms median onset by the dataset's notes, so the delay from it includes the subject's reaction):
+first labelled sample (both datasets label the whole file): the moment the file's recording started; 3DC
+files start near rest, ~300 ms median onset by the dataset's notes, so the delay from it includes the
+subject's reaction; Côté-Allard files start mid-contraction):
 
 * an event belongs to the repetition (file) in which the detector put its onset;
 * **first decision** of a repetition: the first decision of its first event; **final decision**: the
@@ -27,14 +29,22 @@ first sample in the joined stream: the moment the file's recording started; 3DC 
   decision (provisional included: a controller acts on it); per minute of rest files;
 * **real-time factor**: signal seconds / seconds spent in ``process``/``flush`` (one core), per dataset and
   overall; **reference**: the offline tokenizer (``tokenize_session``, same floor) timed on the same
-  streams in the same run, so ``live_vs_tokenizer`` (live compute / tokenizer compute) is less noisy
-  than either figure on a shared machine.
+  files in the same run, so ``live_vs_tokenizer`` (live compute / tokenizer compute) is less noisy
+  than either figure on a shared machine;
+* ``forward_path`` (each dataset's first session, unless ``--no-compare``): the live forward pass against
+  the plain one (``LiveModel.reference_log_probs``: pad_batch and the whole network, the path before the
+  speed work), file by file in turn in the same run (``speedup``, ``same_decisions``), the decoder with a
+  model that costs nothing (``no_model_ms_per_signal_s``), forward passes per signal second, the least
+  time of one full-span pass, and from these the real-time factor an unloaded core would give.
+
+The model's offline trial accuracy on the same held-out trials (``aemg predict``'s path) is printed beside
+the live accuracies.
 
 Prints a table per dataset, then as its LAST line one JSON object: ``real_time_factor``,
 ``first_decision_delay_ms`` {``p50``, ``p95``}, ``first_decision_accuracy``, ``final_decision_accuracy``,
 ``false_activations_per_min`` (overall), and ``per_dataset``, ``reference``, ``wall_s``.
 
-    python benchmarks/bench_live.py [--work /tmp/aemg-bench-live] [--corpora DIR] [--held-out 2] [--epochs 2]
+    python benchmarks/bench_live.py [--work /tmp/aemg-bench-live] [--corpora DIR] [--held-out 2] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -167,19 +177,32 @@ def decode_session(model: Any, recs: list, labels: dict[str, tuple[int, str]], f
 
 
 def compare_paths(model: Any, recs: list, floor: np.ndarray, chunk: int) -> dict[str, Any]:
-    """The live forward pass against the plain one (``LiveModel.reference_log_probs``: pad_batch and the whole
-    network module, the decoder's path before this benchmark's speed work), alternating file by file in the same
-    run: compute of each, their ratio, and whether the decisions are the same."""
+    """Where the time goes, in the same run, file by file in turn: the live forward pass against the plain one
+    (``LiveModel.reference_log_probs``: pad_batch and the whole network module, the decoder's path before this
+    benchmark's speed work), and the decoder with a model that costs nothing (the detector, token groups and
+    decision logic alone); whether the two real paths make the same decisions; the forward passes per signal
+    second and the least time of one (a full span, best of 200: what an unloaded core gives)."""
     from aemg.live import LiveDecoder
     from aemg.live.model import LiveModel
 
     ref = LiveModel(model.saved)
     ref.span_log_probs = ref.reference_log_probs  # type: ignore[method-assign]
-    spent = {"reference": 0.0, "live": 0.0}
-    same, max_dp, n = True, 0.0, 0
+    free = LiveModel(model.saved)
+    k = len(model.info.classes)
+    free.span_log_probs = lambda g, a, b: np.full(k, -np.log(k))  # type: ignore[method-assign]
+    counted = LiveModel(model.saved)
+    n_fwd = [0]
+
+    def count(g: Any, a: int, b: int) -> np.ndarray:
+        n_fwd[0] += 1
+        return LiveModel.span_log_probs(counted, g, a, b)
+
+    counted.span_log_probs = count  # type: ignore[method-assign]
+    spent = {"reference": 0.0, "live": 0.0, "no_model": 0.0}
+    same, max_dp, n, signal_s = True, 0.0, 0, 0.0
     for rec in recs:
         got = {}
-        for name, m in (("reference", ref), ("live", model)):
+        for name, m in (("reference", ref), ("live", counted), ("no_model", free)):
             dec = LiveDecoder(m, floor=floor, mains_hz=rec.mains_hz)
             out = [d for a in range(0, rec.n_samples, chunk) for d in dec.process(rec.signal[:, a:a + chunk])]
             got[name] = out + dec.flush()
@@ -191,9 +214,30 @@ def compare_paths(model: Any, recs: list, floor: np.ndarray, chunk: int) -> dict
             max_dp = max([max_dp] + [float(np.abs(np.subtract(x.probabilities, y.probabilities)).max())
                                      for x, y in zip(a, b)])
         n += len(a)
-    return {"reference_compute_s": spent["reference"], "live_compute_s": spent["live"],
-            "speedup": spent["reference"] / max(spent["live"], 1e-12), "same_decisions": bool(same),
-            "max_probability_difference": max_dp, "decisions": n}
+        signal_s += rec.n_samples / float(rec.fs)
+    out = {"reference_compute_s": spent["reference"], "live_compute_s": spent["live"],
+           "speedup": spent["reference"] / max(spent["live"], 1e-12), "same_decisions": bool(same),
+           "max_probability_difference": max_dp, "decisions": n,
+           "no_model_ms_per_signal_s": 1000.0 * spent["no_model"] / signal_s,
+           "forwards_per_signal_s": n_fwd[0] / signal_s}
+    from aemg.tokens.tokenizer import tokenize_session
+
+    longest = max((tokenize_session([r], model.settings.config, notch=model.settings.notch, floor=floor).groups
+                   for r in recs), key=len)
+    span = max(model.span, 1)
+    if len(longest) >= span:  # a full span of real groups (timing only)
+        best = min(_timed(lambda: model.span_log_probs(longest, 0, span)) for _ in range(200))
+        best_ref = min(_timed(lambda: model.reference_log_probs(longest, 0, span)) for _ in range(200))
+        out |= {"forward_ms_min": 1000.0 * best, "reference_forward_ms_min": 1000.0 * best_ref,
+                "projected_real_time_factor": 1000.0 / (out["forwards_per_signal_s"] * 1000.0 * best
+                                                        + out["no_model_ms_per_signal_s"])}
+    return out
+
+
+def _timed(f: Any) -> float:
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
 
 
 def offline_accuracy(model_dir: Path, corpus: Any, held: list[str]) -> float:
@@ -304,6 +348,11 @@ def table(name: str, f: dict[str, Any]) -> str:
         lines.append(f"  forward pass vs plain network      {fp['speedup']:.2f}x faster ({fp['reference_compute_s']:.1f} s -> "
                      f"{fp['live_compute_s']:.1f} s, same run); same decisions: {fp['same_decisions']} "
                      f"(max |dp| {fp['max_probability_difference']:.1e})")
+        if "forward_ms_min" in fp:
+            lines.append(f"  where the time goes                {fp['forwards_per_signal_s']:.1f} forward passes per signal s, "
+                         f"least {fp['forward_ms_min']:.2f} ms each (plain {fp['reference_forward_ms_min']:.2f}); "
+                         f"without the model {fp['no_model_ms_per_signal_s']:.1f} ms per signal s; "
+                         f"unloaded projection {fp['projected_real_time_factor']:.0f}x")
     if "calibrated_floor_ratio" in f:
         r = f["calibrated_floor_ratio"]
         lines.append(f"  calibrated / session floor         min {r['min']:.2f} median {r['median']:.2f} "

@@ -374,3 +374,6 @@ def test_cli_calibrate_s(model_dir, live_model, corpus_cote_allard, user_recordi
     objs = [json.loads(line) for line in out.splitlines()]
     assert [(o["status"], o["event"], o["n_groups"]) for o in objs] == [(d.status, d.event, d.n_groups) for d in want]
     assert all(o["time_s"] >= 2.0 for o in objs)
+    _, err = _cli(["live", "--model", str(model_dir), "--replay", f"{corpus_cote_allard.path}:{rec.recording_id}",
+                   "--speed", "0", "--calibrate-s", "-1"], code=1)
+    assert "--calibrate-s -1" in err and "expected a number of seconds >= 0" in err

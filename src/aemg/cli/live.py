@@ -54,6 +54,8 @@ def run_live(args: argparse.Namespace) -> int:
         raise OptionError(f"--chunk {args.chunk}", "a whole number >= 1 (samples)", f"found {args.chunk}")
     if not args.speed >= 0:
         raise OptionError(f"--speed {args.speed}", "a number >= 0 (0: as fast as possible)", f"found {args.speed}")
+    if not args.calibrate_s >= 0:
+        raise OptionError(f"--calibrate-s {args.calibrate_s}", "a number of seconds >= 0", f"found {args.calibrate_s}")
     saved = read_model(args.model)
     try:
         source = ReplaySource(Path(corpus_path), rid, chunk=args.chunk, speed=args.speed)
