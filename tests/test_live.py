@@ -351,6 +351,13 @@ def test_calibration_period_floor_and_the_decisions_after_it(live_model, user_re
     second.load_state_dict(pickle.loads(pickle.dumps(first.state_dict())))
     assert _key(second.process(x[:, cut:]) + second.flush()) == calibrated
     np.testing.assert_array_equal(second.floor, floor)
+    # and one taken after it (mid-stream, the floor estimated) into a decoder that has not calibrated yet
+    later = int(round((CAL_S + 4.0) * fs))
+    first = LiveDecoder(live_model, calibration_s=CAL_S)
+    before = first.process(x[:, :later])
+    third = LiveDecoder(live_model, calibration_s=CAL_S)
+    third.load_state_dict(pickle.loads(pickle.dumps(first.state_dict())))
+    assert not third.calibrating and _key(before + third.process(x[:, later:]) + third.flush()) == calibrated
     with pytest.raises(ValueError, match="no floor"):
         LiveDecoder(live_model, calibration_s=CAL_S, floor=stored)
     short = LiveDecoder(live_model, calibration_s=CAL_S)  # a stream shorter than the period: nothing, no error
