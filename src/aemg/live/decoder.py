@@ -94,7 +94,7 @@ class _EventState:
     confirmed_at: int = -1
     last_off: int = -1  # last observed gap start (while unconfirmed)
     last_probs: tuple[float, ...] = ()
-    # (a, b) -> (made from pending groups, digest of the span's model input, class log-probabilities)
+    # (a, b) -> (made from the detector's pending groups, digest of the span's model input, log-probabilities)
     cache: dict[tuple[int, int], tuple[bool, bytes, np.ndarray]] = field(default_factory=dict)
 
 
@@ -277,7 +277,7 @@ class LiveDecoder:
                 ev.last_off = now.last_off
             pend = self.detector.pending_groups()
             for k in range(ev.n_prov, len(pend)):
-                out.append(self._decide(PROVISIONAL, pend, k + 1, int(pend.stop[k]), provisional=True))
+                out.append(self._decide(PROVISIONAL, pend, k + 1, int(pend.stop[k]), pending=True))
                 ev.n_prov = k + 1
         elif not flushing and ev.event >= 0 and not ev.confirmed and (now is None or now.event != ev.event):
             self._retract(out, open_end=False)
@@ -295,7 +295,7 @@ class LiveDecoder:
         for k in range(ev.n_prov, n):
             if g.stop[k] > ca:
                 break
-            out.append(self._decide(PROVISIONAL, g, k + 1, int(g.stop[k]), provisional=True))
+            out.append(self._decide(PROVISIONAL, g, k + 1, int(g.stop[k])))
             ev.n_prov = k + 1
         if not ev.confirmed:
             ev.confirmed = True
@@ -334,18 +334,20 @@ class LiveDecoder:
                             t / self.fs, ev.onset / self.fs, 0.0, open_end=open_end, final=True))
         self._ev = _EventState(event=ev.event, confirmed=True)  # nothing left to retract
 
-    def _decide(self, status: str, groups: GroupBatch, n: int, at: int, *, provisional: bool = False,
+    def _decide(self, status: str, groups: GroupBatch, n: int, at: int, *, pending: bool = False,
                 final: bool = False, open_end: bool = False) -> Decision:
-        """The decision on the event's first ``n`` groups, made at sample ``at``."""
+        """The decision on the event's first ``n`` groups, made at sample ``at``; ``pending``: ``groups`` are the
+        detector's pending groups (an unconfirmed event), else the released ones."""
         ev = self._ev
         t0 = time.perf_counter()
         logps = []
         for a, b in self.model.spans(n):
             hit = ev.cache.get((a, b))
             # a span made from the other source (pending vs released groups) is reused only if its input is the same
-            if hit is None or (hit[0] != provisional and hit[1] != _digest(groups, a, b)):
-                hit = (provisional, _digest(groups, a, b), self.model.span_log_probs(groups, a, b))
-                ev.cache[(a, b)] = hit
+            if hit is None or hit[0] != pending:
+                digest = _digest(groups, a, b)
+                logp = hit[2] if hit is not None and hit[1] == digest else self.model.span_log_probs(groups, a, b)
+                hit = ev.cache[(a, b)] = (pending, digest, logp)
             logps.append(hit[2])
         mean = np.mean(logps, axis=0)
         p = np.exp(mean - mean.max())
