@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subject", default=None, metavar="ID",
                    help="whose stored noise floor (default: the recording's; a file or stream: the model's one session)")
     p.add_argument("--session", default=None, metavar="NAME", help="the session of --subject (default: the recording's)")
+    p.add_argument("--calibrate-s", type=float, default=0.0, metavar="S",
+                   help="estimate the noise floor from the stream's first S seconds (the user at rest; no decisions "
+                        "during them) instead of the stored one (default 0: the stored floor)")
     _view_options(p)
     p.set_defaults(func=run_live)
 
@@ -200,11 +203,13 @@ def run_live(args: argparse.Namespace) -> int:
         raise OptionError(f"--chunk {args.chunk}", "a whole number >= 1 (samples)", f"found {args.chunk}")
     if not args.speed >= 0:
         raise OptionError(f"--speed {args.speed}", "a number >= 0 (0: as fast as possible)", f"found {args.speed}")
+    if not args.calibrate_s >= 0:
+        raise OptionError(f"--calibrate-s {args.calibrate_s}", "a number of seconds >= 0", f"found {args.calibrate_s}")
     saved = read_model(args.model)
     model = LiveModel(saved)  # the network first: a stream's samples pile up while it loads
     source, label, floor = open_source(args, saved.info)
     try:
-        dec = LiveDecoder(model, **floor)
+        dec = LiveDecoder(model, **floor, calibration_s=args.calibrate_s)
     except KeyError as exc:
         raise OptionError("--subject/--session", "a session whose noise floor the model stores",
                           str(exc.args[0])) from None

@@ -12,8 +12,11 @@ corpus's units and rate (the LSL source, still to come, does this).
 
 **Noise floor**: the model's stored per-channel floor of one (subject, session)
 (:meth:`~aemg.evaluate.model_dir.ModelInfo.calibration_of`), or an explicit ``floor`` ``(C,)`` in the
-same units. A floor estimated from a calibration period at the start of the stream is not
-implemented yet (docs/live.md).
+same units; or, with ``calibration_s=S``, one estimated from the stream's first ``S`` seconds with the
+tokenizer's estimator (:func:`aemg.tokens.estimate_floor`, the model's detector config): no decision is
+made during that period; when it is complete the detector is built on the estimate and run over the
+period (its decisions dropped), so from then on the decisions are those of a decoder given that floor
+from the start (docs/live.md).
 
 **Decisions**, per event (a group is a <= 100 ms segment; "the event's groups so far" are tiled into
 spans of the model's ``span_groups`` exactly as a trial is offline, and the probabilities are the
@@ -33,6 +36,7 @@ seen before the event can be dropped, whatever the chunk size.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -42,6 +46,7 @@ import numpy as np
 
 from aemg.evaluate.model_dir import SavedModel
 from aemg.tokens.detector import EventDetector
+from aemg.tokens.energy import estimate_floor, ms_to_samples
 from aemg.tokens.groups import GroupBatch
 
 PROVISIONAL, CONFIRMED, RETRACTED = "provisional", "confirmed", "retracted"
@@ -89,7 +94,16 @@ class _EventState:
     confirmed_at: int = -1
     last_off: int = -1  # last observed gap start (while unconfirmed)
     last_probs: tuple[float, ...] = ()
-    cache: dict[tuple[int, int, bool], np.ndarray] = field(default_factory=dict)  # (a, b, provisional) -> logp
+    # (a, b) -> (made from the detector's pending groups, digest of the span's model input, log-probabilities)
+    cache: dict[tuple[int, int], tuple[bool, bytes, np.ndarray]] = field(default_factory=dict)
+
+
+def _digest(groups: GroupBatch, a: int, b: int) -> bytes:
+    """A digest of what the model reads of groups ``a:b`` (LiveModel.item): equal digests, equal log-probabilities."""
+    h = hashlib.blake2b(digest_size=16)
+    for arr in (groups.content, groups.start, groups.onset, groups.duration, groups.rank):
+        h.update(np.ascontiguousarray(arr[a:b]).tobytes())
+    return h.digest()
 
 
 class LiveDecoder:
@@ -98,44 +112,110 @@ class LiveDecoder:
     ``model``: a model directory of ``aemg finetune`` (or a :class:`LiveModel` already loaded, shared by
     several decoders); ``subject``/``session``: whose stored noise floor to use (may be omitted when the
     model stores one session); ``floor``: an explicit ``(C,)`` floor instead; ``mains_hz``: the mains
-    frequency, needed when the model's tokens were notch-filtered.
+    frequency, needed when the model's tokens were notch-filtered; ``calibration_s``: estimate the floor from
+    the stream's first seconds instead (module docstring; :attr:`floor` is None until then; ``subject`` and
+    ``session`` then only choose the stored amplitude scale). ``scale``: the session's amplitude scale ``(C,)``
+    for a model whose head reads token amplitude on the session scale (``FinetuneConfig.amp_head``; default
+    the stored one of ``subject``/``session``; with ``calibration_s`` and no stored session named, the
+    corpus's scale function on the calibration period, :func:`aemg.signal.scale.stream_scale`, so that
+    period should hold rest and contractions): the amplitude reference is ``log(floor) - 2 log(scale)``
+    (:mod:`aemg.evaluate.amplitude`), set whenever the floor is.
     """
 
     def __init__(self, model: str | Path | SavedModel | Any, *, subject: str | None = None,
                  session: str | None = None, floor: np.ndarray | None = None, scale: np.ndarray | None = None,
-                 mains_hz: float | None = None) -> None:
+                 mains_hz: float | None = None, calibration_s: float = 0.0) -> None:
         from aemg.live.model import LiveModel
 
         self.model = model if isinstance(model, LiveModel) else LiveModel(model)
         info = self.model.info
-        if floor is None:
-            floor = np.asarray(self._calibration(subject, session).noise_floor, np.float64)
-        floor = np.asarray(floor, np.float64)
-        if floor.shape != (info.n_channels,) or not (np.isfinite(floor) & (floor > 0)).all():
-            raise ValueError(f"floor must be {info.n_channels} positive finite values (the model's channels), "
-                             f"got shape {floor.shape}")
-        self.amp_offset: np.ndarray | None = None  # log(floor) - 2 log(scale): the head's amplitude reference
-        if self.model.uses_amplitude:
-            if scale is None:
-                scale = np.asarray(self._calibration(subject, session).scale, np.float64)
-            scale = np.asarray(scale, np.float64)
-            if scale.shape != (info.n_channels,) or not (np.isfinite(scale) & (scale > 0)).all():
-                raise ValueError(f"scale must be {info.n_channels} positive finite values (the model's channels), "
-                                 f"got shape {scale.shape}")
-            self.amp_offset = np.log(floor) - 2.0 * np.log(scale)
         settings = self.model.settings
         if settings.notch and not mains_hz:
             raise ValueError(f"{self.model.saved.path}: the model's tokens were notch-filtered: give mains_hz")
         self.mains_hz = float(mains_hz) if settings.notch and mains_hz else None
-        self.detector = EventDetector(self.model.fs, floor, settings.config, mains_hz=self.mains_hz)
         self.n_channels = int(info.n_channels)
         cfg = settings.config
-        self.piece = max(1, min(self.detector.span, self.detector.gap_len))
-        self.gap_len = self.detector.gap_len
-        self.clock = 0  # samples consumed
+        self._cfg = cfg
+        self.gap_len = ms_to_samples(cfg.merge_gap_ms, self.fs)  # as the detector computes them
+        self.piece = max(1, min(ms_to_samples(cfg.max_span_ms, self.fs), self.gap_len))
+        self.clock = 0  # samples consumed (decoded; the calibration period included once it is over)
         self._ev = _EventState()
         self.compute_s = 0.0  # total wall time in process/flush (s)
-        self._cfg = cfg
+        self.calibration_s = float(calibration_s)
+        if not self.calibration_s >= 0:
+            raise ValueError(f"calibration_s must be >= 0 seconds, got {calibration_s}")
+        self.detector: EventDetector | None = None
+        self.floor: np.ndarray | None = None  # the per-channel noise floor in use (None while calibrating)
+        self.scale: np.ndarray | None = None  # the session's amplitude scale (models with the amplitude path)
+        self.amp_offset: np.ndarray | None = None  # log(floor) - 2 log(scale): the head's amplitude reference
+        if floor is not None:
+            floor = self._checked_floor(floor)
+        later = bool(self.calibration_s) and subject is None and session is None and len(info.calibration) != 1
+        if self.model.uses_amplitude and not (scale is None and later):
+            if scale is None:
+                try:
+                    scale = np.asarray(self._calibration(subject, session).scale, np.float64)
+                except KeyError as exc:
+                    raise KeyError(f"{exc.args[0]}; the model's head reads token amplitude on the session scale: "
+                                   "say whose stored scale to use (subject and session) or give scale") from None
+            scale = np.asarray(scale, np.float64)
+            if scale.shape != (info.n_channels,) or not (np.isfinite(scale) & (scale > 0)).all():
+                raise ValueError(f"scale must be {info.n_channels} positive finite values (the model's channels), "
+                                 f"got shape {scale.shape}")
+            self.scale = scale
+        self._calib: list[np.ndarray] | None = None  # samples of the calibration period so far
+        if self.calibration_s:
+            if floor is not None:
+                raise ValueError("calibration_s estimates the floor from the stream: give no floor with it")
+            self.calibration_samples = max(1, int(round(self.calibration_s * self.fs)))
+            self._calib = []
+            return
+        self.calibration_samples = 0
+        if floor is None:
+            floor = np.asarray(self._calibration(subject, session).noise_floor, np.float64)
+        self._start(floor)
+
+    def _checked_floor(self, floor: np.ndarray) -> np.ndarray:
+        floor = np.asarray(floor, np.float64)
+        if floor.shape != (self.n_channels,) or not (np.isfinite(floor) & (floor > 0)).all():
+            raise ValueError(f"floor must be {self.n_channels} positive finite values (the model's channels), "
+                             f"got shape {floor.shape}")
+        return floor
+
+    def _start(self, floor: np.ndarray) -> None:
+        """Build the event detector on ``floor`` (C,)."""
+        floor = self._checked_floor(floor)
+        self.floor = floor
+        if self.scale is not None:
+            self.amp_offset = np.log(floor) - 2.0 * np.log(self.scale)
+        self.detector = EventDetector(self.model.fs, floor, self._cfg, mains_hz=self.mains_hz)
+
+    @property
+    def calibrating(self) -> bool:
+        """True while the calibration period (``calibration_s``) is still being collected."""
+        return self._calib is not None
+
+    def _calibrate(self, chunk: np.ndarray) -> np.ndarray:
+        """Collect calibration samples; at the end of the period estimate the floor (the tokenizer's estimator),
+        build the detector and run it over the period with its decisions dropped. Returns what is left of
+        ``chunk`` to decode (nothing while still calibrating)."""
+        assert self._calib is not None
+        have = sum(c.shape[1] for c in self._calib)
+        need = self.calibration_samples - have
+        self._calib.append(chunk[:, :need])
+        if chunk.shape[1] < need:
+            return chunk[:, :0]
+        period = np.concatenate(self._calib, axis=1)
+        cfg = self._cfg
+        if self.model.uses_amplitude and self.scale is None:
+            from aemg.signal.scale import stream_scale
+
+            self.scale = stream_scale([period], self.fs, mains_hz=self.mains_hz)
+        self._start(estimate_floor([period], self.fs, percentile=cfg.floor_percentile, highpass_hz=cfg.highpass_hz,
+                                   order=cfg.highpass_order, smooth_ms=cfg.smooth_ms, mains_hz=self.mains_hz))
+        self._calib = None
+        self._decode(period)  # the detector's state as if it had run from the start; no decisions from it
+        return chunk[:, need:]
 
     def _calibration(self, subject: str | None, session: str | None) -> Any:
         info = self.model.info
@@ -163,18 +243,29 @@ class LiveDecoder:
 
     # ------------------------------------------------------------------ the stream
     def process(self, chunk: np.ndarray) -> list[Decision]:
-        """Consume the next ``(C, n)`` chunk (corpus units and rate); the decisions made in it, in time order."""
+        """Consume the next ``(C, n)`` chunk (corpus units and rate); the decisions made in it, in time order
+        (none during the calibration period)."""
         chunk = np.asarray(chunk)
         if chunk.ndim != 2 or chunk.shape[0] != self.n_channels:
             raise ValueError(f"chunk must have shape ({self.n_channels}, n) (the model's channels), got {chunk.shape}")
         t0 = time.perf_counter()
+        if self._calib is not None:
+            chunk = self._calibrate(chunk)
+        out = self._decode(chunk)
+        self.compute_s += time.perf_counter() - t0
+        return out
+
+    def _decode(self, chunk: np.ndarray) -> list[Decision]:
+        """Feed the detector ``chunk`` in pieces of at most ``self.piece`` samples; the decisions made."""
         out: list[Decision] = []
+        det = self.detector
+        if det is None or not chunk.shape[1]:
+            return out
         for a in range(0, chunk.shape[1], self.piece):
             piece = chunk[:, a:a + self.piece]
-            released = self.detector.process(piece)
+            released = det.process(piece)
             self.clock += piece.shape[1]
             self._step(released, out, flushing=False)
-        self.compute_s += time.perf_counter() - t0
         return out
 
     def flush(self) -> list[Decision]:
@@ -182,6 +273,8 @@ class LiveDecoder:
         retracted (unconfirmed, with provisional decisions)."""
         t0 = time.perf_counter()
         out: list[Decision] = []
+        if self.detector is None:  # the stream ended during calibration: nothing was decoded
+            return out
         released = self.detector.flush()
         self._step(released, out, flushing=True)
         self.compute_s += time.perf_counter() - t0
@@ -203,8 +296,6 @@ class LiveDecoder:
                 ev.confirmed_at = ended[e].confirmed_at
             elif now is not None and now.event == e:
                 ev.confirmed_at = now.confirmed_at
-            if not ev.confirmed:
-                ev.cache = {}  # provisional spans were made from pending groups: recompute from released ones
             ev.released = part if ev.released is None else GroupBatch.concat([ev.released, part], self.n_channels)
             self._confirmed_decisions(out, ended.get(e), flushing)
         for e, info in ended.items():  # an event that ended without releasing a group now
@@ -218,7 +309,7 @@ class LiveDecoder:
                 ev.last_off = now.last_off
             pend = self.detector.pending_groups()
             for k in range(ev.n_prov, len(pend)):
-                out.append(self._decide(PROVISIONAL, pend, k + 1, int(pend.stop[k]), provisional=True))
+                out.append(self._decide(PROVISIONAL, pend, k + 1, int(pend.stop[k]), pending=True))
                 ev.n_prov = k + 1
         elif not flushing and ev.event >= 0 and not ev.confirmed and (now is None or now.event != ev.event):
             self._retract(out, open_end=False)
@@ -236,7 +327,7 @@ class LiveDecoder:
         for k in range(ev.n_prov, n):
             if g.stop[k] > ca:
                 break
-            out.append(self._decide(PROVISIONAL, g, k + 1, int(g.stop[k]), provisional=True))
+            out.append(self._decide(PROVISIONAL, g, k + 1, int(g.stop[k])))
             ev.n_prov = k + 1
         if not ev.confirmed:
             ev.confirmed = True
@@ -275,17 +366,22 @@ class LiveDecoder:
                             t / self.fs, ev.onset / self.fs, 0.0, open_end=open_end, final=True))
         self._ev = _EventState(event=ev.event, confirmed=True)  # nothing left to retract
 
-    def _decide(self, status: str, groups: GroupBatch, n: int, at: int, *, provisional: bool = False,
+    def _decide(self, status: str, groups: GroupBatch, n: int, at: int, *, pending: bool = False,
                 final: bool = False, open_end: bool = False) -> Decision:
-        """The decision on the event's first ``n`` groups, made at sample ``at``."""
+        """The decision on the event's first ``n`` groups, made at sample ``at``; ``pending``: ``groups`` are the
+        detector's pending groups (an unconfirmed event), else the released ones."""
         ev = self._ev
         t0 = time.perf_counter()
         logps = []
         for a, b in self.model.spans(n):
-            key = (a, b, provisional)
-            if key not in ev.cache:
-                ev.cache[key] = self.model.span_log_probs(groups, a, b, self.amp_offset)
-            logps.append(ev.cache[key])
+            hit = ev.cache.get((a, b))
+            # a span made from the other source (pending vs released groups) is reused only if its input is the same
+            if hit is None or hit[0] != pending:
+                digest = _digest(groups, a, b)
+                logp = hit[2] if hit is not None and hit[1] == digest else self.model.span_log_probs(groups, a, b,
+                                                                                                  self.amp_offset)
+                hit = ev.cache[(a, b)] = (pending, digest, logp)
+            logps.append(hit[2])
         mean = np.mean(logps, axis=0)
         p = np.exp(mean - mean.max())
         p /= p.sum()
@@ -297,17 +393,33 @@ class LiveDecoder:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly here: the detector's state, the clock and the event in
-        progress (its released groups and decision counters; cached span outputs are recomputed)."""
+        """Everything needed to continue exactly here: the floor, the detector's state, the clock and the event
+        in progress (its released groups and decision counters; cached span outputs are recomputed), or
+        while calibrating the calibration samples so far."""
         ev = self._ev
         evd = {f.name: getattr(ev, f.name) for f in fields(_EventState) if f.name not in ("cache", "released")}
         evd["released"] = None if ev.released is None else {f.name: getattr(ev.released, f.name).copy()
                                                             for f in fields(GroupBatch)}
-        return {"detector": self.detector.state_dict(), "clock": self.clock, "event": evd,
-                "model": str(self.model.saved.path)}
+        calib = None if self._calib is None else (np.concatenate(self._calib, axis=1) if self._calib
+                                                  else np.zeros((self.n_channels, 0), np.float32))
+        return {"detector": None if self.detector is None else self.detector.state_dict(), "clock": self.clock,
+                "event": evd, "model": str(self.model.saved.path),
+                "floor": None if self.floor is None else self.floor.copy(), "calibration": calib,
+                "scale": None if self.scale is None else self.scale.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.detector.load_state_dict(state["detector"])
+        calib = state.get("calibration")
+        if state.get("scale") is not None:
+            self.scale = np.asarray(state["scale"], np.float64)
+        if calib is not None:  # saved while calibrating: the detector is built when the period is complete
+            self._calib, self.detector, self.floor = [np.asarray(calib).copy()], None, None
+        else:
+            floor = state.get("floor")
+            if floor is not None and (self.floor is None or not np.array_equal(self.floor, floor)):
+                self._start(np.asarray(floor, np.float64))
+            self._calib = None
+            assert self.detector is not None
+            self.detector.load_state_dict(state["detector"])
         self.clock = int(state["clock"])
         evd = dict(state["event"])
         rel = evd.pop("released")

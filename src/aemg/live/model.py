@@ -1,7 +1,7 @@
 """The classifier of a model directory, applied to token groups as they close (no token set needed).
 
 :class:`LiveModel` rebuilds the network of ``aemg finetune`` (encoder + linear head,
-:func:`aemg.evaluate.encoder_methods._classifier`) from ``weights.pt`` and turns a run of
+:func:`aemg.evaluate.encoder_methods.classifier`) from ``weights.pt`` and turns a run of
 :class:`~aemg.tokens.groups.GroupBatch` rows into the same per-token arrays as the token set's
 ``collate`` (:class:`~aemg.tokens.builder.TokenSetBuilder` then :meth:`TokenSet.collate
 <aemg.tokens.tokenset.TokenSet.collate>`), padded by the one :func:`~aemg.tokens.batch.pad_batch`.
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from aemg.errors import DataFormatError
+from aemg.evaluate.encoder_methods import _pool, amp_weight, channel_amplitude, pad_amp
 from aemg.evaluate.model_dir import INFO, SavedModel, finetune_fields, read_model
-from aemg.evaluate.spans import tile_spans
 from aemg.recording import Electrode
-from aemg.tokens.batch import IGNORE, pad_batch
+from aemg.tokens.batch import FLOAT_KEYS, IGNORE, INT_KEYS, pad_batch
 from aemg.tokens.builder import _coords
 from aemg.tokens.groups import GroupBatch
 from aemg.tokens.tokenset import TokenSettings
@@ -66,6 +66,13 @@ class LiveModel:
         self.ms = 1000.0 / float(self.settings.fs)
         self.span = int(self.cfg.span_groups)
         self.stride = int(self.cfg.predict_stride or self.cfg.span_groups)
+        self._terms: tuple[Any, Any] | None = None  # position-only embedding terms (_position_terms)
+        self._amp_weight = amp_weight(self.cfg.amp_gain, int(self.net.encoder.cfg.d_model))
+
+    @property
+    def uses_amplitude(self) -> bool:
+        """Whether the head reads the tokens' amplitude on the session scale (``FinetuneConfig.amp_head``)."""
+        return bool(self.cfg.amp_head)
 
     @property
     def fs(self) -> float:
@@ -73,16 +80,24 @@ class LiveModel:
         return float(self.settings.fs)
 
     def spans(self, n_groups: int) -> list[tuple[int, int]]:
-        """``(first group, end)`` of the spans tiling ``n_groups`` groups, as a trial is tiled offline."""
+        """``(first group, end)`` of the spans tiling ``n_groups`` groups, as a trial is tiled offline
+        (:func:`aemg.evaluate.spans.tile_spans`, computed here from the counts alone)."""
         if n_groups <= 0:
             return []
-        if not self.span:
+        span = self.span
+        if not span or n_groups <= span:
             return [(0, n_groups)]
-        tiles = tile_spans([np.array([k]) for k in range(n_groups)], self.span, self.stride)
-        return [(int(t[0]), int(t[-1]) + 1) for t in tiles]
+        starts = list(range(0, n_groups - span + 1, self.stride))
+        if starts[-1] != n_groups - span:
+            starts.append(n_groups - span)
+        return [(a, a + span) for a in starts]
 
-    def item(self, groups: GroupBatch, a: int, b: int) -> dict[str, Any]:
-        """The per-token arrays of groups ``a:b`` (one span), as ``TokenSet.collate`` builds them."""
+    def item(self, groups: GroupBatch, a: int, b: int, amp_offset: np.ndarray | None = None) -> dict[str, Any]:
+        """The per-token arrays of groups ``a:b`` (one span), as ``TokenSet.collate`` builds them: **the
+        encoder-input path** (any change of what the network is fed belongs here, and both
+        :meth:`span_log_probs` and :meth:`reference_log_probs` see it). With :attr:`uses_amplitude`, also
+        ``amp``: ``log_amp`` plus ``amp_offset`` ``(C,)`` (``log(floor) - 2 log(scale)`` of the stream's
+        session, :mod:`aemg.evaluate.amplitude`), which is then required."""
         c = self.info.n_channels
         n = b - a
         content = groups.content[a:b].reshape(n * c, -1)
@@ -94,35 +109,97 @@ class LiveModel:
                 "group_order": np.repeat(np.arange(n, dtype=np.int64), c), "rank": groups.rank[a:b].reshape(-1),
                 "channel": np.tile(np.arange(c, dtype=np.int64), n),
                 "rotation_unknown": bool(self.info.rotation_unknown), "label": IGNORE}
+        if self.uses_amplitude:
+            if amp_offset is None:
+                raise ValueError(f"{self.saved.path}: the model's head reads token amplitude on the session scale: "
+                                 "give amp_offset (log floor - 2 log scale per channel)")
+            item["amp"] = (content[:, 0] + np.tile(np.asarray(amp_offset, np.float64), n)).astype(np.float32)
         m = int(self.cfg.max_tokens or 0)
         if m and n * c > m:  # the token set's collate keeps a span's first max_tokens
             item = {k: (v[:m] if isinstance(v, np.ndarray) else v) for k, v in item.items()}
         return item
 
-    @property
-    def uses_amplitude(self) -> bool:
-        """Whether the head reads the tokens' amplitude on the session scale (``FinetuneConfig.amp_head``)."""
-        return bool(self.cfg.amp_head)
+    def encoder_input(self, groups: GroupBatch, a: int, b: int, amp_offset: np.ndarray | None = None) -> dict[str, Any]:
+        """The batch of one span (groups ``a:b``) as :func:`~aemg.tokens.batch.pad_batch` would make it from
+        :meth:`item` (a batch of one has no padding): ``(1, N, ...)`` tensors that share the arrays' memory."""
+        torch = self._torch
+        it = self.item(groups, a, b, amp_offset)
+        keys = (*FLOAT_KEYS, *INT_KEYS, *(("amp",) if "amp" in it else ()))
+        out = {k: torch.from_numpy(np.ascontiguousarray(it[k], np.int64 if k in INT_KEYS else np.float32))[None]
+               for k in keys}
+        n = out["rank"].shape[1]
+        out["pad_mask"] = torch.zeros((1, n), dtype=torch.bool)
+        out["rotation_unknown"] = torch.tensor([bool(it["rotation_unknown"])])
+        out["label"] = torch.tensor([IGNORE])
+        return out
 
     def span_log_probs(self, groups: GroupBatch, a: int, b: int, amp_offset: np.ndarray | None = None) -> np.ndarray:
-        """``(K,)`` float64 class log-probabilities of the span of groups ``a:b``; ``amp_offset`` ``(C,)``:
-        ``log(floor) - 2 log(scale)`` of the stream's session, needed when :attr:`uses_amplitude`
-        (:mod:`aemg.evaluate.amplitude`)."""
-        from aemg.evaluate.encoder_methods import pad_amp
-
+        """``(K,)`` float64 class log-probabilities of the span of groups ``a:b``: the network of
+        ``aemg finetune`` on :meth:`encoder_input`, with what a batch of one without padding allows (no
+        attention mask, the token embedding's per-position terms computed once, the per-channel pool as a
+        reshape); equal to :meth:`reference_log_probs` within float32 rounding (tests/test_live.py).
+        ``amp_offset``: as :meth:`item`."""
         torch = self._torch
-        item = self.item(groups, a, b)
-        batch = pad_batch([item], n_features=self.info.n_features)
-        if self.cfg.amp_head:
-            if amp_offset is None:
-                raise ValueError(f"{self.saved.path}: the model's head reads token amplitude on the session scale: "
-                                 "give amp_offset (log floor - 2 log scale per channel)")
+        with torch.inference_mode():
+            batch = self.encoder_input(groups, a, b, amp_offset)
+            x = self._embed(batch)
+            enc = self.net.encoder
+            for block in enc.blocks:
+                x = block(x, None)  # no padding: every token may attend to every other
+            h = enc.ln_f(x)
+            n = h.shape[1]
             c = self.info.n_channels
-            amp = item["content"][:, 0] + np.tile(np.asarray(amp_offset, np.float64), len(item["content"]) // c + 1)[
-                :len(item["content"])]
-            batch["amp"] = pad_amp([amp.astype(np.float32)], batch["pad_mask"].shape[1])
+            if self.cfg.pool == "channel" and n % c == 0:  # whole groups, channel-minor: the mean per channel
+                pooled = h.view(n // c, c, h.shape[2]).mean(0).reshape(1, -1)
+            else:
+                pooled = _pool(h, batch, self.cfg.pool, c)
+            if self.uses_amplitude:
+                amp = channel_amplitude(batch, c, self.net.amp_mu, self.net.amp_sd) * self._amp_weight
+                pooled = torch.cat([pooled, amp], dim=1)
+            return torch.log_softmax(self.net.head(pooled), dim=1)[0].double().numpy()
+
+    def reference_log_probs(self, groups: GroupBatch, a: int, b: int,
+                            amp_offset: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`span_log_probs` the plain way: :func:`~aemg.tokens.batch.pad_batch` of :meth:`item` through
+        the whole network module, as offline prediction runs it (the tests' and the benchmark's reference)."""
+        torch = self._torch
+        item = self.item(groups, a, b, amp_offset)
+        batch = pad_batch([item], n_features=self.info.n_features)
+        if "amp" in item:
+            batch["amp"] = pad_amp([item["amp"]], batch["pad_mask"].shape[1])
         with torch.no_grad():
             return torch.log_softmax(self.net(batch), dim=1)[0].double().numpy()
+
+    def _embed(self, batch: dict[str, Any]) -> Any:
+        """:class:`~aemg.model.embeddings.TokenEmbedding` of a batch of one (eval mode, no content mask), in its
+        order of terms, with the terms that depend only on a token's position in the span (electrode
+        coordinates or channel index, group order) looked up from :meth:`_position_terms`."""
+        e = self.net.encoder.embed
+        n = batch["rank"].shape[1]
+        spatial, group = self._position_terms(n)
+        x = e.content(batch["content"])
+        x = x + spatial[:, :n]
+        x = x + e.temporal(batch["onset_ms"], batch["t_ms"], batch["duration_ms"])
+        x = x + group[:, :n]
+        return x + e.rank(batch["rank"].clamp(0, e.cfg.max_rank - 1))
+
+    def _position_terms(self, n: int) -> tuple[Any, Any]:
+        """The spatial (or channel) and group-order embedding terms of a span's first ``n`` tokens ``(1, n, D)``
+        (tokens are group-major, channel-minor: token ``i`` is channel ``i % C`` of group ``i // C``), cached."""
+        if self._terms is None or self._terms[0].shape[1] < n:
+            torch = self._torch
+            e = self.net.encoder.embed
+            c = self.info.n_channels
+            m = max(n, (self.span or 1) * c)
+            idx = np.arange(m)
+            coords = torch.from_numpy(self.coords[idx % c].astype(np.float32))[None]
+            channel = torch.from_numpy((idx % c).astype(np.int64))[None]
+            order = torch.from_numpy((idx // c).astype(np.int64))[None]
+            with torch.inference_mode():
+                spatial = e.channel(channel) if e.cfg.position == "index" else e.spatial(coords)
+                group = e.group(order.clamp(0, e.cfg.max_groups - 1))
+            self._terms = (spatial, group)
+        return self._terms
 
 
 __all__ = ["LiveModel"]

@@ -133,6 +133,23 @@ def session_scale(recordings: Iterable[Recording], *, low: float | None = 20.0, 
     return _pooled_window_rms(filtered, fs, window_ms, percentile)
 
 
+def stream_scale(signals: Iterable[np.ndarray], fs: float, *, mains_hz: float | None = None, low: float | None = 20.0,
+                 window_ms: float = 100.0, percentile: float = 90.0) -> np.ndarray:
+    """:func:`session_scale` of raw ``(C, n)`` arrays at ``fs`` Hz (e.g. a live stream's calibration period),
+    each filtered from its first sample (the ``low`` Hz high-pass, and a notch at ``mains_hz`` when given)."""
+    signals = [np.asarray(s) for s in signals]
+    if not signals:
+        raise ValueError("stream_scale needs at least one (C, n) array")
+    n_ch = signals[0].shape[0]
+    hp = low if low is not None and low < fs / 2 else None
+    f = make_causal_filter(fs, n_ch, mains_hz, low=hp)
+    filtered = []
+    for s in signals:
+        f.reset()
+        filtered.append(f.process(s))
+    return _pooled_window_rms(filtered, fs, window_ms, percentile)
+
+
 def divide_by_scale(signal: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """``signal (C, n)`` divided channel by channel by ``scale (C,)``, as float32 (computed in float64).
 
