@@ -83,6 +83,36 @@ def cote_allard_tiny_run(corpus_cote_allard, tmp_path_factory) -> Path:
     return tiny_pretraining(corpus_cote_allard, tmp_path_factory.mktemp("tiny-ca") / "run", 8)
 
 
+LIVE_USER = "cote-allard/evaluation/Female0"
+"""The held-out Côté-Allard subject the live tests fine-tune on and decode."""
+
+
+@pytest.fixture(scope="session")
+def cote_allard_live_model(cote_allard_tiny_run, corpus_cote_allard, tmp_path_factory) -> Path:
+    """The session's tiny run fine-tuned (``aemg finetune``, one epoch, one torch thread) on LIVE_USER's first
+    repetition per class: the model directory the live tests decode with, made once per session."""
+    import contextlib
+    import io
+
+    import torch
+
+    from aemg.cli import main
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("live") / "model"
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            rc = main(["--log-level", "ERROR", "finetune", "--run", str(cote_allard_tiny_run), "--corpus",
+                       str(corpus_cote_allard.path), "--subject", LIVE_USER, "--reps", "1", "--out", str(out),
+                       "--set", "epochs=1", "--set", "max_tokens=64", "--set", "batch_size=4"])
+    finally:
+        torch.set_num_threads(before)
+    assert rc == 0, err.getvalue()
+    return out
+
+
 @pytest.fixture(scope="session")
 def corpus_ciil(prepared_corpus):
     return prepared_corpus("ciil")

@@ -32,7 +32,6 @@ from aemg.tokens.tokenizer import tokenize_session  # noqa: E402
 
 QUIET = ["--log-level", "ERROR"]
 USER = "cote-allard/evaluation/Female0"
-FAST = ["--set", "epochs=1", "--set", "max_tokens=64", "--set", "batch_size=4"]
 
 
 def _cli(argv: list[str], code: int = 0) -> tuple[str, str]:
@@ -44,16 +43,9 @@ def _cli(argv: list[str], code: int = 0) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def model_dir(cote_allard_tiny_run, corpus_cote_allard, tmp_path_factory) -> Path:
-    """The session's tiny run on the pre-training subjects (conftest), fine-tuned on USER's first repetitions
-    (one thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("live") / "model"
-    _cli(["finetune", "--run", str(cote_allard_tiny_run), "--corpus", str(corpus_cote_allard.path), "--subject", USER,
-          "--reps", "1", "--out", str(out), *FAST])
-    yield out
-    torch.set_num_threads(before)
+def model_dir(cote_allard_live_model) -> Path:
+    """The session's live-test model directory (conftest: the tiny run fine-tuned on USER's first repetitions)."""
+    return cote_allard_live_model
 
 
 @pytest.fixture(scope="module")

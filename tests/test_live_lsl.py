@@ -37,7 +37,6 @@ from aemg.signal.resample import StreamResampler  # noqa: E402
 
 QUIET = ["--log-level", "ERROR"]
 USER = "cote-allard/evaluation/Female0"
-FAST = ["--set", "epochs=1", "--set", "max_tokens=64", "--set", "batch_size=4"]
 
 
 def _cli(argv: list[str], code: int = 0, quiet: bool = True) -> tuple[str, str]:
@@ -49,15 +48,9 @@ def _cli(argv: list[str], code: int = 0, quiet: bool = True) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def model_dir(cote_allard_tiny_run, corpus_cote_allard, tmp_path_factory) -> Path:
-    """The session's tiny run fine-tuned on USER's first repetitions (as tests/test_live.py; one thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("live-lsl") / "model"
-    _cli(["finetune", "--run", str(cote_allard_tiny_run), "--corpus", str(corpus_cote_allard.path), "--subject", USER,
-          "--reps", "1", "--out", str(out), *FAST])
-    yield out
-    torch.set_num_threads(before)
+def model_dir(cote_allard_live_model) -> Path:
+    """The session's live-test model directory (conftest: the tiny run fine-tuned on USER's first repetitions)."""
+    return cote_allard_live_model
 
 
 @pytest.fixture(scope="module")

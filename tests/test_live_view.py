@@ -37,23 +37,13 @@ from aemg.live.view import LiveView, page_html  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 USER = "cote-allard/evaluation/Female0"
-FAST = ["--set", "epochs=1", "--set", "max_tokens=64", "--set", "batch_size=4"]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
-def model_dir(cote_allard_tiny_run, corpus_cote_allard, tmp_path_factory) -> Path:
-    """The session's tiny run fine-tuned on USER's first repetitions (one thread), as in tests/test_live.py."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("live-view") / "model"
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        rc = main(["--log-level", "ERROR", "finetune", "--run", str(cote_allard_tiny_run), "--corpus",
-                   str(corpus_cote_allard.path), "--subject", USER, "--reps", "1", "--out", str(out), *FAST])
-    assert rc == 0, err.getvalue()
-    yield out
-    torch.set_num_threads(before)
+def model_dir(cote_allard_live_model) -> Path:
+    """The session's live-test model directory (conftest: the tiny run fine-tuned on USER's first repetitions)."""
+    return cote_allard_live_model
 
 
 @pytest.fixture(scope="module")

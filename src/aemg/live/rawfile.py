@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from aemg.errors import DataFormatError
-from aemg.live.replay import Chunk
+from aemg.live.replay import Chunk, Pacer
 from aemg.signal.resample import StreamResampler
 
 SUFFIXES = (".npy", ".csv")
@@ -86,11 +86,18 @@ class FileSource:
         self.n_channels = int(n_channels)
         self.resampler = StreamResampler(self.fs_in, model_fs, self.n_channels, half_len=half_len)
         self.chunk, self.speed = int(chunk), float(speed)
-        self._clock, self._sleep = clock, sleep
-        self.late = 0
+        self.pacer = Pacer(self.fs_in, self.chunk, self.speed, clock, sleep)  # paced at the file's rate
         self.delivered = 0
-        self.max_lag_s = 0.0
         self.dropped = 0  # a file has no gaps (kept for a uniform summary)
+
+    @property
+    def late(self) -> int:
+        """Chunks released late (:class:`~aemg.live.replay.Pacer`)."""
+        return self.pacer.late
+
+    @property
+    def max_lag_s(self) -> float:
+        return self.pacer.max_lag_s
 
     @property
     def fs(self) -> float:
@@ -110,23 +117,12 @@ class FileSource:
         return int(self.samples.shape[1])
 
     def __iter__(self) -> Iterator[Chunk]:
-        fs, n = self.fs_in, self.n_samples
-        period = self.chunk / fs / self.speed if self.speed else 0.0
-        t0 = self._clock()
+        n = self.n_samples
+        self.pacer.start()
         out = 0
         for a in range(0, n, self.chunk):
             b = min(a + self.chunk, n)
-            late = False
-            if self.speed:
-                due = t0 + b / fs / self.speed
-                now = self._clock()
-                if now < due:
-                    self._sleep(due - now)
-                else:
-                    lag = now - due
-                    self.max_lag_s = max(self.max_lag_s, lag)
-                    late = lag > period
-                    self.late += int(late)
+            late = self.pacer.wait(b)
             y = self.resampler.process(self.samples[:, a:b])
             if y.shape[1]:
                 self.delivered += 1

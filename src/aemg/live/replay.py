@@ -28,6 +28,39 @@ class Chunk:
     late: bool  # released more than one chunk period after its due time
 
 
+class Pacer:
+    """Releases chunks at ``speed`` x real time (0: as fast as possible): :meth:`wait` sleeps until the stream
+    clock (``speed`` x wall time since :meth:`start`) reaches a chunk's last sample; a chunk asked for more than
+    one chunk period after that is **late**: counted in :attr:`late` (and :attr:`max_lag_s`), never skipped."""
+
+    def __init__(self, fs: float, chunk: int, speed: float, clock: Callable[[], float],
+                 sleep: Callable[[float], None]) -> None:
+        self.fs, self.speed = float(fs), float(speed)
+        self.period = int(chunk) / self.fs / self.speed if self.speed else 0.0  # one chunk, wall seconds
+        self._clock, self._sleep = clock, sleep
+        self.t0 = 0.0
+        self.late = 0  # chunks released late
+        self.max_lag_s = 0.0  # the most a chunk was released after its due time (wall seconds)
+
+    def start(self) -> None:
+        self.t0 = self._clock()
+
+    def wait(self, end: int) -> bool:
+        """Wait until sample ``end`` (exclusive, from the stream's start) is due; whether that chunk is late."""
+        if not self.speed:
+            return False
+        due = self.t0 + end / self.fs / self.speed
+        now = self._clock()
+        if now < due:
+            self._sleep(due - now)
+            return False
+        lag = now - due
+        self.max_lag_s = max(self.max_lag_s, lag)
+        late = lag > self.period
+        self.late += int(late)
+        return late
+
+
 class ReplaySource:
     """Chunks of one recording of a corpus (folder or :class:`~aemg.corpus.Corpus`), module docstring.
 
@@ -51,10 +84,18 @@ class ReplaySource:
         self.corpus = c
         self.recording = c.load(recording_id, scaled=False)
         self.chunk, self.speed = int(chunk), float(speed)
-        self._clock, self._sleep = clock, sleep
-        self.late = 0  # chunks released late
+        self.pacer = Pacer(self.fs, self.chunk, self.speed, clock, sleep)
         self.delivered = 0  # chunks released
-        self.max_lag_s = 0.0  # the most a chunk was released after its due time (wall seconds)
+
+    @property
+    def late(self) -> int:
+        """Chunks released late (:class:`Pacer`)."""
+        return self.pacer.late
+
+    @property
+    def max_lag_s(self) -> float:
+        """The most a chunk was released after its due time (wall seconds)."""
+        return self.pacer.max_lag_s
 
     @property
     def fs(self) -> float:
@@ -67,23 +108,12 @@ class ReplaySource:
     def __iter__(self) -> Iterator[Chunk]:
         sig = self.recording.signal
         fs, n = self.fs, sig.shape[1]
-        period = self.chunk / fs / self.speed if self.speed else 0.0
-        t0 = self._clock()
+        self.pacer.start()
         for a in range(0, n, self.chunk):
             b = min(a + self.chunk, n)
-            late = False
-            if self.speed:
-                due = t0 + b / fs / self.speed
-                now = self._clock()
-                if now < due:
-                    self._sleep(due - now)
-                else:
-                    lag = now - due
-                    self.max_lag_s = max(self.max_lag_s, lag)
-                    late = lag > period
-                    self.late += int(late)
+            late = self.pacer.wait(b)
             self.delivered += 1
             yield Chunk(sig[:, a:b], a, a / fs, late)
 
 
-__all__ = ["Chunk", "ReplaySource"]
+__all__ = ["Chunk", "Pacer", "ReplaySource"]
