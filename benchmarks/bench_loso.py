@@ -257,12 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from aemg.evaluate.baselines import BASELINES
-    from aemg.evaluate.registry import encoder_builders
+    from aemg.evaluate.registry import known_methods
 
     args.corpora = args.corpora or args.work / "corpora"
     args.corpora.mkdir(parents=True, exist_ok=True)
-    known = set(BASELINES) | set(encoder_builders())
+    known = set(known_methods())  # the ablations too (they were skipped as unknown before)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
         if m not in known:
