@@ -252,6 +252,13 @@ def _wait(driver, cond, timeout: float, what: str):
     raise AssertionError(f"the page did not show {what} within {timeout} s")
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default, so Python turns it into KeyboardInterrupt even when
+    the test runs in a background job (a non-interactive shell starts those with SIGINT ignored, and an
+    ignored SIGINT is inherited: the SIGINT that ends --view-linger would then do nothing)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_page_in_headless_chromium_shows_the_decisions_of_a_replay(model_dir, live_model, corpus_cote_allard,
                                                                    active_recording, tmp_path):
     rec = active_recording
@@ -262,7 +269,7 @@ def test_page_in_headless_chromium_shows_the_decisions_of_a_replay(model_dir, li
            f"{corpus_cote_allard.path}:{rec.recording_id}", "--speed", "2", "--chunk", "16", "--view",
            "--view-port", "0", "--view-wait", "120", "--view-linger", "120"]
     with open(out, "wb") as fo, open(err, "wb") as fe:
-        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=tmp_path)
+        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=tmp_path, preexec_fn=_default_sigint)
     driver = None
     try:
         end = time.monotonic() + 120
