@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from aemg.errors import AemgError, dialect
-from aemg.live.replay import Chunk
+from aemg.live.replay import Chunk, ResampledSource
 from aemg.signal.resample import StreamResampler
 
 log = logging.getLogger("aemg.live")
@@ -138,7 +138,7 @@ def check_layout(name: str, channels: int, srate: float, *, n_channels: int, fs:
                           "found an irregular rate (nominal_srate 0)")
 
 
-class LSLSource:
+class LSLSource(ResampledSource):
     """Chunks of an LSL stream at the model's rate and channel count (module docstring).
 
     ``name``: the stream's name; ``fs``/``n_channels``: the model's corpus rate (Hz) and channels;
@@ -185,20 +185,6 @@ class LSLSource:
         self.max_lag_s = 0.0
         self.ended = ""  # why the stream ended
         self._out = 0  # output samples yielded
-
-    @property
-    def fs(self) -> float:
-        """The rate of the chunks (Hz): the model's."""
-        return self.resampler.fs_out
-
-    @property
-    def resampled(self) -> bool:
-        return not self.resampler.identity
-
-    @property
-    def delay_s(self) -> float:
-        """The resampler's delay (s; 0 when the stream is at the model's rate)."""
-        return self.resampler.delay_s
 
     @property
     def dropped(self) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from aemg.errors import DataFormatError
-from aemg.live.replay import Chunk, Pacer
+from aemg.live.replay import Chunk, Pacer, ResampledSource
 from aemg.signal.resample import StreamResampler
 
 SUFFIXES = (".npy", ".csv")
@@ -65,7 +65,7 @@ def load_samples(path: str | Path, n_channels: int) -> np.ndarray:
     return x
 
 
-class FileSource:
+class FileSource(ResampledSource):
     """Chunks of a raw sample file (module docstring), at the model's rate ``model_fs``.
 
     ``fs``: the file's rate (Hz); ``chunk``: file samples per chunk (>= 1); ``speed``: 1 = real time,
@@ -99,17 +99,6 @@ class FileSource:
     def max_lag_s(self) -> float:
         return self.pacer.max_lag_s
 
-    @property
-    def fs(self) -> float:
-        return self.resampler.fs_out
-
-    @property
-    def resampled(self) -> bool:
-        return not self.resampler.identity
-
-    @property
-    def delay_s(self) -> float:
-        return self.resampler.delay_s
 
     @property
     def n_samples(self) -> int:

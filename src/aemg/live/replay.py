@@ -14,8 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from aemg.signal.resample import StreamResampler
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,27 @@ class Pacer:
         late = lag > self.period
         self.late += int(late)
         return late
+
+
+class ResampledSource:
+    """What a source that resamples its input to the model's rate (``self.resampler``, a
+    :class:`~aemg.signal.resample.StreamResampler`) reports about it: the LSL and raw-file sources."""
+
+    resampler: StreamResampler
+
+    @property
+    def fs(self) -> float:
+        """The rate of the chunks (Hz): the model's."""
+        return self.resampler.fs_out
+
+    @property
+    def resampled(self) -> bool:
+        return not self.resampler.identity
+
+    @property
+    def delay_s(self) -> float:
+        """The resampler's delay (s; 0 when the input is at the model's rate)."""
+        return self.resampler.delay_s
 
 
 class ReplaySource:
@@ -116,4 +141,4 @@ class ReplaySource:
             yield Chunk(sig[:, a:b], a, a / fs, late)
 
 
-__all__ = ["Chunk", "Pacer", "ReplaySource"]
+__all__ = ["Chunk", "Pacer", "ReplaySource", "ResampledSource"]
