@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aemg.evaluate.amplitude import amplitude_offsets, span_amplitude, token_amplitude
+from aemg.evaluate.amplitude import amplitude_offsets, token_amplitude
 from aemg.signal import session_scale
 from aemg.tokens import estimate_floor
 from aemg.tokens.builder import TokenSetBuilder
@@ -50,14 +50,19 @@ def test_token_amplitude_ignores_channel_gain_but_not_the_pattern_across_channel
     assert np.ptp(per_channel) > 0.5
 
 
-def test_span_amplitude_is_the_per_channel_mean():
-    amp = np.array([1.0, 3.0, 5.0, -2.0], np.float32)
-    ch = np.array([0, 0, 2, 2])
-    np.testing.assert_allclose(span_amplitude(amp, ch, 4), [2.0, 0.0, 1.5, 0.0])
-
-
 def test_missing_sessions_are_nan(corpus_cote_allard):
     from aemg.tokens.detector import DetectorConfig
 
     ts, _ = _amp(_session(corpus_cote_allard, 2), DetectorConfig())
     assert np.isnan(amplitude_offsets(ts, {}, {})).all()  # never a silent 0 offset for an unknown session
+
+
+def test_channel_amplitude_is_the_standardised_per_channel_mean_of_real_tokens():
+    import torch
+
+    from aemg.evaluate.encoder_methods import channel_amplitude
+
+    batch = {"amp": torch.tensor([[1.0, 3.0, 5.0, -2.0, 99.0]]), "channel": torch.tensor([[0, 0, 2, 2, 1]]),
+             "pad_mask": torch.tensor([[False, False, False, False, True]])}  # the padded token must not count
+    np.testing.assert_allclose(channel_amplitude(batch, 4).numpy(), [[2.0, 0.0, 1.5, 0.0]])
+    np.testing.assert_allclose(channel_amplitude(batch, 4, 1.0, 2.0).numpy(), [[0.5, 0.0, 0.25, 0.0]])

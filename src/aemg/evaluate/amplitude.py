@@ -72,11 +72,4 @@ def token_amplitude(ts: TokenSet, offsets: np.ndarray) -> np.ndarray:
     return (np.asarray(tk.content[:, 0], np.float64) + offsets[rec, np.asarray(tk.channel)]).astype(np.float32)
 
 
-def span_amplitude(amp: np.ndarray, channel: np.ndarray, n_channels: int) -> np.ndarray:
-    """``(C,)`` mean token amplitude per channel of one span's tokens (0 where a channel has none)."""
-    s = np.bincount(channel, weights=amp, minlength=n_channels)[:n_channels]
-    n = np.bincount(channel, minlength=n_channels)[:n_channels]
-    return (s / np.maximum(n, 1)).astype(np.float32)
-
-
-__all__ = ["amplitude_offsets", "session_floor", "span_amplitude", "token_amplitude"]
+__all__ = ["amplitude_offsets", "session_floor", "token_amplitude"]

@@ -345,11 +345,18 @@ def _pool(h: torch.Tensor, batch: dict[str, Any], how: str, n_channels: int = 0)
         mx = h.masked_fill(pad.unsqueeze(-1), float("-inf")).amax(1)
         return torch.cat([masked_mean(h, pad), torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))], dim=1)
     if how == "channel":
-        onehot = torch.nn.functional.one_hot(batch["channel"].clamp(0, n_channels - 1), n_channels).to(h.dtype)
-        onehot = onehot * (~pad).unsqueeze(-1).to(h.dtype)  # (B, N, C)
-        per = torch.einsum("bnc,bnd->bcd", onehot, h) / onehot.sum(1).clamp(min=1.0).unsqueeze(-1)
-        return per.reshape(h.shape[0], -1)
+        return _channel_mean(h, batch, n_channels).reshape(h.shape[0], -1)
     raise ValueError(f"pool must be 'mean', 'meanmax' or 'channel', got {how!r}")
+
+
+def _channel_mean(x: torch.Tensor, batch: dict[str, Any], n_channels: int) -> torch.Tensor:
+    """(B, N, D) per-token values -> (B, n_channels, D) their mean per channel index over the real tokens
+    (0 where a span has no token of a channel)."""
+    import torch
+
+    onehot = torch.nn.functional.one_hot(batch["channel"].clamp(0, n_channels - 1), n_channels).to(x.dtype)
+    onehot = onehot * (~batch["pad_mask"]).unsqueeze(-1).to(x.dtype)  # (B, N, C)
+    return torch.einsum("bnc,bnd->bcd", onehot, x) / onehot.sum(1).clamp(min=1.0).unsqueeze(-1)
 
 
 def _pool_width(d_model: int, how: str, n_channels: int) -> int:
@@ -369,13 +376,8 @@ def pad_amp(amps: Sequence[np.ndarray], n: int) -> torch.Tensor:
 def channel_amplitude(batch: dict[str, Any], n_channels: int, mu: Any = 0.0, sd: Any = 1.0) -> torch.Tensor:
     """(B, n_channels) mean of the standardised token amplitudes ``(amp - mu) / sd`` per channel index of each
     span (0, the training mean, where a channel has no token): the head's direct amplitude path."""
-    import torch
-
-    pad = batch["pad_mask"]
-    onehot = torch.nn.functional.one_hot(batch["channel"].clamp(0, n_channels - 1), n_channels).to(torch.float32)
-    onehot = onehot * (~pad).unsqueeze(-1).to(torch.float32)  # (B, N, C)
-    a = ((batch["amp"] - mu) / sd).masked_fill(pad, 0.0)  # (B, N)
-    return torch.einsum("bnc,bn->bc", onehot, a) / onehot.sum(1).clamp(min=1.0)
+    a = ((batch["amp"] - mu) / sd).masked_fill(batch["pad_mask"], 0.0)  # (B, N)
+    return _channel_mean(a.unsqueeze(-1), batch, n_channels)[..., 0]
 
 
 def _pooled(enc: Encoder, batches: list[dict[str, Any]], how: str = "mean", n_channels: int = 0,
