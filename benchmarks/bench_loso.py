@@ -179,7 +179,8 @@ def factories(methods: list[str], target: str, corpus: Any, scale: str, args: ar
             if m in FINETUNED:
                 from aemg.evaluate.encoder_methods import FinetuneConfig
 
-                kw["cfg"] = dataclasses.replace(FinetuneConfig(), epochs=args.epochs, max_tokens=args.max_tokens)
+                kw["cfg"] = dataclasses.replace(FinetuneConfig(), epochs=args.epochs, max_tokens=args.max_tokens,
+                                                  head_init=args.head_init, probe_C=args.probe_c)
             out[m] = encoders[m](**kw)
     return out
 
@@ -248,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", default="session", choices=["session", "calibration", "both"],
                    help="amplitude scale (default session)")
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of aemg-finetune/scratch/ablations (default 2)")
+    p.add_argument("--head-init", default="random", choices=["probe", "random"],
+                   help="aemg-finetune's head start: 'random' (default) or 'probe' (logistic regression on the frozen "
+                        "head input, then fine-tune: LP-FT; FinetuneConfig.head_init)")
+    p.add_argument("--probe-c", type=float, default=1.0,
+                   help="inverse regularisation of the probe head init (FinetuneConfig.probe_C, default 1)")
     p.add_argument("--max-tokens", type=int, default=256, help="tokens per trial when fine-tuning (default 256)")
     p.add_argument("--max-subjects", type=int, default=3,
                    help="held-out subjects per dataset, the first in natural order (default 3; 0 = all)")

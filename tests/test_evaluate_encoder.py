@@ -269,3 +269,38 @@ def test_span_finetune_and_probe_predict_by_mean_span_log_probs(tiny_run, corpus
     xs = np.concatenate([p.clf.predict_log_proba(p._features(rows[i:i + 1], 4)[0]).mean(0, keepdims=True)
                          for i in range(len(rows))])
     assert np.array_equal(p._predict_rows(rows), p.clf.classes_[xs.argmax(1)])
+
+
+@pytest.mark.slow
+def test_probe_head_init_is_the_logistic_regression_on_the_frozen_head_input(tiny_run, corpus_cote_allard):
+    """LP-FT: before any step the head equals StandardScaler + LogisticRegression on the frozen encoder's head
+    input over the training spans (the scaler folded into the weights); scratch keeps its random head."""
+    from sklearn.linear_model import LogisticRegression
+
+    c = corpus_cote_allard
+    train, _ = fold_sets(SignalSource(c), _eval_folds(c, 1)[0], "session")
+    tt = trial_tokens(c)
+    cfg = replace(FAST, epochs=0, head_init="probe")
+    m = FinetuneMethod(tiny_run, tt, cfg)
+    m.fit(train)
+    rows = tt.rows(train.trials)
+    has = tt.n_tokens[rows] > 0
+    spans, owner = tt.tiles(rows[has], cfg.span_groups, 0)
+    with torch.no_grad():
+        x = torch.cat([m.model.features(b) for b in tt.span_batches(spans, 64, cfg.max_tokens, amp=m.amp)])
+        logits = m.model.head(x).double().numpy()
+    x = x.double().numpy()
+    z = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
+    want = LogisticRegression(C=cfg.probe_C, max_iter=2000).fit(z, train.y[has][owner]).decision_function(z)
+    assert np.allclose(logits, want, atol=1e-3)
+    assert (logits.argmax(1) == train.y[has][owner]).mean() > 0.5  # the head already fits the training spans
+
+    r = FinetuneMethod(tiny_run, tt, replace(cfg, head_init="random"))
+    r.fit(train)
+    assert not torch.allclose(r.model.head.weight, m.model.head.weight)
+    s1, s2 = (FinetuneMethod(tiny_run, tt, replace(cfg, head_init=h), pretrained=False) for h in ("probe", "random"))
+    s1.fit(train)
+    s2.fit(train)
+    assert torch.equal(s1.model.head.weight, s2.model.head.weight)  # scratch: always torch's seeded random init
+    with pytest.raises(ValueError, match="head_init"):
+        replace(cfg, head_init="lp")

@@ -145,7 +145,10 @@ def method_configs(names: list[str], sets: list[str]) -> dict[str, Any]:
         hints = typing.get_type_hints(type(cfg))
         if name not in hints:
             raise OptionError(f"--set {item}", f"a field of {group} ({', '.join(hints)})", f"found {name!r}")
-        groups[group] = dataclasses.replace(cfg, **{name: _parse_value(f"--set {item}", raw.strip(), hints[name])})
+        try:
+            groups[group] = dataclasses.replace(cfg, **{name: _parse_value(f"--set {item}", raw.strip(), hints[name])})
+        except ValueError as e:  # a config's own check (__post_init__)
+            raise OptionError(f"--set {item}", "a valid value", str(e)) from None
     if not sets:
         return {}
     encoders = {**encoder_builders(), **ablation_builders()}
