@@ -180,7 +180,8 @@ def factories(methods: list[str], target: str, corpus: Any, scale: str, args: ar
                 from aemg.evaluate.encoder_methods import FinetuneConfig
 
                 kw["cfg"] = dataclasses.replace(FinetuneConfig(), epochs=args.epochs, max_tokens=args.max_tokens,
-                                                  head_init=args.head_init, probe_C=args.probe_c)
+                                                  head_init=args.head_init, probe_C=args.probe_c,
+                                                  **_finetune_sets(args.set))
             out[m] = encoders[m](**kw)
     return out
 
@@ -237,6 +238,20 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def _finetune_sets(items: list[str]) -> dict[str, Any]:
+    """``{field: value}`` from ``FIELD=VALUE`` strings, typed like FinetuneConfig's defaults."""
+    from aemg.evaluate.encoder_methods import FinetuneConfig
+
+    base, out = FinetuneConfig(), {}
+    for item in items:
+        name, eq, raw = item.partition("=")
+        if not eq or not hasattr(base, name.strip()):
+            raise SystemExit(f"bench_loso.py: --set {item}: expected FIELD=VALUE with a FinetuneConfig field")
+        kind = type(getattr(base, name.strip()))
+        out[name.strip()] = (raw.strip().lower() in ("1", "true", "yes")) if kind is bool else kind(raw.strip())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, default=Path("/tmp/aemg-bench-loso"),
@@ -254,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                         "head input, then fine-tune: LP-FT; FinetuneConfig.head_init)")
     p.add_argument("--probe-c", type=float, default=1.0,
                    help="inverse regularisation of the probe head init (FinetuneConfig.probe_C, default 1)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="one more FinetuneConfig field for the fine-tuned methods, e.g. --set lr_encoder=1e-4 (repeatable)")
     p.add_argument("--max-tokens", type=int, default=256, help="tokens per trial when fine-tuning (default 256)")
     p.add_argument("--max-subjects", type=int, default=3,
                    help="held-out subjects per dataset, the first in natural order (default 3; 0 = all)")
