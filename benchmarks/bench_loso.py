@@ -48,7 +48,6 @@ calibration-scale methods appear as ``<method>@calibration``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
@@ -177,11 +176,7 @@ def factories(methods: list[str], target: str, corpus: Any, scale: str, args: ar
             run = run_cache[key]
             kw: dict[str, Any] = {"run_dir": run, "corpus": corpus}
             if m in FINETUNED:
-                from aemg.evaluate.encoder_methods import FinetuneConfig
-
-                kw["cfg"] = dataclasses.replace(FinetuneConfig(), epochs=args.epochs, max_tokens=args.max_tokens,
-                                                  head_init=args.head_init, probe_C=args.probe_c,
-                                                  **_finetune_sets(args.set))
+                kw["cfg"] = args.finetune
             out[m] = encoders[m](**kw)
     return out
 
@@ -238,20 +233,6 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def _finetune_sets(items: list[str]) -> dict[str, Any]:
-    """``{field: value}`` from ``FIELD=VALUE`` strings, typed like FinetuneConfig's defaults."""
-    from aemg.evaluate.encoder_methods import FinetuneConfig
-
-    base, out = FinetuneConfig(), {}
-    for item in items:
-        name, eq, raw = item.partition("=")
-        if not eq or not hasattr(base, name.strip()):
-            raise SystemExit(f"bench_loso.py: --set {item}: expected FIELD=VALUE with a FinetuneConfig field")
-        kind = type(getattr(base, name.strip()))
-        out[name.strip()] = (raw.strip().lower() in ("1", "true", "yes")) if kind is bool else kind(raw.strip())
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, default=Path("/tmp/aemg-bench-loso"),
@@ -264,18 +245,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", default="session", choices=["session", "calibration", "both"],
                    help="amplitude scale (default session)")
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of aemg-finetune/scratch/ablations (default 2)")
-    p.add_argument("--head-init", default="random", choices=["probe", "random"],
-                   help="aemg-finetune's head start: 'random' (default) or 'probe' (logistic regression on the frozen "
-                        "head input, then fine-tune: LP-FT; FinetuneConfig.head_init)")
-    p.add_argument("--probe-c", type=float, default=1.0,
-                   help="inverse regularisation of the probe head init (FinetuneConfig.probe_C, default 1)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="one more FinetuneConfig field for the fine-tuned methods, e.g. --set lr_encoder=1e-4 (repeatable)")
+                   help="one more FinetuneConfig field for the fine-tuned methods (as aemg finetune --set), e.g. "
+                        "--set head_init=probe --set probe_C=0.1 (repeatable)")
     p.add_argument("--max-tokens", type=int, default=256, help="tokens per trial when fine-tuning (default 256)")
     p.add_argument("--max-subjects", type=int, default=3,
                    help="held-out subjects per dataset, the first in natural order (default 3; 0 = all)")
     p.add_argument("--max-svm-windows", type=int, default=6000, help="SVM training windows per fold (default 6000)")
     args = p.parse_args(argv)
+    from aemg.cli.finetune import finetune_config
+    from aemg.errors import OptionError
+
+    try:  # the fine-tuned methods' FinetuneConfig, checked before any work
+        args.finetune = finetune_config([f"max_tokens={args.max_tokens}", *args.set], args.epochs)
+    except OptionError as e:
+        p.error(str(e))
     logging.disable(logging.WARNING)  # the datasets' known duplicates and absent subjects are expected
     import torch
 

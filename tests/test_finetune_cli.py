@@ -284,6 +284,8 @@ def test_finetune_config_overrides():
     cfg = finetune_config(["epochs=3", "lr_head=5e-3"], None)
     assert cfg.epochs == 3 and cfg.lr_head == 5e-3 and isinstance(cfg.epochs, int)
     assert finetune_config([], 7).epochs == 7
+    assert finetune_config(["amp_head=false"], None).amp_head is False  # not bool("false")
+    assert finetune_config(["head_init=probe", "probe_C=0.1"], None).probe_C == 0.1
     with pytest.raises(OptionError, match="epochs, batch_size"):
         finetune_config(["epoch=3"], None)
     with pytest.raises(OptionError, match="epochs a int"):

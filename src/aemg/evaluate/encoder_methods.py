@@ -591,6 +591,7 @@ class FinetuneMethod(_EncoderMethod):
         push random-head gradients into the encoder. Classes missing from ``y`` keep a very low bias."""
         import torch
         from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
 
         cfg = self.cfg
         spans, owner = self.tokens.tiles(rows, cfg.span_groups, 0)
@@ -602,8 +603,9 @@ class FinetuneMethod(_EncoderMethod):
         labels = y[owner]
         if len(np.unique(labels)) < 2:
             return
-        mu, sd = x.mean(0), np.maximum(x.std(0), 1e-6)
-        lr = LogisticRegression(C=cfg.probe_C, max_iter=2000).fit((x - mu) / sd, labels)
+        scaler = StandardScaler().fit(x)
+        mu, sd = scaler.mean_, scaler.scale_
+        lr = LogisticRegression(C=cfg.probe_C, max_iter=2000).fit(scaler.transform(x), labels)
         coef = np.zeros((self.n_classes, x.shape[1]))
         bias = np.full(self.n_classes, -30.0)
         coef_ = lr.coef_ if len(lr.classes_) > 2 else np.vstack([-lr.coef_[0] / 2, lr.coef_[0] / 2])
