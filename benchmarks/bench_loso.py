@@ -110,13 +110,17 @@ def run_datasets(run_dir: Path) -> list[str]:
     return [c["dataset"] for c in json.loads((run_dir / "run.json").read_text())["corpora"]]
 
 
-def stored_run_for(dataset: str) -> Path:
-    """The stored run that never saw ``dataset`` and saw the most other datasets."""
-    from aemg.train.checkpoint import resolve_run, stored_runs
+def stored_run_for(dataset: str, runs: Path | None = None) -> Path:
+    """The run that never saw ``dataset`` and saw the most other datasets, among the stored runs
+    (``pretrained/``) or, with ``runs``, the run folders (holding an ``encoder.pt``) directly under it."""
+    from aemg.train.checkpoint import ENCODER, pretrained_dir, resolve_run, stored_runs
 
-    fits = [resolve_run(n) for n in stored_runs() if dataset not in run_datasets(resolve_run(n))]
+    root = runs or pretrained_dir()
+    cands = ([resolve_run(n) for n in stored_runs()] if runs is None
+             else sorted(d for d in runs.iterdir() if (d / ENCODER).is_file()) if runs.is_dir() else [])
+    fits = [d for d in cands if dataset not in run_datasets(d)]
     if not fits:
-        raise SystemExit(f"no run in pretrained/ was pre-trained without {dataset} (stored: {stored_runs()})")
+        raise SystemExit(f"no run in {root} was pre-trained without {dataset} (runs: {[d.name for d in cands]})")
     return max(fits, key=lambda p: (len(run_datasets(p)), p.name))
 
 
@@ -169,7 +173,7 @@ def factories(methods: list[str], target: str, corpus: Any, scale: str, args: ar
         if m in BASELINES:
             out[m] = partial(svm_tdar, max_train_windows=args.max_svm_windows) if m == "svm-tdar" else BASELINES[m]
         elif m in encoders:
-            base = stored_run_for(target)
+            base = stored_run_for(target, args.runs)
             key = f"{m}:{base}"
             if key not in run_cache:
                 run_cache[key] = ablation_run(m, base, args.corpora, args.work) if m in ABLATION_RUNS else base
@@ -193,6 +197,12 @@ def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.N
     trials = subset(corpus.trials, prefix)
     classes = classes_of(trials)
     held = subjects_of(trials)[:args.max_subjects] if args.max_subjects > 0 else None
+    if args.tune:  # the reported subjects are dropped entirely; LOSO k = 0 among the others only
+        trials = trials[~trials["subject"].isin(held or [])]
+        held = subjects_of(trials)[:args.tune_subjects] if args.tune_subjects > 0 else None
+        if len(subjects_of(trials)) < 2:
+            log(f"{name}: --tune needs 2 or more subjects besides the {args.max_subjects} reported ones; skipped")
+            return {}
     min_reps = int(trials.groupby(["subject", "gesture_key"]).size().min())
     ks = tuple(k for k in KS if k < min_reps)
     source = SignalSource(corpus)
@@ -201,7 +211,7 @@ def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.N
         made = factories(methods, dataset, corpus, scale, args, run_cache)
         t0 = time.perf_counter()
         loso_f = loso_folds(trials, (0,), subjects=held)
-        curve_f = [f for f in loso_folds(trials, ks, subjects=held) if f.k]
+        curve_f = [] if args.tune else [f for f in loso_folds(trials, ks, subjects=held) if f.k]
         tested = {t for f in curve_f for t in f.test_trials}
 
         def step(r: Any) -> None:
@@ -215,7 +225,9 @@ def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.N
             row = {"loso": float(np.mean(accs)), "loso_std": float(np.std(accs))}
             if tested:
                 row["0"] = restricted([r for r in loso if r.method == m], tested)
-            for k in ks[1:]:
+            elif args.tune:  # no curve: k = 0 is the LOSO figure itself
+                row["0"] = row["loso"]
+            for k in () if args.tune else ks[1:]:
                 row[str(k)] = float(np.mean([r.accuracy for r in curve if r.method == m and r.k == k]))
             out[key] = row
         log(f"{name} {scale}: {time.perf_counter() - t0:.0f} s, held out {len(loso_f)} subjects, ks {list(ks)}")
@@ -239,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder for the cached ablation runs (and the corpora, unless --corpora)")
     p.add_argument("--corpora", type=Path, default=None,
                    help="folder of prepared corpora, one per dataset name (default WORK/corpora; made when missing)")
+    p.add_argument("--runs", type=Path, default=None,
+                   help="folder of pre-trained run folders to take the encoder methods' runs from (per target: the "
+                        "one that never saw it and saw the most datasets; default: the stored runs in pretrained/)")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma-separated methods (default: {','.join(METHODS)}); unknown ones are skipped")
@@ -251,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=256, help="tokens per trial when fine-tuning (default 256)")
     p.add_argument("--max-subjects", type=int, default=3,
                    help="held-out subjects per dataset, the first in natural order (default 3; 0 = all)")
+    p.add_argument("--tune", action="store_true",
+                   help="tuning folds: drop the reported held-out subjects (the first --max-subjects) entirely and "
+                        "run LOSO k=0 among the other subjects, so settings are chosen without the reported ones")
+    p.add_argument("--tune-subjects", type=int, default=0,
+                   help="with --tune, subjects held out in turn, the first in natural order (default 0 = all)")
     p.add_argument("--max-svm-windows", type=int, default=6000, help="SVM training windows per fold (default 6000)")
     args = p.parse_args(argv)
     from aemg.cli.finetune import finetune_config

@@ -304,3 +304,36 @@ def test_probe_head_init_is_the_logistic_regression_on_the_frozen_head_input(tin
     assert torch.equal(s1.model.head.weight, s2.model.head.weight)  # scratch: always torch's seeded random init
     with pytest.raises(ValueError, match="head_init"):
         replace(cfg, head_init="lp")
+
+
+def test_gain_jitter_moves_log_amp_and_the_amplitude_path_by_one_gain_per_span_and_channel(corpus_cote_allard):
+    """The fine-tuning augmentation: every token of one span and channel gets the same 2 g on log_amp and on amp
+    (TKEO ~ A^2), padding and the other features stay; std 0 changes nothing; a negative std is refused."""
+    from aemg.evaluate.encoder_methods import jitter_gain
+    from aemg.tokens.features import FEATURE_NAMES
+
+    c = corpus_cote_allard
+    tt = trial_tokens(c)
+    rows = tt.rows(subset(c.trials, EVAL).head(8))
+    spans, _ = tt.tiles(rows, 4, 0)
+    amp = np.random.default_rng(0).normal(size=len(tt.ts.tokens.channel)).astype(np.float32)
+    b = tt.span_batches(spans[:8], 8, 64, amp=amp)[0]
+    torch.manual_seed(0)
+    j = jitter_gain(b, 0.5, tt.n_channels)
+    la = FEATURE_NAMES.index("log_amp")
+    d = j["content"][..., la] - b["content"][..., la]
+    real = ~b["pad_mask"]
+    assert torch.allclose(j["amp"] - b["amp"], d, atol=1e-5) and (d[~real] == 0).all()
+    others = [i for i in range(len(FEATURE_NAMES)) if i != la]
+    assert torch.equal(j["content"][..., others], b["content"][..., others])
+    assert torch.equal(b["content"], tt.span_batches(spans[:8], 8, 64, amp=amp)[0]["content"])  # input untouched
+    for i in range(d.shape[0]):
+        for ch in b["channel"][i][real[i]].unique():
+            on = real[i] & (b["channel"][i] == ch)
+            assert torch.allclose(d[i][on], d[i][on][0].expand(int(on.sum())))  # one gain per span and channel
+    per = torch.stack([d[i][real[i] & (b["channel"][i] == ch)][0] for i in range(d.shape[0])
+                       for ch in b["channel"][i][real[i]].unique()])
+    assert len(per) > 30 and 0.35 < float(per.std()) / 2 < 0.65  # the gains' spread: std 0.5
+    assert torch.equal(jitter_gain(b, 0.0, tt.n_channels)["content"], b["content"])
+    with pytest.raises(ValueError, match="gain_jitter"):
+        replace(FAST, gain_jitter=-0.1)

@@ -255,3 +255,27 @@ def test_weight_decay_only_on_matrices_never_biases_norms_or_codebook():
     # the codebook is an EMA buffer: never a parameter, so never decayed or moved by AdamW
     assert not any("codebook" in n for n, _ in tok.named_parameters())
     assert any(n.endswith("_codebook.embed") for n, _ in tok.named_buffers())
+
+
+def test_content_norm_none_keeps_the_features_units_and_the_state_dict_keys(batch):
+    from aemg.model import Encoder
+
+    torch.manual_seed(0)
+    layer = Encoder(dataclasses.replace(aemg_tiny(F).cfg)).eval()
+    torch.manual_seed(0)
+    plain = Encoder(dataclasses.replace(aemg_tiny(F).cfg, content_norm="none")).eval()
+    # the same keys but the LayerNorm's: an "none" run loads where a "layer" run's projection lives
+    assert set(layer.state_dict()) - set(plain.state_dict()) == {"embed.content.0.weight", "embed.content.0.bias"}
+    assert set(plain.state_dict()) <= set(layer.state_dict())
+    louder = dict(batch, content=batch["content"] * 3.0 + 0.5)  # every feature scaled and shifted alike
+    real = ~batch["pad_mask"]
+    with torch.no_grad():
+        # a LayerNorm across a token's features removes a common scale and shift: the level is lost
+        # (up to the norm's eps)
+        assert (layer(louder)[0][real] - layer(batch)[0][real]).abs().max() < 1e-2
+        # without it the encoder sees the level (e.g. log_amp's height above the floor)
+        assert (plain(louder)[0][real] - plain(batch)[0][real]).abs().max() > 0.1
+    with pytest.raises(ValueError, match="content_norm must be one of layer, none; found 'batch'"):
+        dataclasses.replace(aemg_tiny(F).cfg, content_norm="batch")
+    cfg = get_config("tiny").override(["encoder.content_norm=none"])
+    assert cfg.encoder.content_norm == "none" and get_config("tiny").encoder.content_norm == "layer"

@@ -68,11 +68,15 @@ class FinetuneConfig:
     # on its frozen head input (linear probe, then fine-tune: LP-FT, Kumar et al. 2022; scratch always random).
     # Not the default: +5.5 on UCI (the tuning data), -5 to -9 on Cote-Allard and CIIL (docs/evaluate.md)
     probe_C: float = 1.0  # LogisticRegression inverse regularisation of the probe head init
+    gain_jitter: float = 0.0  # std of a random log-gain per training span and channel (natural log of amplitude):
+    # a person's other muscle-to-electrode coupling, added to log_amp and the amplitude path (TKEO ~ A^2: twice it)
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
     def __post_init__(self) -> None:
         if self.head_init not in ("probe", "random"):
             raise ValueError(f"head_init: expected 'probe' or 'random'; found {self.head_init!r}")
+        if not self.gain_jitter >= 0:
+            raise ValueError(f"gain_jitter: expected a std >= 0; found {self.gain_jitter!r}")
 
 
 @dataclass(frozen=True)
@@ -388,6 +392,26 @@ def channel_amplitude(batch: dict[str, Any], n_channels: int, mu: Any = 0.0, sd:
     return _channel_mean(a.unsqueeze(-1), batch, n_channels)[..., 0]
 
 
+def jitter_gain(batch: dict[str, Any], std: float, n_channels: int) -> dict[str, Any]:
+    """A new batch as if each span's channels were ``exp(g)`` times louder, ``g ~ N(0, std)`` per span and channel
+    (drawn from torch's global generator): ``log_amp`` (token content, relative to the noise floor, which the
+    muscle does not move) and ``amp`` (when present) rise by ``2 g`` (TKEO ~ A^2). Fine-tuning augmentation."""
+    import torch
+
+    from aemg.tokens.features import FEATURE_NAMES
+
+    ch = batch["channel"].clamp(0, n_channels - 1)
+    g = torch.randn(ch.shape[0], n_channels) * std
+    off = 2.0 * torch.gather(g, 1, ch).masked_fill(batch["pad_mask"], 0.0)  # (B, N)
+    out = dict(batch)
+    content = batch["content"].clone()
+    content[..., FEATURE_NAMES.index("log_amp")] += off.to(content.dtype)
+    out["content"] = content
+    if "amp" in batch:
+        out["amp"] = batch["amp"] + off.to(batch["amp"].dtype)
+    return out
+
+
 def _pooled(enc: Encoder, batches: list[dict[str, Any]], how: str = "mean", n_channels: int = 0,
             amp: bool = False) -> np.ndarray:
     """Pooled encoder states (n, width) over real tokens (:func:`_pool`), no gradients; with ``amp``, the
@@ -575,6 +599,8 @@ class FinetuneMethod(_EncoderMethod):
                 total = 0.0
                 for batch in self.tokens.span_batches([spans[i] for i in order], cfg.batch_size, cfg.max_tokens,
                                                       labels=y[owner[order]], amp=self.amp):
+                    if cfg.gain_jitter > 0:
+                        batch = jitter_gain(batch, cfg.gain_jitter, self.tokens.n_channels)
                     loss = torch.nn.functional.cross_entropy(self.model(batch), batch["label"],
                                                              label_smoothing=cfg.label_smoothing)
                     opt.zero_grad(set_to_none=True)

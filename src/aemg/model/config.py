@@ -22,6 +22,10 @@ T = TypeVar("T")
 POSITIONS = ("coords", "index")
 """How the encoder locates a token: by its electrode's forearm coordinates, or by its channel's index only."""
 
+CONTENT_NORMS = ("layer", "none")
+"""What the content vector goes through before its projection: a LayerNorm across the token's own features
+(every run made before the option), or nothing (the features keep their units, e.g. ``log_amp``'s level)."""
+
 
 @dataclass
 class EncoderConfig:
@@ -43,10 +47,14 @@ class EncoderConfig:
     max_rank: int = 64  # rank embedding table size (larger ranks are clamped)
     position: str = "coords"  # "coords": electrode coordinates; "index": the channel index (the nospatial ablation)
     max_channels: int = 64  # channel-index embedding table size with position "index" (larger indices are clamped)
+    content_norm: str = "layer"  # "layer": LayerNorm over a token's features before projecting; "none": project as is
 
     def __post_init__(self) -> None:
         if self.position not in POSITIONS:
             raise ValueError(f"EncoderConfig.position must be one of {', '.join(POSITIONS)}; found {self.position!r}")
+        if self.content_norm not in CONTENT_NORMS:
+            raise ValueError(f"EncoderConfig.content_norm must be one of {', '.join(CONTENT_NORMS)}; "
+                             f"found {self.content_norm!r}")
 
 
 @dataclass

@@ -99,8 +99,9 @@ class TokenEmbedding(nn.Module):
         if cfg.content_dim <= 0:
             raise ValueError("EncoderConfig.content_dim is 0: set it from the token set (TokenSet content dim)")
         self.cfg = cfg
-        self.content = nn.Sequential(nn.LayerNorm(cfg.content_dim, bias=cfg.bias),
-                                     nn.Linear(cfg.content_dim, cfg.d_model, bias=cfg.bias))
+        # content_norm "none" keeps the state-dict keys (content.1 is the projection) with an Identity
+        norm = nn.LayerNorm(cfg.content_dim, bias=cfg.bias) if cfg.content_norm == "layer" else nn.Identity()
+        self.content = nn.Sequential(norm, nn.Linear(cfg.content_dim, cfg.d_model, bias=cfg.bias))
         # only a model that masks has a [MASK] vector (DDP requires every parameter to get a gradient)
         self.mask_token = nn.Parameter(torch.zeros(cfg.d_model)) if mask_token else None
         # position "coords" keeps the module (and state-dict keys) of every run made before the option existed
