@@ -52,26 +52,29 @@ def corpus_cote_allard(prepared_corpus):
     return prepared_corpus("cote-allard")
 
 
-def tiny_pretraining(corpus, out: Path, steps: int) -> Path:
+def tiny_pretraining(corpus, out: Path, steps: int, content_amp: str = "floor") -> Path:
     """A ``tiny`` pre-training of ``steps`` per stage on Côté-Allard's pre-training subjects only, with one torch
     thread: the run the encoder tests fine-tune or probe on the evaluation subjects, whom it never saw. The
-    corpus's token set is the one ``trial_tokens`` caches, so the methods built later in the process share it."""
+    corpus's token set is the one ``trial_tokens`` caches, so the methods built later in the process share it.
+    ``content_amp="scale"``: the encoders read ``log_amp`` on the session scale (as ``aemg pretrain --set``)."""
     import torch
 
     from aemg.evaluate.encoder_methods import trial_tokens
     from aemg.train import TokenSource, pretrain
     from aemg.train.config import get_config
-    from aemg.train.sources import token_recordings
+    from aemg.train.sources import scaled_content, token_recordings
 
     ts = trial_tokens(corpus).ts
-    recs = [r for r in token_recordings(ts) if r.subject.startswith("cote-allard/pretraining/")]
+    content = scaled_content(corpus, ts) if content_amp == "scale" else None
+    recs = [r for r in token_recordings(ts, content) if r.subject.startswith("cote-allard/pretraining/")]
     pre = TokenSource(corpus.dataset, str(Path(corpus.path).resolve()), corpus.hash, recs,
                       tuple(ts.meta.get("feature_names") or ()))
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        pretrain(get_config("tiny").override([f"stage1.max_steps={steps}", f"stage2.max_steps={steps}"]), [pre], out,
-                 progress=False)
+        amp = [f"encoder.content_amp={content_amp}", f"tokenizer.encoder.content_amp={content_amp}"]
+        pretrain(get_config("tiny").override([f"stage1.max_steps={steps}", f"stage2.max_steps={steps}", *amp]), [pre],
+                 out, progress=False)
     finally:
         torch.set_num_threads(before)
     return out

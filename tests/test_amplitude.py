@@ -1,12 +1,12 @@
-"""The head's amplitude path (aemg.evaluate.amplitude): token amplitude on the session scale, on real EMG."""
+"""The head's amplitude path (aemg.tokens.amplitude): token amplitude on the session scale, on real EMG."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from aemg.evaluate.amplitude import amplitude_offsets, token_amplitude
 from aemg.signal import session_scale
 from aemg.tokens import estimate_floor
+from aemg.tokens.amplitude import amplitude_offsets, token_amplitude
 from aemg.tokens.builder import TokenSetBuilder
 from aemg.tokens.tokenizer import tokenize_session
 

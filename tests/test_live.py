@@ -22,11 +22,11 @@ pytest.importorskip("vector_quantize_pytorch")
 pytest.importorskip("sklearn")
 
 from aemg.cli import main  # noqa: E402
-from aemg.evaluate.amplitude import amplitude_offsets, token_amplitude  # noqa: E402
 from aemg.evaluate.encoder_methods import pad_amp  # noqa: E402
 from aemg.evaluate.spans import tile_spans  # noqa: E402
 from aemg.live import LiveDecoder, ReplaySource  # noqa: E402
 from aemg.live.model import LiveModel  # noqa: E402
+from aemg.tokens.amplitude import amplitude_offsets, token_amplitude  # noqa: E402
 from aemg.tokens.builder import TokenSetBuilder  # noqa: E402
 from aemg.tokens.tokenizer import tokenize_session  # noqa: E402
 
@@ -116,7 +116,7 @@ def _offline(model: LiveModel, rec, floor: np.ndarray) -> dict[int, tuple[int, n
         groups = [np.flatnonzero(group == g) for g in rows]
         spans = tile_spans(groups, model.span, model.stride)
         batch = ts.collate(tokens=spans, labels=[-100] * len(spans), max_tokens=model.cfg.max_tokens)
-        if model.uses_amplitude:  # the offline amplitude path (aemg.evaluate.amplitude) on the same session scale
+        if model.uses_amplitude:  # the offline amplitude path (aemg.tokens.amplitude) on the same session scale
             key = (rec.subject, rec.session)
             scale = np.asarray(model.info.calibration_of(*key).scale)
             amp = token_amplitude(ts, amplitude_offsets(ts, {key: floor}, {key: scale}))

@@ -232,7 +232,7 @@ def test_cli_resume_of_a_finished_run_and_errors(real_run, tmp_path, capsys, mon
     assert main(["pretrain", "--corpus", str(corpus.path), "--out", str(tmp_path / "x"), "--config", "tiny"]) == 130
     assert "--resume" in capsys.readouterr().err
     # a corpus whose token set holds no tokens
-    monkeypatch.setattr("aemg.train.sources.token_recordings", lambda ts: [])
+    monkeypatch.setattr("aemg.train.sources.token_recordings", lambda ts, content=None: [])
     assert main(["pretrain", "--corpus", str(corpus.path), "--out", str(tmp_path / "x"), "--config", "tiny"]) == 1
     assert "holds no tokens" in capsys.readouterr().err
 

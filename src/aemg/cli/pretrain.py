@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from aemg.errors import OptionError
     from aemg.train import pretrain
-    from aemg.train.config import get_config
+    from aemg.train.config import PretrainConfig, get_config
     from aemg.train.engine import check_hardware
     from aemg.train.sources import load_token_sources
 
@@ -63,8 +64,14 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.cap_steps(args.max_steps)
     if args.seed is not None:
         cfg = cfg.override([f"seed={args.seed}"])
+    run_cfg = Path(args.out) / "config.json"
+    enc_cfg = (PretrainConfig.load(run_cfg) if args.resume and run_cfg.is_file() else cfg)  # resume: the run's own
+    amp = enc_cfg.encoder.content_amp
+    if enc_cfg.tokenizer.encoder.content_amp != amp:
+        raise OptionError(f"--set encoder.content_amp={amp}", "the same tokenizer.encoder.content_amp (both networks "
+                          "read one token content)", f"found {enc_cfg.tokenizer.encoder.content_amp!r}")
     sources = load_token_sources(args.corpus, exclude=args.exclude, window_ms=args.window_ms,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, content_amp=amp)
     try:
         summary = pretrain(cfg, sources, args.out, accelerator=args.accelerator, devices=devices,
                            num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,8 @@ class FinetuneConfig:
     # on its frozen head input (linear probe, then fine-tune: LP-FT, Kumar et al. 2022; scratch always random).
     # Not the default: +5.5 on UCI (the tuning data), -5 to -9 on Cote-Allard and CIIL (docs/evaluate.md)
     probe_C: float = 1.0  # LogisticRegression inverse regularisation of the probe head init
+    amp_content: bool = False  # the encoder reads log_amp on the session scale (the amplitude path's amp) instead of
+    # relative to the noise floor; needs amp_head. Set by the fit for a run pre-trained so (content_amp="scale")
     gain_jitter: float = 0.0  # std of a random log-gain per training span and channel (natural log of amplitude):
     # a person's other muscle-to-electrode coupling, added to log_amp and the amplitude path (TKEO ~ A^2: twice it)
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
@@ -75,6 +77,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.head_init not in ("probe", "random"):
             raise ValueError(f"head_init: expected 'probe' or 'random'; found {self.head_init!r}")
+        if self.amp_content and not self.amp_head:
+            raise ValueError("amp_content: the session-scale amplitude comes from the amplitude path; set amp_head too")
         if not self.gain_jitter >= 0:
             raise ValueError(f"gain_jitter: expected a std >= 0; found {self.gain_jitter!r}")
 
@@ -180,9 +184,9 @@ class TrialTokens:
         return out
 
     def amplitude(self, scales: Mapping[tuple[str, str], np.ndarray]) -> np.ndarray:
-        """``(N,)`` per-token amplitude on the scale rule's per-session scales (:mod:`aemg.evaluate.amplitude`);
+        """``(N,)`` per-token amplitude on the scale rule's per-session scales (:mod:`aemg.tokens.amplitude`);
         the floor of each session is the one its tokens were made with. NaN outside ``scales``' sessions."""
-        from aemg.evaluate.amplitude import amplitude_offsets, session_floor, token_amplitude
+        from aemg.tokens.amplitude import amplitude_offsets, session_floor, token_amplitude
 
         settings = self.ts.settings.to_meta()
         floors = {(subj, sess): (self.floors[subj] if subj in self.floors
@@ -415,7 +419,8 @@ def jitter_gain(batch: dict[str, Any], std: float, n_channels: int) -> dict[str,
 def _pooled(enc: Encoder, batches: list[dict[str, Any]], how: str = "mean", n_channels: int = 0,
             amp: bool = False) -> np.ndarray:
     """Pooled encoder states (n, width) over real tokens (:func:`_pool`), no gradients; with ``amp``, the
-    spans' per-channel mean amplitude (:func:`channel_amplitude`, unstandardised) appended."""
+    spans' per-channel mean amplitude (:func:`channel_amplitude`, unstandardised) appended. An encoder of
+    ``content_amp="scale"`` reads the batches' ``amp`` as ``log_amp`` (:func:`scale_content`)."""
     import torch
 
     enc.eval()
@@ -423,7 +428,7 @@ def _pooled(enc: Encoder, batches: list[dict[str, Any]], how: str = "mean", n_ch
     with torch.no_grad():
         parts = []
         for b in batches:
-            x = _pool(enc(b)[0], b, how, n_channels)
+            x = _pool(enc(scale_content(b) if enc.cfg.content_amp == "scale" else b)[0], b, how, n_channels)
             parts.append(torch.cat([x, channel_amplitude(b, n_channels)], 1) if amp else x)
         return np.concatenate([p.numpy() for p in parts]) if parts else np.zeros((0, width), np.float32)
 
@@ -464,6 +469,9 @@ class ProbeMethod(_EncoderMethod):
         rows, has = self._start(train)
         self.encoder = load_encoder(self.run_dir)
         _content_dim_check(self.encoder, self.tokens, self.run_dir)
+        if self.encoder.cfg.content_amp == "scale" and not self.cfg.amp_head:
+            raise ValueError(f"{self.run_dir}: its encoder reads log_amp on the session scale (content_amp='scale'), "
+                             "which the amplitude path computes: keep amp_head")
         if self.on_fit_start is not None:
             self.on_fit_start(self.encoder)
         y = train.y[has]
@@ -502,8 +510,18 @@ def amp_weight(gain: float, d_model: int) -> float:
     return float(gain) if gain > 0 else float(d_model) ** 0.5
 
 
+def scale_content(batch: dict[str, Any]) -> dict[str, Any]:
+    """A new batch whose tokens' ``log_amp`` is their amplitude on the session scale (``batch["amp"]``,
+    :mod:`aemg.tokens.amplitude`) instead of relative to the detector's noise floor."""
+    from aemg.tokens.features import FEATURE_NAMES
+
+    content = batch["content"].clone()
+    content[..., FEATURE_NAMES.index("log_amp")] = batch["amp"].to(content.dtype)
+    return dict(batch, content=content)
+
+
 def classifier(enc: Encoder, n_classes: int, pool: str = "mean", n_channels: int = 0,
-               amp_head: bool = False, amp_gain: float = 0.0) -> torch.nn.Module:
+               amp_head: bool = False, amp_gain: float = 0.0, amp_content: bool = False) -> torch.nn.Module:
     """Encoder + linear head on the pooled token states (:func:`_pool`); with ``amp_head`` the head also sees
     the span's per-channel amplitude (:func:`channel_amplitude`, standardised by the buffers ``amp_mu`` /
     ``amp_sd``, the training tokens' mean and std, set by the fit and saved with the weights, times
@@ -524,7 +542,7 @@ def classifier(enc: Encoder, n_classes: int, pool: str = "mean", n_channels: int
 
         def features(self, batch: dict[str, Any]) -> torch.Tensor:
             """(B, width) head input: pooled token states, then the weighted amplitude columns."""
-            x = _pool(self.encoder(batch)[0], batch, pool, n_channels)
+            x = _pool(self.encoder(scale_content(batch) if amp_content else batch)[0], batch, pool, n_channels)
             if amp_head:
                 a = channel_amplitude(batch, n_channels, self.amp_mu, self.amp_sd) * weight
                 x = torch.cat([x, a], dim=1)
@@ -570,10 +588,13 @@ class FinetuneMethod(_EncoderMethod):
             torch.manual_seed(cfg.seed)
             enc = self._encoder()
             _content_dim_check(enc, self.tokens, self.run_dir)
+            if enc.cfg.content_amp == "scale" and not cfg.amp_content:  # feed what the run was pre-trained on
+                self.cfg = cfg = replace(cfg, amp_content=True)
             if self.on_fit_start is not None:
                 self.on_fit_start(enc)
             rows, y = rows[has], train.y[has]
-            self.model = classifier(enc, self.n_classes, cfg.pool, self.tokens.n_channels, cfg.amp_head, cfg.amp_gain)
+            self.model = classifier(enc, self.n_classes, cfg.pool, self.tokens.n_channels, cfg.amp_head, cfg.amp_gain,
+                                    cfg.amp_content)
             if not len(rows):
                 return
             groups = self.tokens.groups(rows)
@@ -650,7 +671,8 @@ class FinetuneMethod(_EncoderMethod):
 
         self.n_classes, self.fallback = int(n_classes), int(fallback)
         self.model = classifier(Encoder(config_from_dict(EncoderConfig, encoder_config)), self.n_classes,
-                                self.cfg.pool, self.tokens.n_channels, self.cfg.amp_head, self.cfg.amp_gain)
+                                self.cfg.pool, self.tokens.n_channels, self.cfg.amp_head, self.cfg.amp_gain,
+                                self.cfg.amp_content)
         self.model.load_state_dict(state)
         self.model.eval()
 

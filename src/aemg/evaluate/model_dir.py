@@ -34,6 +34,7 @@ import numpy as np
 
 from aemg.atomic import current_umask, fsync_dir, make_folder, not_writable
 from aemg.errors import DataFormatError
+from aemg.tokens.amplitude import noise_floor
 
 if TYPE_CHECKING:
     from aemg.corpus import Corpus
@@ -153,22 +154,6 @@ class SavedModel:
 
 
 # ------------------------------------------------------------------ what goes into model.json
-
-
-def noise_floor(corpus: Corpus, subject: str, session: str, settings: dict[str, Any]) -> np.ndarray:
-    """The event detector's per-channel noise floor ``(C,)`` of one session, as the tokenizer computes it:
-    :func:`aemg.tokens.estimate_floor` over the session's unscaled recordings, joined in corpus order."""
-    from aemg.tokens import estimate_floor
-    from aemg.tokens.tokenset import TokenSettings
-
-    s = TokenSettings.from_meta(settings)
-    recs = list(corpus.iter_recordings(subject=subject, session=session, scaled=False))
-    if not recs:
-        raise KeyError(f"{subject}/{session}: expected a session of {corpus.path}; found no recordings")
-    cfg = s.config
-    return estimate_floor([r.signal for r in recs], float(recs[0].fs), percentile=cfg.floor_percentile,
-                          highpass_hz=cfg.highpass_hz, order=cfg.highpass_order, smooth_ms=cfg.smooth_ms,
-                          mains_hz=recs[0].mains_hz if s.notch else None)
 
 
 def _stored_scale(corpus: Corpus, subject: str, session: str) -> np.ndarray:

@@ -119,7 +119,7 @@ class LiveDecoder:
     the stored one of ``subject``/``session``; with ``calibration_s`` and no stored session named, the
     corpus's scale function on the calibration period, :func:`aemg.signal.scale.stream_scale`, so that
     period should hold rest and contractions): the amplitude reference is ``log(floor) - 2 log(scale)``
-    (:mod:`aemg.evaluate.amplitude`), set whenever the floor is.
+    (:mod:`aemg.tokens.amplitude`), set whenever the floor is.
     """
 
     def __init__(self, model: str | Path | SavedModel | Any, *, subject: str | None = None,

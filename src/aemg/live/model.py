@@ -52,7 +52,7 @@ class LiveModel:
             raise DataFormatError(saved.path / INFO, "finetune_config fields of this aemg's FinetuneConfig",
                                   f"found {exc}") from None
         self.net = classifier(Encoder(config_from_dict(EncoderConfig, info.encoder_config)), info.n_classes,
-                              self.cfg.pool, info.n_channels, self.cfg.amp_head, self.cfg.amp_gain)
+                              self.cfg.pool, info.n_channels, self.cfg.amp_head, self.cfg.amp_gain, self.cfg.amp_content)
         try:
             self.net.load_state_dict(saved.state)
         except (RuntimeError, ValueError, TypeError) as exc:
@@ -97,7 +97,8 @@ class LiveModel:
         encoder-input path** (any change of what the network is fed belongs here, and both
         :meth:`span_log_probs` and :meth:`reference_log_probs` see it). With :attr:`uses_amplitude`, also
         ``amp``: ``log_amp`` plus ``amp_offset`` ``(C,)`` (``log(floor) - 2 log(scale)`` of the stream's
-        session, :mod:`aemg.evaluate.amplitude`), which is then required."""
+        session, :mod:`aemg.tokens.amplitude`), which is then required; with ``amp_content`` that amplitude is
+        also the content's ``log_amp``."""
         c = self.info.n_channels
         n = b - a
         content = groups.content[a:b].reshape(n * c, -1)
@@ -114,6 +115,9 @@ class LiveModel:
                 raise ValueError(f"{self.saved.path}: the model's head reads token amplitude on the session scale: "
                                  "give amp_offset (log floor - 2 log scale per channel)")
             item["amp"] = (content[:, 0] + np.tile(np.asarray(amp_offset, np.float64), n)).astype(np.float32)
+            if self.cfg.amp_content:  # the encoder reads log_amp on the session scale (encoder_methods.scale_content)
+                item["content"] = content = content.copy()
+                content[:, 0] = item["amp"]
         m = int(self.cfg.max_tokens or 0)
         if m and n * c > m:  # the token set's collate keeps a span's first max_tokens
             item = {k: (v[:m] if isinstance(v, np.ndarray) else v) for k, v in item.items()}

@@ -22,6 +22,10 @@ T = TypeVar("T")
 POSITIONS = ("coords", "index")
 """How the encoder locates a token: by its electrode's forearm coordinates, or by its channel's index only."""
 
+CONTENT_AMPS = ("floor", "scale")
+"""What a token's ``log_amp`` is relative to when the encoder reads it: the event detector's noise floor (as
+tokenized; every run made before the option), or the session's amplitude scale (``aemg.tokens.amplitude``)."""
+
 CONTENT_NORMS = ("layer", "none")
 """What the content vector goes through before its projection: a LayerNorm across the token's own features
 (every run made before the option), or nothing (the features keep their units, e.g. ``log_amp``'s level)."""
@@ -48,10 +52,15 @@ class EncoderConfig:
     position: str = "coords"  # "coords": electrode coordinates; "index": the channel index (the nospatial ablation)
     max_channels: int = 64  # channel-index embedding table size with position "index" (larger indices are clamped)
     content_norm: str = "layer"  # "layer": LayerNorm over a token's features before projecting; "none": project as is
+    content_amp: str = "floor"  # log_amp relative to the noise "floor" or the session "scale": set by the data path
+    # (pre-training, fine-tuning, live), kept here so that whoever loads the weights feeds the same content
 
     def __post_init__(self) -> None:
         if self.position not in POSITIONS:
             raise ValueError(f"EncoderConfig.position must be one of {', '.join(POSITIONS)}; found {self.position!r}")
+        if self.content_amp not in CONTENT_AMPS:
+            raise ValueError(f"EncoderConfig.content_amp must be one of {', '.join(CONTENT_AMPS)}; "
+                             f"found {self.content_amp!r}")
         if self.content_norm not in CONTENT_NORMS:
             raise ValueError(f"EncoderConfig.content_norm must be one of {', '.join(CONTENT_NORMS)}; "
                              f"found {self.content_norm!r}")

@@ -20,6 +20,7 @@ from typing import Any
 from aemg.atomic import atomic_write_text
 from aemg.errors import DataFormatError, OptionError
 from aemg.model.config import (
+    CONTENT_AMPS,
     CONTENT_NORMS,
     POSITIONS,
     EncoderConfig,
@@ -143,7 +144,8 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
 
 # ---------------------------------------------------------------------- --set KEY=VALUE
 CHOICES: dict[tuple[type, str], tuple[str, ...]] = {(EncoderConfig, "position"): POSITIONS,
-                                                   (EncoderConfig, "content_norm"): CONTENT_NORMS}
+                                                   (EncoderConfig, "content_norm"): CONTENT_NORMS,
+                                                   (EncoderConfig, "content_amp"): CONTENT_AMPS}
 """Text fields that take one of a few values: (config class, field) -> the values ``--set`` accepts."""
 
 

@@ -102,8 +102,10 @@ def run_token_kind(run_dir: str | Path) -> dict[str, Any]:
     return token_kind(None)
 
 
-def token_recordings(ts: TokenSet) -> list[TokenRecording]:
-    """One :class:`TokenRecording` per recording of a ``TokenSet`` with at least one token group."""
+def token_recordings(ts: TokenSet, content: np.ndarray | None = None) -> list[TokenRecording]:
+    """One :class:`TokenRecording` per recording of a ``TokenSet`` with at least one token group (``content``:
+    ``(N, F)`` to use instead of the token set's own, e.g. with ``log_amp`` on the session scale)."""
+    content = ts.tokens.content if content is None else content
     out = []
     trial_label = np.asarray(ts.trials.label, np.int64)
     for r, idx in enumerate(ts.sequences("recording")):
@@ -114,7 +116,7 @@ def token_recordings(ts: TokenSet) -> list[TokenRecording]:
         label = np.where(tri >= 0, trial_label[np.clip(tri, 0, None)] if len(trial_label) else IGNORE, IGNORE)
         out.append(TokenRecording(
             key=str(ts.recordings.id[r]), dataset=str(ts.recordings.dataset[r]), subject=str(ts.recordings.subject[r]),
-            content=np.ascontiguousarray(ts.tokens.content[idx], np.float32),
+            content=np.ascontiguousarray(content[idx], np.float32),
             coords=np.ascontiguousarray(ts.tokens.coords[idx], np.float32),
             onset_ms=np.asarray(ts.tokens.onset_ms[idx], np.float32),
             group_start_ms=np.asarray(ts.groups.t_ms[g], np.float64),
@@ -153,10 +155,24 @@ def load_token_set(corpus: Corpus, *, window_ms: float | None = None, progress: 
     return ts
 
 
+def scaled_content(corpus: Corpus, ts: TokenSet) -> np.ndarray:
+    """``(N, F)`` the token set's content with ``log_amp`` on each session's stored amplitude scale instead of
+    relative to the detector's noise floor (:func:`aemg.tokens.amplitude.scale_amplitude`): the content an
+    encoder with ``content_amp="scale"`` reads."""
+    from aemg.tokens.amplitude import scale_amplitude
+    from aemg.tokens.features import FEATURE_NAMES
+
+    content = np.array(ts.tokens.content, np.float32)
+    content[:, FEATURE_NAMES.index("log_amp")] = scale_amplitude(corpus, ts)
+    return content
+
+
 def load_token_sources(corpus_dirs: Sequence[str | Path], exclude: Sequence[str] = (), *,
-                       window_ms: float | None = None, progress: bool = True) -> list[TokenSource]:
+                       window_ms: float | None = None, progress: bool = True,
+                       content_amp: str = "floor") -> list[TokenSource]:
     """One :class:`TokenSource` per corpus folder (datasets in ``exclude`` are not even tokenized), of event
-    tokens, or of ``window_ms`` fixed-window tokens (the ablation)."""
+    tokens, or of ``window_ms`` fixed-window tokens (the ablation); ``content_amp="scale"``: ``log_amp`` on the
+    session scale (:func:`scaled_content`), for an encoder of that ``EncoderConfig.content_amp``."""
     from aemg.corpus import Corpus
 
     kind = token_kind(window_ms)
@@ -168,7 +184,7 @@ def load_token_sources(corpus_dirs: Sequence[str | Path], exclude: Sequence[str]
             sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, [], tokens=kind))
             continue
         ts = load_token_set(corpus, window_ms=window_ms, progress=progress)
-        recs = token_recordings(ts)
+        recs = token_recordings(ts, scaled_content(corpus, ts) if content_amp == "scale" else None)
         if not recs:
             raise ValueError(f"{d}: the token set holds no tokens (no contraction events were found)")
         sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, recs,

@@ -1,4 +1,5 @@
-"""Token amplitude on the session's amplitude scale: the head's direct amplitude path.
+"""Token amplitude on the session's amplitude scale: the head's direct amplitude path (and, for an encoder
+that reads it, the token content's ``log_amp``).
 
 A token's ``log_amp`` is the log of its mean TKEO envelope divided by the event detector's noise floor
 of that channel (the 10th percentile of the session's envelope): right for detecting contractions,
@@ -34,11 +35,25 @@ if TYPE_CHECKING:
 _FLOORS: dict[tuple[str, str, str, str, str], np.ndarray] = {}
 
 
-def session_floor(corpus: Corpus, subject: str, session: str, settings: dict[str, Any]) -> np.ndarray:
-    """The detector's noise floor ``(C,)`` of one session (:func:`aemg.evaluate.model_dir.noise_floor`), cached."""
-    import json
+def noise_floor(corpus: Corpus, subject: str, session: str, settings: dict[str, Any]) -> np.ndarray:
+    """The event detector's per-channel noise floor ``(C,)`` of one session, as the tokenizer computes it:
+    :func:`aemg.tokens.estimate_floor` over the session's unscaled recordings, joined in corpus order."""
+    from aemg.tokens.energy import estimate_floor
+    from aemg.tokens.tokenset import TokenSettings
 
-    from aemg.evaluate.model_dir import noise_floor
+    s = TokenSettings.from_meta(settings)
+    recs = list(corpus.iter_recordings(subject=subject, session=session, scaled=False))
+    if not recs:
+        raise KeyError(f"{subject}/{session}: expected a session of {corpus.path}; found no recordings")
+    cfg = s.config
+    return estimate_floor([r.signal for r in recs], float(recs[0].fs), percentile=cfg.floor_percentile,
+                          highpass_hz=cfg.highpass_hz, order=cfg.highpass_order, smooth_ms=cfg.smooth_ms,
+                          mains_hz=recs[0].mains_hz if s.notch else None)
+
+
+def session_floor(corpus: Corpus, subject: str, session: str, settings: dict[str, Any]) -> np.ndarray:
+    """The detector's noise floor ``(C,)`` of one session (:func:`noise_floor`), cached."""
+    import json
 
     key = (str(corpus.path), str(corpus.hash), subject, session, json.dumps(settings, sort_keys=True, default=str))
     if key not in _FLOORS:
@@ -72,4 +87,16 @@ def token_amplitude(ts: TokenSet, offsets: np.ndarray) -> np.ndarray:
     return (np.asarray(tk.content[:, 0], np.float64) + offsets[rec, np.asarray(tk.channel)]).astype(np.float32)
 
 
-__all__ = ["amplitude_offsets", "session_floor", "token_amplitude"]
+def scale_amplitude(corpus: Corpus, ts: TokenSet) -> np.ndarray:
+    """``(N,)`` every token's amplitude on its session's stored scale (``corpus.scale``) with the floor it was
+    tokenized with: what ``log_amp`` becomes for an encoder that reads amplitude on the session scale
+    (``EncoderConfig.content_amp="scale"``), in pre-training and in fine-tuning alike."""
+    rec = ts.recordings
+    sessions = sorted(set(zip(np.asarray(rec.subject).astype(str), np.asarray(rec.session).astype(str))))
+    settings = ts.settings.to_meta()
+    floors = {k: session_floor(corpus, k[0], k[1], settings) for k in sessions}
+    scales = {k: np.asarray(corpus.scale(*k), np.float64) for k in sessions}
+    return token_amplitude(ts, amplitude_offsets(ts, floors, scales))
+
+
+__all__ = ["amplitude_offsets", "noise_floor", "scale_amplitude", "session_floor", "token_amplitude"]
