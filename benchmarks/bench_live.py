@@ -9,7 +9,7 @@ trials, then :func:`~aemg.evaluate.model_dir.save_model`), cached under ``--work
 only decodes. Then every recording of the held-out subjects is **one stream** of its own (a fresh
 :class:`~aemg.live.LiveDecoder` per file: one file is one repetition), cut into chunks of ``--chunk-ms``,
 decoded as fast as possible (speed 0), with one torch thread. The noise floor is the held-out session's own
-(:func:`aemg.evaluate.model_dir.noise_floor`, the token set's label-free estimate), or with ``--calibrate-s S``
+(:func:`aemg.tokens.amplitude.noise_floor`, the token set's label-free estimate), or with ``--calibrate-s S``
 the one a decoder estimates from the first S seconds of the session's first file, its rest file in both
 datasets (``LiveDecoder(calibration_s=S)``).
 
@@ -367,8 +367,8 @@ def table(name: str, f: dict[str, Any]) -> str:
 
 def bench_dataset(dataset: str, args: argparse.Namespace, extra: dict[str, Any]) -> list[StreamResult]:
     from aemg.evaluate.folds import subjects_of
-    from aemg.evaluate.model_dir import noise_floor
     from aemg.live.model import LiveModel
+    from aemg.tokens.amplitude import noise_floor
 
     corpus = corpus_for(dataset, args.corpora)
     held = subjects_of(corpus.trials)[:args.held_out]

@@ -10,9 +10,10 @@ printed note), per scale of ``--scale``:
   training (the ks its repetitions allow), every k tested on the same repetitions (those after the
   largest k); k = 0 is the ``loso`` model scored on those repetitions only (no second fit).
 
-Encoder methods start from a pre-trained run stored in ``pretrained/`` that never saw the target
-dataset (of those, the one pre-trained on the most datasets: ``small-a`` for 3DC and Côté-Allard,
-``small-b`` for the others; ``small-all`` saw every dataset and is never used). The leakage guard
+Encoder methods start from a pre-trained run stored in ``pretrained/`` (or, with ``--runs DIR``, a run
+folder directly under DIR) that never saw the target dataset (of those, the one pre-trained on the most
+datasets: ``small-a`` for 3DC and Côté-Allard, ``small-b`` for the others; ``small-all`` saw every dataset
+and is never used). The leakage guard
 of :mod:`aemg.evaluate.encoder_methods` refuses a wrong one anyway. The ablations (``aemg-windows``,
 ``aemg-nospatial``) need runs of their own: they are pre-trained here on the same corpora as that
 stored run, with the same config and steps plus the ablation's option, and cached under
@@ -37,6 +38,11 @@ subjects are the first ``--max-subjects`` in natural order (every other subject 
 ``--max-subjects 0`` holds out every subject. Measured end to end: UCI with every subject held out
 (18 folds) and ``aemg-finetune,aemg-probe,lda-td,svm-tdar`` took 283 s (fine-tuning folds 5-35 s,
 120 training trials, 2 epochs, the machine shared with other jobs).
+
+Choosing settings (``--tune``): the reported held-out subjects (the first ``--max-subjects``) are dropped
+entirely and LOSO k = 0 runs among the remaining subjects of each dataset (``--tune-subjects`` caps how
+many are held out in turn), so a setting is chosen on folds of the training subjects and then reported,
+unchanged, on the held-out ones; datasets with fewer than two remaining subjects are skipped.
 
 Prints the table, then, as its LAST line, one JSON object ``{dataset: {method: {k: mean trial
 accuracy}}, "wall_s": ...}`` (k as a string; with ``--scale calibration`` or ``both`` the
