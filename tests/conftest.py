@@ -68,7 +68,7 @@ def tiny_pretraining(corpus, out: Path, steps: int, content_amp: str = "floor") 
     content = scaled_content(corpus, ts) if content_amp == "scale" else None
     recs = [r for r in token_recordings(ts, content) if r.subject.startswith("cote-allard/pretraining/")]
     pre = TokenSource(corpus.dataset, str(Path(corpus.path).resolve()), corpus.hash, recs,
-                      tuple(ts.meta.get("feature_names") or ()))
+                      tuple(ts.meta.get("feature_names") or ()), content_amp=content_amp)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

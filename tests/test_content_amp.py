@@ -111,3 +111,29 @@ def test_live_decoding_of_a_scale_model_equals_offline(scale_run, corpus_cote_al
             last = [d for d in live if d.event == e and d.status == "confirmed"][-1]
             want = np.exp(logp - logp.max())
             np.testing.assert_allclose(last.probabilities, want / want.sum(), rtol=1e-4, atol=1e-5)
+
+
+def test_pretrain_refuses_sources_whose_content_the_config_does_not_read(corpus_cote_allard, tmp_path):
+    from aemg.train import TokenSource, pretrain
+    from aemg.train.config import get_config
+    from aemg.train.sources import token_recordings
+
+    ts = em.trial_tokens(corpus_cote_allard).ts
+    src = TokenSource("cote-allard", str(corpus_cote_allard.path), corpus_cote_allard.hash, token_recordings(ts)[:20])
+    cfg = get_config("tiny").override(["encoder.content_amp=scale", "tokenizer.encoder.content_amp=scale"])
+    with pytest.raises(ValueError, match="disagree on log_amp's reference: sources \\['floor'\\], encoder.content_amp "
+                                         "'scale'"):
+        pretrain(cfg, [src], tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_content_amp_option_sets_both_networks(corpus_cote_allard, tmp_path):
+    out = tmp_path / "run"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["--log-level", "ERROR", "pretrain", "--config", "tiny", "--max-steps", "2", "--content-amp",
+                     "scale", "--corpus", str(corpus_cote_allard.path), "--out", str(out), "--no-progress"]) == 0
+    from aemg.train.config import PretrainConfig
+
+    cfg = PretrainConfig.load(out / "config.json")
+    assert cfg.encoder.content_amp == cfg.tokenizer.encoder.content_amp == "scale"
+    assert load_encoder(out).cfg.content_amp == "scale"

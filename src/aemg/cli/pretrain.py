@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pre-train on fixed N ms window tokens instead of contraction events (the aemg-windows "
                         "ablation: each corpus's tokens/windows-<N>ms.npz from aemg tokenize --window-ms N, else made "
                         "now); run.json records the token kind")
+    p.add_argument("--content-amp", choices=["floor", "scale"], default=None,
+                   help="what the networks read a token's log_amp relative to: the detector's noise floor, or the "
+                        "session's amplitude scale (the stored runs in pretrained/); sets encoder.content_amp and "
+                        "tokenizer.encoder.content_amp (default: the config's, floor)")
     p.add_argument("--accelerator", default="cpu", help="cpu (default), cuda, gpu, mps, auto (checked against this machine before anything starts)")
     p.add_argument("--devices", default="1", help="devices per node (an int, or 'auto'; default 1)")
     p.add_argument("--num-nodes", type=int, default=1, help="machines (default 1)")
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     from aemg.errors import OptionError
     from aemg.train import pretrain
-    from aemg.train.config import PretrainConfig, get_config
+    from aemg.train.config import get_config
     from aemg.train.engine import check_hardware
     from aemg.train.sources import load_token_sources
 
@@ -60,16 +63,17 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"--window-ms {args.window_ms:g}", "a window length in ms > 0", f"found {args.window_ms:g}")
     devices = check_hardware(args.accelerator, args.devices, args.num_nodes, args.strategy, args.precision)
     cfg = get_config(args.config).override(args.overrides)
+    if args.content_amp is not None:
+        cfg = cfg.override([f"encoder.content_amp={args.content_amp}",
+                            f"tokenizer.encoder.content_amp={args.content_amp}"])
     if args.max_steps is not None:
         cfg = cfg.cap_steps(args.max_steps)
     if args.seed is not None:
         cfg = cfg.override([f"seed={args.seed}"])
-    run_cfg = Path(args.out) / "config.json"
-    enc_cfg = (PretrainConfig.load(run_cfg) if args.resume and run_cfg.is_file() else cfg)  # resume: the run's own
-    amp = enc_cfg.encoder.content_amp
-    if enc_cfg.tokenizer.encoder.content_amp != amp:
+    amp = cfg.encoder.content_amp  # (--resume checks that the run's own config.json is this one)
+    if cfg.tokenizer.encoder.content_amp != amp:
         raise OptionError(f"--set encoder.content_amp={amp}", "the same tokenizer.encoder.content_amp (both networks "
-                          "read one token content)", f"found {enc_cfg.tokenizer.encoder.content_amp!r}")
+                          "read one token content)", f"found {cfg.tokenizer.encoder.content_amp!r}")
     sources = load_token_sources(args.corpus, exclude=args.exclude, window_ms=args.window_ms,
                                  progress=not args.no_progress, content_amp=amp)
     try:

@@ -131,6 +131,12 @@ class PretrainRecipe:
         if len(kinds) != 1:
             raise ValueError(f"corpora disagree on the token kind: {sorted(kinds)}; load them with one --window-ms")
         self.tokens = dict(self.sources[0].tokens)  # the token kind, recorded in run.json and summary.json
+        amps = {s.content_amp for s in self.sources} | {cfg.encoder.content_amp, cfg.tokenizer.encoder.content_amp}
+        if len(amps) != 1:  # the networks must read the content the sources hold (load_token_sources(content_amp=))
+            raise ValueError(f"token content and config disagree on log_amp's reference: sources "
+                             f"{sorted({s.content_amp for s in self.sources})}, encoder.content_amp "
+                             f"{cfg.encoder.content_amp!r}, tokenizer.encoder.content_amp "
+                             f"{cfg.tokenizer.encoder.content_amp!r}")
         content_dims = {r.content.shape[1] for s in self.sources for r in s.recordings}
         if len(content_dims) != 1:
             raise ValueError(f"corpora disagree on the token content dim: {sorted(content_dims)}; tokenize them alike")

@@ -45,6 +45,7 @@ class TokenSource:
     recordings: list[TokenRecording] = field(default_factory=list)
     content_names: tuple[str, ...] | None = None  # names of the content vector's entries (for drawings)
     tokens: dict[str, Any] = field(default_factory=lambda: token_kind(None))  # the token kind (token_kind)
+    content_amp: str = "floor"  # log_amp relative to the noise "floor" or the session "scale" (scaled_content)
 
     @property
     def subjects(self) -> list[str]:
@@ -181,12 +182,14 @@ def load_token_sources(corpus_dirs: Sequence[str | Path], exclude: Sequence[str]
         corpus = Corpus(d)
         if corpus.dataset in set(exclude):
             log.info("leaving out %s (%s): --exclude", d, corpus.dataset)
-            sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, [], tokens=kind))
+            sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, [], tokens=kind,
+                                       content_amp=content_amp))
             continue
         ts = load_token_set(corpus, window_ms=window_ms, progress=progress)
         recs = token_recordings(ts, scaled_content(corpus, ts) if content_amp == "scale" else None)
         if not recs:
             raise ValueError(f"{d}: the token set holds no tokens (no contraction events were found)")
         sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, recs,
-                                   content_names=tuple(ts.meta.get("feature_names") or ()) or None, tokens=kind))
+                                   content_names=tuple(ts.meta.get("feature_names") or ()) or None, tokens=kind,
+                                   content_amp=content_amp))
     return sources
