@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     from aemg.cli.finetune import finetune_config
     from aemg.errors import OptionError
 
+    if any(x.partition("=")[0].strip() == "epochs" for x in args.set):
+        p.error("--set epochs=N: use --epochs N (the benchmark's own default would override it)")
     try:  # the fine-tuned methods' FinetuneConfig, checked before any work
         args.finetune = finetune_config([f"max_tokens={args.max_tokens}", *args.set], args.epochs)
     except OptionError as e:
