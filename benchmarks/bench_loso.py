@@ -31,9 +31,12 @@ of 224 trials, about 12 times slower), ``scratch`` and the ablations cost the sa
 datasets (CIIL ElectrodeShift 920, long-term-semg 790, CIIL Minimal 720, 3DC 250, Côté-Allard 250,
 UCI 120), and each held-out subject has 3 folds (k = 0, 1, 2), so one fine-tuned method costs about
 3 x 3 subjects x 2 epochs x 0.04 s x 3,050 = 37 min: with ``aemg-finetune`` and ``scratch`` plus the
-probe and baselines the default is estimated at 80-85 min on 2 quiet cores (an estimate from these
-per-fold figures, not an end-to-end measurement); the two ablations would add about 75 min and
-their pre-training (use ``--max-subjects 2`` or ``--methods`` to stay within 90 min). The held-out
+probe and baselines the default was estimated at 80-85 min on 2 cores under load; on a quiet machine
+(session 6, one torch thread, 2-3 jobs on the 2 cores) ``aemg-finetune,aemg-probe,scratch`` over the six
+datasets took 350 s + 1,103 s (two processes), and the session-scale 3DC / Côté-Allard / UCI parts of the
+full default took 370 / 180 / 94 s with every method. The two ablations add their folds and their
+pre-training (made like the stored runs: 1000 steps per stage, about 15 min each on one quiet core,
+four runs, cached after the first benchmark; use ``--methods`` to leave them out). The held-out
 subjects are the first ``--max-subjects`` in natural order (every other subject still trains);
 ``--max-subjects 0`` holds out every subject. Measured end to end: UCI with every subject held out
 (18 folds) and ``aemg-finetune,aemg-probe,lda-td,svm-tdar`` took 283 s (fine-tuning folds 5-35 s,
@@ -131,14 +134,16 @@ def stored_run_for(dataset: str, runs: Path | None = None) -> Path:
 
 
 def ablation_run(method: str, base: Path, corpora: Path, work: Path) -> Path:
-    """The cached pre-training run of an ablation, made like ``base`` (config, steps, corpora) plus its option."""
+    """The cached pre-training run of an ablation, made like ``base`` (config, steps, token content, corpora) plus
+    its option."""
     from aemg.cli import main as aemg
     from aemg.train.config import PretrainConfig
 
     cfg = PretrainConfig.load(base / "config.json")
     cs = [corpus_for(d, corpora) for d in run_datasets(base)]
     dirs = [c.path for c in cs]
-    args = ["pretrain", "--config", cfg.name, "--max-steps", str(cfg.stage(2).max_steps), *ABLATION_RUNS[method]]
+    args = ["pretrain", "--config", cfg.name, "--max-steps", str(cfg.stage(2).max_steps),
+            "--content-amp", cfg.encoder.content_amp, *ABLATION_RUNS[method]]
     tok_hash = [hashlib.sha256((c.path / "tokens" / "events.npz").read_bytes()).hexdigest() for c in cs]
     hashes = [[c.dataset, str(c.hash), h] for c, h in zip(cs, tok_hash)]
     key = hashlib.sha256(json.dumps({"args": args, "corpora": hashes}).encode()).hexdigest()[:12]
