@@ -13,34 +13,26 @@ printed note), per scale of ``--scale``:
 Encoder methods start from a pre-trained run stored in ``pretrained/`` (or, with ``--runs DIR``, a run
 folder directly under DIR) that never saw the target dataset (of those, the one pre-trained on the most
 datasets: ``small-a`` for 3DC and Côté-Allard, ``small-b`` for the others; ``small-all`` saw every dataset
-and is never used). The leakage guard
-of :mod:`aemg.evaluate.encoder_methods` refuses a wrong one anyway. The ablations (``aemg-windows``,
-``aemg-nospatial``) need runs of their own: they are pre-trained here on the same corpora as that
-stored run, with the same config and steps plus the ablation's option, and cached under
-``--work/runs/<method>-<key>``, the key a hash of the command and the corpora's provenance and
-token hashes, so a second benchmark run only evaluates. Under ``calibration`` the encoder methods read the
-held-out subject's tokens made with a calibration noise floor (docs/evaluate.md). Corpora are prepared once into ``--corpora`` (``aemg prepare`` + ``aemg
-tokenize``; reused when there).
+and is never used). The leakage guard of :mod:`aemg.evaluate.encoder_methods` refuses a wrong one anyway.
+The ablations (``aemg-windows``, ``aemg-nospatial``) need runs of their own, made like that stored run (its
+resolved ``config.json``: steps, codebook, token content, seed; the same corpora) plus the ablation's
+option, keyed by a hash of those and the corpora's provenance and token hashes: for the stored runs they
+are kept in ``pretrained/ablations/<method>-<run>`` (used when their ``bench_key.txt`` matches), otherwise
+(``--runs``, other corpora) pre-trained here once and cached under ``--work/runs/<method>-<key>``. Under
+``calibration`` the encoder methods read the held-out subject's tokens made with a calibration noise floor
+(docs/evaluate.md). Corpora are prepared once into ``--corpora`` (``aemg prepare`` + ``aemg tokenize``;
+reused when there).
 
-CPU-sized defaults (``--epochs 2``, ``--max-tokens 256``, ``--max-subjects 3``, ``--max-svm-windows
-6000``). Fine-tuning dominates: its cost is about 0.04 s per training trial and epoch on one quiet
-core with the ``small`` encoder and 256 tokens (``docs/evaluate.md``: 113 s per Côté-Allard fold,
-246 trials, 6 epochs, 512 tokens; measured here under a load of 11 on 2 cores: 123 s for one epoch
-of 224 trials, about 12 times slower), ``scratch`` and the ablations cost the same, a probe fold about
-10 s, a baseline fold 1-5 s. The training side holds about 3,050 trials summed over the six
-datasets (CIIL ElectrodeShift 920, long-term-semg 790, CIIL Minimal 720, 3DC 250, Côté-Allard 250,
-UCI 120), and each held-out subject has 3 folds (k = 0, 1, 2), so one fine-tuned method costs about
-3 x 3 subjects x 2 epochs x 0.04 s x 3,050 = 37 min: with ``aemg-finetune`` and ``scratch`` plus the
-probe and baselines the default was estimated at 80-85 min on 2 cores under load; on a quiet machine
-(session 6, one torch thread, 2-3 jobs on the 2 cores) ``aemg-finetune,aemg-probe,scratch`` over the six
-datasets took 350 s + 1,103 s (two processes), and the session-scale 3DC / Côté-Allard / UCI parts of the
-full default took 370 / 180 / 94 s with every method. The two ablations add their folds and their
-pre-training (made like the stored runs: 1000 steps per stage, about 15 min each on one quiet core,
-four runs, cached after the first benchmark; use ``--methods`` to leave them out). The held-out
-subjects are the first ``--max-subjects`` in natural order (every other subject still trains);
-``--max-subjects 0`` holds out every subject. Measured end to end: UCI with every subject held out
-(18 folds) and ``aemg-finetune,aemg-probe,lda-td,svm-tdar`` took 283 s (fine-tuning folds 5-35 s,
-120 training trials, 2 epochs, the machine shared with other jobs).
+CPU-sized defaults (``--scale both``, ``--epochs 2``, ``--max-tokens 256``, ``--max-subjects 3``,
+``--max-svm-windows 6000``, ``--jobs 2``: the (dataset, scale) parts run in two worker processes of one
+torch thread each, the costliest first; the figures are the same with ``--jobs 1``). Fine-tuning
+dominates: about 0.01-0.04 s per training trial and epoch on one core with the ``small`` encoder and 256
+tokens, the same for ``scratch`` and the two ablations; a probe fold takes 10-25 s, a baseline fold 1-5 s.
+The training side holds about 3,050 trials summed over the six datasets (CIIL ElectrodeShift 920,
+long-term-semg 790, CIIL Minimal 720, 3DC 250, Côté-Allard 250, UCI 120), and each held-out subject has 3
+folds (k = 0, 1, 2) per scale. Measured end to end, see docs/evaluate.md ("The whole benchmark, end to
+end"). The held-out subjects are the first ``--max-subjects`` in natural order (every other subject still
+trains); ``--max-subjects 0`` holds out every subject.
 
 Choosing settings (``--tune``): the reported held-out subjects (the first ``--max-subjects``) are dropped
 entirely and LOSO k = 0 runs among the remaining subjects of each dataset (``--tune-subjects`` caps how
@@ -86,6 +78,9 @@ FINETUNED = ("aemg-finetune", "scratch", "aemg-windows", "aemg-nospatial")  # ta
 ABLATION_RUNS = {"aemg-windows": ["--window-ms", "200"],
                  "aemg-nospatial": ["--set", "encoder.position=index", "--set", "tokenizer.encoder.position=index"]}
 KS = (0, 1, 2)
+# training trials per dataset (docstring), the order in which --jobs hands out the parts: costliest first
+COST = {"ciil-electrodeshift": 920, "long-term-semg": 790, "ciil-minimal": 720, "3dc": 250, "cote-allard": 250,
+        "uci-gestures": 120}
 
 
 T0 = time.perf_counter()
@@ -133,22 +128,33 @@ def stored_run_for(dataset: str, runs: Path | None = None) -> Path:
     return max(fits, key=lambda p: (len(run_datasets(p)), p.name))
 
 
-def ablation_run(method: str, base: Path, corpora: Path, work: Path) -> Path:
-    """The cached pre-training run of an ablation, made like ``base`` (config, steps, token content, corpora) plus
-    its option."""
-    from aemg.cli import main as aemg
-    from aemg.train.config import PretrainConfig
+ABLATIONS = "ablations"  # pretrained/ablations/<method>-<stored run>: ablation runs kept in the repository
+BENCH_KEY = "bench_key.txt"  # in an ablation run: the key (config, option, corpora) it was made for
 
-    cfg = PretrainConfig.load(base / "config.json")
+
+def ablation_run(method: str, base: Path, corpora: Path, work: Path) -> Path:
+    """The pre-training run of an ablation, made like ``base`` (its resolved ``config.json``: steps, codebook,
+    token content, seed; the same corpora) plus the ablation's option, keyed by a hash of those: the one kept in
+    ``pretrained/ablations/`` for a stored base run when its key matches, else one cached under ``work/runs``
+    (made now when missing)."""
+    from aemg.cli import main as aemg
+    from aemg.train.checkpoint import pretrained_dir
+
     cs = [corpus_for(d, corpora) for d in run_datasets(base)]
     dirs = [c.path for c in cs]
-    args = ["pretrain", "--config", cfg.name, "--max-steps", str(cfg.stage(2).max_steps),
-            "--content-amp", cfg.encoder.content_amp, *ABLATION_RUNS[method]]
+    # the base run's own resolved config (steps, codebook, token content, seed ...), plus the ablation's option
+    args = ["pretrain", "--config", str(base / "config.json"), *ABLATION_RUNS[method]]
     tok_hash = [hashlib.sha256((c.path / "tokens" / "events.npz").read_bytes()).hexdigest() for c in cs]
     hashes = [[c.dataset, str(c.hash), h] for c, h in zip(cs, tok_hash)]
-    key = hashlib.sha256(json.dumps({"args": args, "corpora": hashes}).encode()).hexdigest()[:12]
+    config = json.loads((base / "config.json").read_text())
+    key = hashlib.sha256(json.dumps({"config": config, "options": ABLATION_RUNS[method],
+                                     "corpora": hashes}, sort_keys=True).encode()).hexdigest()[:12]
+    stored = pretrained_dir() / ABLATIONS / f"{method}-{base.name}"
+    if base.parent == pretrained_dir() and _holds_run(stored, key):
+        log(f"{method}: stored run {stored}")
+        return stored
     out = work / "runs" / f"{method}-{key}"
-    if (out / "summary.json").is_file() and (out / "encoder.pt").is_file():
+    if _holds_run(out, key):
         log(f"{method}: cached run {out}")
         return out
     shutil.rmtree(out, ignore_errors=True)
@@ -156,7 +162,14 @@ def ablation_run(method: str, base: Path, corpora: Path, work: Path) -> Path:
     full = [*args, *(a for d in dirs for a in ("--corpus", str(d))), "--out", str(out), "--no-progress"]
     if aemg(full) != 0:
         raise RuntimeError(f"aemg {' '.join(full)} failed")
+    (out / BENCH_KEY).write_text(key + "\n")
     return out
+
+
+def _holds_run(run: Path, key: str) -> bool:
+    """Whether ``run`` is a finished ablation run made for ``key`` (its ``bench_key.txt``)."""
+    done = (run / "summary.json").is_file() and (run / "encoder.pt").is_file() and (run / BENCH_KEY).is_file()
+    return done and (run / BENCH_KEY).read_text().strip() == key
 
 
 # ------------------------------------------------------------------ evaluation
@@ -245,6 +258,36 @@ def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.N
     return out
 
 
+def _worker_start() -> None:
+    import torch
+
+    logging.disable(logging.WARNING)
+    torch.set_num_threads(1)
+
+
+def _part(name: str, methods: list[str], scale: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    return bench_one(name, methods, [scale], args, {})
+
+
+def parallel(methods: list[str], scales: list[str], args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`bench_one` of every (dataset, scale) part in ``args.jobs`` worker processes, the costliest parts
+    first; the corpora and the ablation runs are made here first, so no two workers make the same one."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    for name in args.datasets:
+        corpus_for(DATASETS[name][0], args.corpora)
+        for m in methods:
+            if m in ABLATION_RUNS:
+                ablation_run(m, stored_run_for(DATASETS[name][0], args.runs), args.corpora, args.work)
+    parts = sorted(((n, s) for n in args.datasets for s in scales),
+                   key=lambda p: (-COST.get(p[0], 0), scales.index(p[1])))
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"), initializer=_worker_start) as pool:
+        done = {p: pool.submit(_part, p[0], methods, p[1], args) for p in parts}
+        found = {p: f.result() for p, f in done.items()}
+    return {n: {k: v for s in scales for k, v in found[(n, s)].items()} for n in args.datasets}
+
+
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     keys = ["0", "1", "2"]
     lines = [f"{'dataset':<20} {'method':<26} {'loso':>13} " + " ".join(f"{'k=' + k:>7}" for k in keys)]
@@ -268,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma-separated methods (default: {','.join(METHODS)}); unknown ones are skipped")
-    p.add_argument("--scale", default="session", choices=["session", "calibration", "both"],
-                   help="amplitude scale (default session)")
+    p.add_argument("--scale", default="both", choices=["session", "calibration", "both"],
+                   help="amplitude scale: the stored per-session one (transductive), the calibration one (what a new "
+                        "user gives before use), or both (default)")
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of aemg-finetune/scratch/ablations (default 2)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="one more FinetuneConfig field for the fine-tuned methods (as aemg finetune --set), e.g. "
@@ -283,7 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tune-subjects", type=int, default=0,
                    help="with --tune, subjects held out in turn, the first in natural order (default 0 = all)")
     p.add_argument("--max-svm-windows", type=int, default=6000, help="SVM training windows per fold (default 6000)")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="worker processes, one torch thread each, over the (dataset, scale) parts (default 2, the "
+                        "cores of the reference machine; 1 = in this process); the figures do not depend on it")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs: expected a number of processes >= 1; found {args.jobs}")
     from aemg.cli.finetune import finetune_config
     from aemg.errors import OptionError
 
@@ -310,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     scales = ["session", "calibration"] if args.scale == "both" else [args.scale]
     t0 = time.perf_counter()
     run_cache: dict[str, Path] = {}
-    results = {name: bench_one(name, methods, scales, args, run_cache) for name in args.datasets}
+    if args.jobs > 1:
+        results = parallel(methods, scales, args)
+    else:
+        results = {name: bench_one(name, methods, scales, args, run_cache) for name in args.datasets}
     print(table(results))
     print("keys: loso = LOSO k=0 on all trials of the held-out subjects (mean±std over subjects); k=0/1/2 = "
           "low-label on the same repetitions (after the largest k). Trial accuracy.")

@@ -24,7 +24,7 @@ from aemg.tokens import estimate_floor  # noqa: E402
 from aemg.tokens.features import FEATURE_NAMES  # noqa: E402
 from aemg.train.sources import scaled_content  # noqa: E402
 from conftest import LIVE_USER, tiny_pretraining  # noqa: E402
-from test_live import _decode, _offline, _with_events  # noqa: E402
+from live_helpers import decode, offline_decisions, with_events  # noqa: E402
 
 FAST = em.FinetuneConfig(epochs=1, batch_size=16, max_tokens=64)
 
@@ -102,11 +102,11 @@ def test_live_decoding_of_a_scale_model_equals_offline(scale_run, corpus_cote_al
     assert rc == 0
     model = LiveModel(out)
     assert model.cfg.amp_content and model.uses_amplitude
-    recs = _with_events(model, list(corpus_cote_allard.iter_recordings(subject=LIVE_USER, scaled=False)), 2)
+    recs = with_events(model, list(corpus_cote_allard.iter_recordings(subject=LIVE_USER, scaled=False)), 2)
     for rec in recs:
         floor = np.asarray(model.info.calibration_of(rec.subject, rec.session).noise_floor)
-        offline = _offline(model, rec, floor)
-        live = _decode(model, rec, 7)
+        offline = offline_decisions(model, rec, floor)
+        live = decode(model, rec, 7)
         for e, (_, logp) in offline.items():
             last = [d for d in live if d.event == e and d.status == "confirmed"][-1]
             want = np.exp(logp - logp.max())

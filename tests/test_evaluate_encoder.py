@@ -337,3 +337,38 @@ def test_gain_jitter_moves_log_amp_and_the_amplitude_path_by_one_gain_per_span_a
     assert torch.equal(jitter_gain(b, 0.0, tt.n_channels)["content"], b["content"])
     with pytest.raises(ValueError, match="gain_jitter"):
         replace(FAST, gain_jitter=-0.1)
+
+
+def test_lr_schedule_ramps_then_decays_to_zero_over_the_fit(tiny_run, corpus_cote_allard):
+    """``lr_factor``: a linear warm-up then a linear / cosine decay reaching 0 at the fit's last step; a fit with
+    ``lr_schedule="linear"`` ends with learning rates near 0 (constant keeps them); bad values are refused."""
+    from aemg.evaluate.encoder_methods import lr_factor
+
+    f = [lr_factor(s, n_steps=20, warmup=0.1, how="linear") for s in range(21)]
+    assert f[:2] == [0.5, 1.0] and f[2] == 1.0 and f[20] == 0.0
+    assert all(a > b for a, b in zip(f[2:], f[3:]))
+    c = [lr_factor(s, n_steps=10, warmup=0.0, how="cosine") for s in range(11)]
+    assert c[0] == 1.0 and abs(c[5] - 0.5) < 1e-12 and c[10] == 0.0
+    corpus = corpus_cote_allard
+    train, _ = fold_sets(SignalSource(corpus), _eval_folds(corpus, 1)[0], "session")
+    seen = {}
+    orig = torch.optim.AdamW.step
+    for how in ("constant", "linear"):
+        m = ENCODER_METHODS["aemg-finetune"](run_dir=tiny_run, corpus=corpus, cfg=replace(FAST, lr_schedule=how))()
+        steps = []
+
+        def step(opt, *a, _steps=steps, **k):
+            _steps.append([g["lr"] for g in opt.param_groups])
+            return orig(opt, *a, **k)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(torch.optim.AdamW, "step", step)
+            m.fit(train)
+        seen[how] = np.asarray(steps)
+    assert len(seen["linear"]) > 5 and np.allclose(seen["constant"], [FAST.lr_encoder, FAST.lr_head])
+    lin = seen["linear"]
+    assert np.allclose(lin[0], [FAST.lr_encoder, FAST.lr_head]) and (np.diff(lin, axis=0) < 0).all()
+    assert (lin[-1] < 0.2 * lin[0]).all()
+    for bad in ({"lr_schedule": "step"}, {"warmup_frac": 1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            replace(FAST, **bad)

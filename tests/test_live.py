@@ -22,13 +22,11 @@ pytest.importorskip("vector_quantize_pytorch")
 pytest.importorskip("sklearn")
 
 from aemg.cli import main  # noqa: E402
-from aemg.evaluate.encoder_methods import pad_amp  # noqa: E402
 from aemg.evaluate.spans import tile_spans  # noqa: E402
 from aemg.live import LiveDecoder, ReplaySource  # noqa: E402
 from aemg.live.model import LiveModel  # noqa: E402
-from aemg.tokens.amplitude import amplitude_offsets, token_amplitude  # noqa: E402
-from aemg.tokens.builder import TokenSetBuilder  # noqa: E402
 from aemg.tokens.tokenizer import tokenize_session  # noqa: E402
+from live_helpers import decode, offline_decisions, with_events  # noqa: E402
 
 QUIET = ["--log-level", "ERROR"]
 USER = "cote-allard/evaluation/Female0"
@@ -59,38 +57,19 @@ def user_recordings(corpus_cote_allard) -> list:
     return list(corpus_cote_allard.iter_recordings(subject=USER, scaled=False))
 
 
-def _decode(model, rec, chunk: int) -> list:
-    dec = LiveDecoder(model, subject=rec.subject, session=rec.session, mains_hz=rec.mains_hz)
-    out = []
-    for a in range(0, rec.n_samples, chunk):
-        out += dec.process(rec.signal[:, a:a + chunk])
-    return out + dec.flush()
-
-
 def _key(decisions: list) -> list:
     return [(d.status, d.event, d.gesture, d.n_groups, d.time_s, d.onset_s, d.probabilities, d.open_end, d.final)
             for d in decisions]
 
 
-def _with_events(model, recs, n: int) -> list:
-    """The first ``n`` recordings whose decoding holds a confirmed event."""
-    out = []
-    for rec in recs:
-        if any(d.status == "confirmed" for d in _decode(model, rec, 10_000)):
-            out.append(rec)
-        if len(out) == n:
-            return out
-    raise AssertionError(f"fewer than {n} of USER's recordings hold a confirmed event")
-
-
 def test_chunked_equals_whole(live_model, user_recordings):
-    recs = _with_events(live_model, user_recordings, 2)
+    recs = with_events(live_model, user_recordings, 2)
     for rec in recs:
-        whole = _decode(live_model, rec, rec.n_samples)
+        whole = decode(live_model, rec, rec.n_samples)
         statuses = {d.status for d in whole}
         assert {"provisional", "confirmed"} <= statuses, statuses
         for chunk in (1, 7, 64):
-            assert _key(_decode(live_model, rec, chunk)) == _key(whole), (rec.recording_id, chunk)
+            assert _key(decode(live_model, rec, chunk)) == _key(whole), (rec.recording_id, chunk)
         # the first decision of each event comes from its first 100 ms group, before confirmation
         span_s = live_model.settings.config.max_span_ms / 1000.0
         for e in {d.event for d in whole}:
@@ -102,39 +81,13 @@ def test_chunked_equals_whole(live_model, user_recordings):
             assert d.gesture == live_model.info.classes[int(np.argmax(d.probabilities))]
 
 
-def _offline(model: LiveModel, rec, floor: np.ndarray) -> dict[int, tuple[int, np.ndarray]]:
-    """Per event: (groups, class log-probabilities) through the offline tokenizer, token set and collate."""
-    s = model.settings
-    out = tokenize_session([rec], s.config, notch=s.notch, floor=floor)
-    b = TokenSetBuilder(s.config, notch=s.notch)
-    b.add_session([rec], out)
-    ts = b.build(rec.fs)
-    group = ts.tokens.group
-    res = {}
-    for e in np.unique(ts.groups.event):
-        rows = np.flatnonzero(ts.groups.event == e)
-        groups = [np.flatnonzero(group == g) for g in rows]
-        spans = tile_spans(groups, model.span, model.stride)
-        batch = ts.collate(tokens=spans, labels=[-100] * len(spans), max_tokens=model.cfg.max_tokens)
-        if model.uses_amplitude:  # the offline amplitude path (aemg.tokens.amplitude) on the same session scale
-            key = (rec.subject, rec.session)
-            scale = np.asarray(model.info.calibration_of(*key).scale)
-            amp = token_amplitude(ts, amplitude_offsets(ts, {key: floor}, {key: scale}))
-            m = model.cfg.max_tokens
-            batch["amp"] = pad_amp([amp[t[:m]] for t in spans], batch["pad_mask"].shape[1])
-        with torch.no_grad():
-            logp = torch.log_softmax(model.net(batch), dim=1).double().numpy()
-        res[int(e)] = (len(rows), logp.mean(axis=0))
-    return res
-
-
 def test_final_confirmed_decision_equals_offline_classification(live_model, user_recordings):
-    recs = _with_events(live_model, user_recordings, 3)
+    recs = with_events(live_model, user_recordings, 3)
     checked = 0
     for rec in recs:
         floor = np.asarray(live_model.info.calibration_of(rec.subject, rec.session).noise_floor)
-        offline = _offline(live_model, rec, floor)
-        live = _decode(live_model, rec, 7)
+        offline = offline_decisions(live_model, rec, floor)
+        live = decode(live_model, rec, 7)
         confirmed = {d.event for d in live if d.status == "confirmed"}
         assert confirmed == set(offline), (rec.recording_id, confirmed, set(offline))
         for e, (n_groups, logp) in offline.items():
@@ -150,7 +103,7 @@ def test_final_confirmed_decision_equals_offline_classification(live_model, user
 
 def _burst(rec_rest, rec_active, model) -> tuple[np.ndarray, float]:
     """Real rest, then ``short`` seconds of a real contraction (shorter than the minimum duration), then rest."""
-    dec = _decode(model, rec_active, rec_active.n_samples)
+    dec = decode(model, rec_active, rec_active.n_samples)
     onset = next(d.onset_s for d in dec if d.status == "confirmed")
     fs = rec_rest.fs
     a = int(round(onset * fs))
@@ -162,10 +115,10 @@ def _burst(rec_rest, rec_active, model) -> tuple[np.ndarray, float]:
 
 
 def test_a_short_burst_is_provisional_then_retracted(live_model, user_recordings):
-    quiet = [r for r in user_recordings if not _decode(live_model, r, r.n_samples)]
+    quiet = [r for r in user_recordings if not decode(live_model, r, r.n_samples)]
     assert quiet, "expected a rest recording of USER without events"
     rest = quiet[0]
-    active = _with_events(live_model, user_recordings, 1)[0]
+    active = with_events(live_model, user_recordings, 1)[0]
     x, dur = _burst(rest, active, live_model)
     assert dur * 1000 < live_model.settings.config.min_duration_ms
     results = []
@@ -189,8 +142,8 @@ def test_a_short_burst_is_provisional_then_retracted(live_model, user_recordings
 
 
 def test_state_dict_round_trip_mid_stream(live_model, user_recordings):
-    rec = _with_events(live_model, user_recordings, 1)[0]
-    whole = _decode(live_model, rec, 13)
+    rec = with_events(live_model, user_recordings, 1)[0]
+    whole = decode(live_model, rec, 13)
     onset = next(d.onset_s for d in whole if d.status == "confirmed")
     fs = rec.fs
     for cut_s in (onset + 0.25, onset + 1.0):  # while provisional, then while confirmed
@@ -208,8 +161,8 @@ def test_state_dict_round_trip_mid_stream(live_model, user_recordings):
 
 
 def test_a_stream_stopped_mid_event_reports_the_open_event(live_model, user_recordings):
-    rec = _with_events(live_model, user_recordings, 1)[0]
-    whole = _decode(live_model, rec, rec.n_samples)
+    rec = with_events(live_model, user_recordings, 1)[0]
+    whole = decode(live_model, rec, rec.n_samples)
     c = next(d for d in whole if d.status == "confirmed")
     cut = int(round((c.time_s + 0.35) * rec.fs))  # mid-event, after confirmation
     assert any(d.event == c.event and d.time_s > c.time_s + 0.35 for d in whole), "event ends too soon"
@@ -268,14 +221,14 @@ def test_replay_counts_late_chunks_and_never_skips(corpus_cote_allard, user_reco
 
 
 def test_cli_prints_one_json_object_per_line(model_dir, live_model, corpus_cote_allard, user_recordings):
-    rec = _with_events(live_model, user_recordings, 1)[0]
+    rec = with_events(live_model, user_recordings, 1)[0]
     out, err = _cli(["live", "--model", str(model_dir), "--replay", f"{corpus_cote_allard.path}:{rec.recording_id}",
                      "--speed", "0", "--chunk", "16"])
     lines = out.splitlines()
     assert lines
     objs = [json.loads(line) for line in lines]
     assert all(isinstance(o, dict) for o in objs)
-    want = _decode(live_model, rec, 16)
+    want = decode(live_model, rec, 16)
     assert [(o["status"], o["event"], o["gesture"], o["n_groups"]) for o in objs] == [
         (d.status, d.event, d.gesture, d.n_groups) for d in want]
     assert {"probabilities", "time_s", "onset_s", "compute_ms", "open_end", "final"} <= set(objs[0])
@@ -289,7 +242,7 @@ def test_cli_prints_one_json_object_per_line(model_dir, live_model, corpus_cote_
 def test_fast_forward_equals_the_plain_network(live_model, user_recordings):
     """The live forward pass (no mask, position terms looked up, per-channel pool as a reshape) equals pad_batch +
     the whole network module, the offline way, on real spans of 1 to span_groups groups and tiles of longer events."""
-    rec = _with_events(live_model, user_recordings, 1)[0]
+    rec = with_events(live_model, user_recordings, 1)[0]
     s = live_model.settings
     floor = np.asarray(live_model.info.calibration_of(rec.subject, rec.session).noise_floor)
     groups = tokenize_session([rec], s.config, notch=s.notch, floor=floor).groups

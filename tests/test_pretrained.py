@@ -153,13 +153,46 @@ def test_small_b_first_steps_reproduce_from_command(corpus_3dc, corpus_cote_alla
 
 
 def test_bench_loso_picks_a_stored_run_that_never_saw_the_target():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_loso", ROOT / "benchmarks" / "bench_loso.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench()
     chosen = {d: bench.stored_run_for(d).name for d in sorted(ALL)}
     assert chosen == {"3dc": "small-a", "cote-allard": "small-a", "ciil": "small-b", "long-term-semg": "small-b",
                       "uci-gestures": "small-b"}
     for d, name in chosen.items():
         assert d not in bench.run_datasets(resolve_run(name))
+
+
+@pytest.mark.slow
+def test_bench_loso_ablation_runs_are_made_like_their_base_run(tmp_path, monkeypatch):
+    """An ablation run gets the base run's whole resolved config (here a non-default codebook) plus its own option,
+    on the base run's corpora, and a second request reuses it."""
+    bench = _bench()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    corpora = tmp_path / "corpora"
+    uci = bench.corpus_for("uci-gestures", corpora)
+    base = tmp_path / "base"
+    assert main(["--log-level", "ERROR", "pretrain", "--config", "tiny", "--max-steps", "2", "--set",
+                 "tokenizer.quantizer.codebook_size=16", "--corpus", str(uci.path), "--out", str(base),
+                 "--no-progress"]) == 0
+    run = bench.ablation_run("aemg-nospatial", base, corpora, tmp_path / "work")
+    want = json.loads((base / "config.json").read_text())
+    got = json.loads((run / "config.json").read_text())
+    assert got["tokenizer"]["quantizer"]["codebook_size"] == 16
+    assert got["encoder"]["position"] == got["tokenizer"]["encoder"]["position"] == "index"
+    for part in (got, want):
+        part["encoder"].pop("position")
+        part["tokenizer"]["encoder"].pop("position")
+    assert got == want
+    assert bench.run_datasets(run) == ["uci-gestures"]
+    made = (run / "encoder.pt").stat().st_mtime_ns
+    assert bench.ablation_run("aemg-nospatial", base, corpora, tmp_path / "work") == run
+    assert (run / "encoder.pt").stat().st_mtime_ns == made
+
+
+def _bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_loso", ROOT / "benchmarks" / "bench_loso.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+

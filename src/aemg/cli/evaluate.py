@@ -133,7 +133,7 @@ def method_configs(names: list[str], sets: list[str]) -> dict[str, Any]:
     from aemg.errors import OptionError
     from aemg.evaluate.encoder_methods import FinetuneConfig, ProbeConfig
     from aemg.evaluate.registry import ablation_builders, encoder_builders
-    from aemg.train.config import _parse_value
+    from aemg.train.config import parse_value
 
     groups: dict[str, Any] = {"finetune": FinetuneConfig(), "probe": ProbeConfig()}
     for item in sets:
@@ -146,7 +146,7 @@ def method_configs(names: list[str], sets: list[str]) -> dict[str, Any]:
         if name not in hints:
             raise OptionError(f"--set {item}", f"a field of {group} ({', '.join(hints)})", f"found {name!r}")
         try:
-            groups[group] = dataclasses.replace(cfg, **{name: _parse_value(f"--set {item}", raw.strip(), hints[name])})
+            groups[group] = dataclasses.replace(cfg, **{name: parse_value(f"--set {item}", raw.strip(), hints[name])})
         except ValueError as e:  # a config's own check (__post_init__)
             raise OptionError(f"--set {item}", "a valid value", str(e)) from None
     if not sets:

@@ -114,7 +114,7 @@ def finetune_config(overrides: list[str], epochs: int | None) -> FinetuneConfig:
 
     from aemg.errors import OptionError
     from aemg.evaluate.encoder_methods import FinetuneConfig
-    from aemg.train.config import _parse_value
+    from aemg.train.config import parse_value
 
     base = FinetuneConfig()
     names = [f.name for f in dataclasses.fields(base)]
@@ -126,7 +126,7 @@ def finetune_config(overrides: list[str], epochs: int | None) -> FinetuneConfig:
             raise OptionError(f"--set {text}", f"KEY=VALUE with KEY one of {', '.join(names)}", f"found {text!r}")
         kind = type(getattr(base, key))
         try:  # the config parser aemg pretrain/evaluate use ("false" is False, "1e3" a whole number)
-            changes[key] = _parse_value(f"--set {text}", value.strip(), kind)
+            changes[key] = parse_value(f"--set {text}", value.strip(), kind)
         except OptionError:
             raise OptionError(f"--set {text}", f"{key} a {kind.__name__}", f"found {value!r}") from None
     try:

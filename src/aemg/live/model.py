@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from aemg.errors import DataFormatError
-from aemg.evaluate.encoder_methods import _pool, amp_weight, channel_amplitude, pad_amp
+from aemg.evaluate.encoder_methods import amp_weight, channel_amplitude, pad_amp, pool_states
 from aemg.evaluate.model_dir import INFO, SavedModel, finetune_fields, read_model
 from aemg.recording import Electrode
 from aemg.tokens.batch import FLOAT_KEYS, IGNORE, INT_KEYS, pad_batch
@@ -156,7 +156,7 @@ class LiveModel:
             if self.cfg.pool == "channel" and n % c == 0:  # whole groups, channel-minor: the mean per channel
                 pooled = h.view(n // c, c, h.shape[2]).mean(0).reshape(1, -1)
             else:
-                pooled = _pool(h, batch, self.cfg.pool, c)
+                pooled = pool_states(h, batch, self.cfg.pool, c)
             if self.uses_amplitude:
                 amp = channel_amplitude(batch, c, self.net.amp_mu, self.net.amp_sd) * self._amp_weight
                 pooled = torch.cat([pooled, amp], dim=1)

@@ -177,14 +177,14 @@ def _apply_override(d: dict[str, Any], item: str) -> None:
             raise OptionError(option, f"a field of {where or 'the config'} ({', '.join(fields)})",
                               f"found {'.'.join(parts[:i + 1])} is a value, not a section")
         else:
-            value = _parse_value(option, raw.strip(), ftype)
+            value = parse_value(option, raw.strip(), ftype)
             choices = CHOICES.get((cls, name))
             if choices is not None and value not in choices:
                 raise OptionError(option, f"one of {', '.join(choices)}", f"found {value!r}")
             node[name] = value
 
 
-def _parse_value(option: str, raw: str, ftype: Any) -> Any:
+def parse_value(option: str, raw: str, ftype: Any) -> Any:
     """``raw`` as a value of type ``ftype`` (bool, int, float, str, tuple of those), or an :class:`OptionError`."""
     found = f"found {raw!r}"
     if ftype is bool:
@@ -219,7 +219,7 @@ def _parse_value(option: str, raw: str, ftype: Any) -> Any:
         if len(items) != len(args):
             kind = "numbers" if all(a in (int, float) for a in args) else "values"
             raise OptionError(option, f"{len(args)} {kind} separated by commas, e.g. 0.9,0.98", found)
-        return [_parse_value(option, v, a) for v, a in zip(items, args)]
+        return [parse_value(option, v, a) for v, a in zip(items, args)]
     if ftype is str:
         return raw
     try:
