@@ -144,11 +144,7 @@ def ablation_run(method: str, base: Path, corpora: Path, work: Path) -> Path:
     dirs = [c.path for c in cs]
     # the base run's own resolved config (steps, codebook, token content, seed ...), plus the ablation's option
     args = ["pretrain", "--config", str(base / "config.json"), *ABLATION_RUNS[method]]
-    tok_hash = [hashlib.sha256((c.path / "tokens" / "events.npz").read_bytes()).hexdigest() for c in cs]
-    hashes = [[c.dataset, str(c.hash), h] for c, h in zip(cs, tok_hash)]
-    config = json.loads((base / "config.json").read_text())
-    key = hashlib.sha256(json.dumps({"config": config, "options": ABLATION_RUNS[method],
-                                     "corpora": hashes}, sort_keys=True).encode()).hexdigest()[:12]
+    key = ablation_key(method, base, cs)
     stored = pretrained_dir() / ABLATIONS / f"{method}-{base.name}"
     if base.parent == pretrained_dir() and _holds_run(stored, key):
         log(f"{method}: stored run {stored}")
@@ -164,6 +160,32 @@ def ablation_run(method: str, base: Path, corpora: Path, work: Path) -> Path:
         raise RuntimeError(f"aemg {' '.join(full)} failed")
     (out / BENCH_KEY).write_text(key + "\n")
     return out
+
+
+def ablation_key(method: str, base: Path, corpora: list) -> str:
+    """The key of ``method``'s run made like ``base`` on ``corpora`` (``Corpus`` objects, the base run's): a hash
+    of the base's resolved config, the ablation's option and each corpus's provenance and token-set hashes."""
+    hashes = [[c.dataset, str(c.hash), token_set_hash(c.path / "tokens" / "events.npz")] for c in corpora]
+    config = json.loads((base / "config.json").read_text())
+    return hashlib.sha256(json.dumps({"config": config, "options": ABLATION_RUNS[method], "corpora": hashes},
+                                     sort_keys=True).encode()).hexdigest()[:12]
+
+
+def token_set_hash(path: Path) -> str:
+    """SHA-256 of a stored token set's arrays and metadata, without the corpus's path (which the metadata
+    records) and the zip entries' timestamps: the same tokens of the same corpus prepared elsewhere hash alike."""
+    h = hashlib.sha256()
+    with np.load(path, allow_pickle=False) as z:
+        for name in sorted(z.files):
+            a = z[name]
+            if name == "meta":
+                meta = json.loads(str(a))
+                meta.pop("corpus", None)
+                a = np.asarray(json.dumps(meta, sort_keys=True))
+            h.update(name.encode())
+            h.update(str(a.dtype).encode() + str(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def _holds_run(run: Path, key: str) -> bool:

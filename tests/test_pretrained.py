@@ -196,3 +196,91 @@ def _bench():
     spec.loader.exec_module(bench)
     return bench
 
+
+
+ABLATED = {f"{m}-{b}": (m, b) for m in ("aemg-windows", "aemg-nospatial") for b in ("small-a", "small-b")}
+"""The ablation runs kept in pretrained/ablations: ``<method>-<stored run>``, made by bench_loso.ablation_run."""
+
+
+@pytest.mark.parametrize("name", sorted(ABLATED))
+def test_stored_ablation_run_is_its_base_run_plus_the_ablation(name):
+    from aemg.evaluate.encoder_methods import check_ablation_run
+    from aemg.model import load_encoder
+    from aemg.train.sources import run_token_kind
+
+    method, base_name = ABLATED[name]
+    run, base = pretrained_dir() / "ablations" / name, resolve_run(base_name)
+    for f in (*TRAVELS, "bench_key.txt"):
+        assert (run / f).is_file(), f"{run / f} missing"
+    assert not list(run.glob("ckpt.pt")) and not list(run.glob("rng_*.pt"))
+    assert sum(p.stat().st_size for p in run.iterdir()) < 8 * 2**20
+    for f in ("encoder.pt", "tokenizer.pt"):
+        assert set(torch.load(run / f, map_location="cpu", weights_only=True)) == {"config", "state"}
+    load_encoder(run)
+    check_ablation_run(run, method)  # windows tokens / channel-index positions, as the method needs
+    got, want = json.loads((run / "config.json").read_text()), json.loads((base / "config.json").read_text())
+    if method == "aemg-nospatial":
+        assert got["encoder"]["position"] == got["tokenizer"]["encoder"]["position"] == "index"
+        for part in (got, want):
+            part["encoder"].pop("position")
+            part["tokenizer"]["encoder"].pop("position")
+    else:
+        assert run_token_kind(run) == {"kind": "windows", "window_ms": 200.0}
+    assert got == want  # everything else (steps, codebook, token content, seed) is the base run's
+    subjects = [(c["dataset"], c["subjects"]) for c in json.loads((run / "run.json").read_text())["corpora"]]
+    assert subjects == [(c["dataset"], c["subjects"]) for c in json.loads((base / "run.json").read_text())["corpora"]]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stage2"]["loss_last"] < summary["stage2"]["loss_first"]
+    command = (run / "command.sh").read_text()
+    assert f"--config pretrained/{base_name}/config.json" in command
+
+
+@pytest.mark.slow
+def test_bench_loso_takes_the_stored_ablation_runs(corpus_3dc, corpus_cote_allard, tmp_path, monkeypatch):
+    """On corpora prepared from ../shared/data the benchmark's key of small-b's ablations is the stored one, so a
+    fresh clone evaluates them without pre-training."""
+    import aemg.cli
+
+    bench = _bench()
+    corpora = tmp_path / "corpora"
+    for c in (corpus_3dc, corpus_cote_allard):
+        bench.corpus_for(c.dataset, _linked(c, corpora))  # tokenized now if no test stored its token set yet
+    real = aemg.cli.main
+
+    def no_pretraining(argv):
+        assert argv[0] != "pretrain", f"the benchmark pre-trained: {argv}"
+        return real(argv)
+
+    monkeypatch.setattr(aemg.cli, "main", no_pretraining)
+    for method in ("aemg-windows", "aemg-nospatial"):
+        assert bench.ablation_run(method, resolve_run("small-b"), corpora, tmp_path / "work") == \
+            pretrained_dir() / "ablations" / f"{method}-small-b"
+
+
+def test_bench_token_set_hash_ignores_where_the_corpus_lies_but_not_the_tokens(corpus_uci, tmp_path):
+    """The ablation key's token hash: a token set re-written with another corpus path in its metadata (and other
+    zip timestamps) hashes alike; one changed content value does not."""
+    import numpy as np
+
+    bench = _bench()
+    src = bench.corpus_for("uci-gestures", _linked(corpus_uci, tmp_path / "corpora")).path / "tokens" / "events.npz"
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {n: z[n] for n in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["corpus"]
+    moved = dict(arrays, meta=np.asarray(json.dumps(dict(meta, corpus="/elsewhere/uci-gestures"))))
+    np.savez(tmp_path / "moved.npz", **moved)
+    assert (tmp_path / "moved.npz").read_bytes() != src.read_bytes()
+    assert bench.token_set_hash(tmp_path / "moved.npz") == bench.token_set_hash(src)
+    name = next(n for n, a in arrays.items() if a.dtype == np.float32 and a.size)
+    changed = dict(arrays, **{name: arrays[name].copy()})
+    changed[name].flat[0] += 1.0
+    np.savez(tmp_path / "changed.npz", **changed)
+    assert bench.token_set_hash(tmp_path / "changed.npz") != bench.token_set_hash(src)
+
+
+def _linked(corpus, folder: Path) -> Path:
+    """``folder`` holding a link ``<dataset>`` to the session's prepared corpus (as bench_loso's --corpora)."""
+    folder.mkdir(exist_ok=True)
+    (folder / corpus.dataset).symlink_to(Path(corpus.path).resolve())
+    return folder

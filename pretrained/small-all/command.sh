@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The exact commands that made pretrained/small-all, run from the repository root with the real data
 # beside it in ../shared/data. Only the files that travel were copied into pretrained/ (not ckpt.pt,
-# not the RNG files). Wall time on the 2-core development machine: 880 s (see pretrained/README.md).
+# not the RNG files). Wall time on the 2-core development machine: 852 s (see pretrained/README.md).
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 DATA=../shared/data
 C=${CORPORA:-/tmp/s5/corpora}  # where the corpora were prepared
-RUN=${RUN_DIR:-/tmp/s6/runs/small-all}
+RUN=${RUN_DIR:-/tmp/s7/runs/small-all}
 aemg prepare uci-gestures --root $DATA/uci-gestures --out $C/uci-gestures --no-progress
 aemg tokenize $C/uci-gestures --no-progress
 aemg prepare cote-allard --root $DATA/cote-allard --out $C/cote-allard --no-progress
@@ -17,6 +17,6 @@ aemg prepare ciil --root $DATA/ciil --out $C/ciil --no-progress
 aemg tokenize $C/ciil --no-progress
 aemg prepare long-term-semg --root $DATA/long-term-semg --out $C/long-term-semg --no-progress
 aemg tokenize $C/long-term-semg --no-progress
-aemg pretrain --config small --max-steps 1000 --set encoder.content_amp=scale --set tokenizer.encoder.content_amp=scale --corpus $C/uci-gestures --corpus $C/cote-allard --corpus $C/3dc --corpus $C/ciil --corpus $C/long-term-semg --out $RUN --no-progress
+aemg pretrain --config small --max-steps 1000 --set encoder.content_amp=scale --set tokenizer.encoder.content_amp=scale --set tokenizer.quantizer.codebook_size=64 --corpus $C/uci-gestures --corpus $C/cote-allard --corpus $C/3dc --corpus $C/ciil --corpus $C/long-term-semg --out $RUN --no-progress
 mkdir -p pretrained/small-all
 cp $RUN/{config.json,encoder.pt,tokenizer.pt,summary.json,run.json,metrics.jsonl,code_usage.json} pretrained/small-all/

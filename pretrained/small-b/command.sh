@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The exact commands that made pretrained/small-b, run from the repository root with the real data
 # beside it in ../shared/data. Only the files that travel were copied into pretrained/ (not ckpt.pt,
-# not the RNG files). Wall time on the 2-core development machine: 819 s (see pretrained/README.md).
+# not the RNG files). Wall time on the 2-core development machine: 749 s (see pretrained/README.md).
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 DATA=../shared/data
 C=${CORPORA:-/tmp/s5/corpora}  # where the corpora were prepared
-RUN=${RUN_DIR:-/tmp/s6/runs/small-b}
+RUN=${RUN_DIR:-/tmp/s7/runs/small-b}
 aemg prepare 3dc --root $DATA/3dc --out $C/3dc --no-progress
 aemg tokenize $C/3dc --no-progress
 aemg prepare cote-allard --root $DATA/cote-allard --out $C/cote-allard --no-progress
 aemg tokenize $C/cote-allard --no-progress
-aemg pretrain --config small --max-steps 1000 --set encoder.content_amp=scale --set tokenizer.encoder.content_amp=scale --corpus $C/3dc --corpus $C/cote-allard --out $RUN --no-progress
+aemg pretrain --config small --max-steps 1000 --set encoder.content_amp=scale --set tokenizer.encoder.content_amp=scale --set tokenizer.quantizer.codebook_size=64 --corpus $C/3dc --corpus $C/cote-allard --out $RUN --no-progress
 mkdir -p pretrained/small-b
 cp $RUN/{config.json,encoder.pt,tokenizer.pt,summary.json,run.json,metrics.jsonl,code_usage.json} pretrained/small-b/
