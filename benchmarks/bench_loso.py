@@ -207,6 +207,16 @@ def restricted(results: list, trials: set[int]) -> float:
     return float(np.mean(accs)) if accs else float("nan")
 
 
+def method_run(method: str, target: str, args: argparse.Namespace, run_cache: dict[str, Path]) -> Path:
+    """The run an encoder method starts from on ``target`` (a registry dataset): the stored run that never saw it,
+    or for an ablation its run made like that one (:func:`ablation_run`); resolved once per ``run_cache``."""
+    base = stored_run_for(target, args.runs)
+    key = f"{method}:{base}"
+    if key not in run_cache:
+        run_cache[key] = ablation_run(method, base, args.corpora, args.work) if method in ABLATION_RUNS else base
+    return run_cache[key]
+
+
 def factories(methods: list[str], target: str, corpus: Any, scale: str, args: argparse.Namespace,
               run_cache: dict[str, Path]) -> dict[str, Any]:
     """``{name: zero-argument factory}`` of the methods this checkout knows that run at ``scale``."""
@@ -219,12 +229,7 @@ def factories(methods: list[str], target: str, corpus: Any, scale: str, args: ar
         if m in BASELINES:
             out[m] = partial(svm_tdar, max_train_windows=args.max_svm_windows) if m == "svm-tdar" else BASELINES[m]
         elif m in encoders:
-            base = stored_run_for(target, args.runs)
-            key = f"{m}:{base}"
-            if key not in run_cache:
-                run_cache[key] = ablation_run(m, base, args.corpora, args.work) if m in ABLATION_RUNS else base
-            run = run_cache[key]
-            kw: dict[str, Any] = {"run_dir": run, "corpus": corpus}
+            kw: dict[str, Any] = {"run_dir": method_run(m, target, args, run_cache), "corpus": corpus}
             if m in FINETUNED:
                 kw["cfg"] = args.finetune
             out[m] = encoders[m](**kw)
@@ -287,13 +292,16 @@ def _worker_start() -> None:
     torch.set_num_threads(1)
 
 
-def _part(name: str, methods: list[str], scale: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    return bench_one(name, methods, [scale], args, {})
+def _part(name: str, methods: list[str], scale: str, args: argparse.Namespace,
+          run_cache: dict[str, Path]) -> dict[str, dict[str, float]]:
+    return bench_one(name, methods, [scale], args, run_cache)
 
 
-def parallel(methods: list[str], scales: list[str], args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
+def parallel(methods: list[str], scales: list[str], args: argparse.Namespace,
+             run_cache: dict[str, Path]) -> dict[str, dict[str, dict[str, float]]]:
     """:func:`bench_one` of every (dataset, scale) part in ``args.jobs`` worker processes, the costliest parts
-    first; the corpora and the ablation runs are made here first, so no two workers make the same one."""
+    first; the corpora and the ablation runs are made (or found) here first and handed to the workers in
+    ``run_cache``, so no two workers make the same one and none looks them up again."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -301,11 +309,11 @@ def parallel(methods: list[str], scales: list[str], args: argparse.Namespace) ->
         corpus_for(DATASETS[name][0], args.corpora)
         for m in methods:
             if m in ABLATION_RUNS:
-                ablation_run(m, stored_run_for(DATASETS[name][0], args.runs), args.corpora, args.work)
+                method_run(m, DATASETS[name][0], args, run_cache)
     parts = sorted(((n, s) for n in args.datasets for s in scales),
                    key=lambda p: (-COST.get(p[0], 0), scales.index(p[1])))
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"), initializer=_worker_start) as pool:
-        done = {p: pool.submit(_part, p[0], methods, p[1], args) for p in parts}
+        done = {p: pool.submit(_part, p[0], methods, p[1], args, run_cache) for p in parts}
         found = {p: f.result() for p, f in done.items()}
     return {n: {k: v for s in scales for k, v in found[(n, s)].items()} for n in args.datasets}
 
@@ -382,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     run_cache: dict[str, Path] = {}
     if args.jobs > 1:
-        results = parallel(methods, scales, args)
+        results = parallel(methods, scales, args, run_cache)
     else:
         results = {name: bench_one(name, methods, scales, args, run_cache) for name in args.datasets}
     print(table(results))

@@ -30,7 +30,7 @@ def with_events(model, recs, n: int) -> list:
             out.append(rec)
         if len(out) == n:
             return out
-    raise AssertionError(f"fewer than {n} of USER's recordings hold a confirmed event")
+    raise AssertionError(f"fewer than {n} of the given recordings hold a confirmed event")
 
 
 def offline_decisions(model: LiveModel, rec, floor: np.ndarray) -> dict[int, tuple[int, np.ndarray]]:

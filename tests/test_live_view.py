@@ -34,6 +34,7 @@ from aemg.cli import main  # noqa: E402
 from aemg.live import LiveDecoder  # noqa: E402
 from aemg.live.model import LiveModel  # noqa: E402
 from aemg.live.view import LiveView, page_html  # noqa: E402
+from live_helpers import decode  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 USER = "cote-allard/evaluation/Female0"
@@ -51,21 +52,13 @@ def live_model(model_dir) -> LiveModel:
     return LiveModel(model_dir)
 
 
-def _decode(model, rec, chunk: int) -> list:
-    dec = LiveDecoder(model, subject=rec.subject, session=rec.session, mains_hz=rec.mains_hz)
-    out = []
-    for a in range(0, rec.n_samples, chunk):
-        out += dec.process(rec.signal[:, a:a + chunk])
-    return out + dec.flush()
-
-
 @pytest.fixture(scope="module")
 def active_recording(live_model, corpus_cote_allard):
     """A recording of USER whose decoding holds confirmed and retracted events (the first one found, else the one
     with the most events), unscaled as the decoder takes it."""
     best, most = None, 0
     for rec in corpus_cote_allard.iter_recordings(subject=USER, scaled=False):
-        d = _decode(live_model, rec, rec.n_samples)
+        d = decode(live_model, rec, rec.n_samples)
         statuses = {x.status for x in d}
         if {"confirmed", "retracted"} <= statuses:
             return rec
@@ -109,7 +102,7 @@ class _SSE:
 
 def test_view_is_loopback_only_and_streams_published_decisions(live_model, active_recording):
     rec = active_recording
-    decisions = _decode(live_model, rec, 32)
+    decisions = decode(live_model, rec, 32)
     info = live_model.info
     with LiveView(n_channels=rec.n_channels, fs=rec.fs, classes=info.classes, label_names=info.label_names) as view:
         host, port = view._server.socket.getsockname()[:2]
@@ -262,7 +255,7 @@ def _default_sigint() -> None:
 def test_page_in_headless_chromium_shows_the_decisions_of_a_replay(model_dir, live_model, corpus_cote_allard,
                                                                    active_recording, tmp_path):
     rec = active_recording
-    want = _decode(live_model, rec, 16)
+    want = decode(live_model, rec, 16)
     out, err = tmp_path / "stdout.jsonl", tmp_path / "stderr.txt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "aemg", "--log-level", "WARNING", "live", "--model", str(model_dir), "--replay",
