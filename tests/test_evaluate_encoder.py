@@ -372,3 +372,34 @@ def test_lr_schedule_ramps_then_decays_to_zero_over_the_fit(tiny_run, corpus_cot
     for bad in ({"lr_schedule": "step"}, {"warmup_frac": 1.0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             replace(FAST, **bad)
+
+
+def test_weight_avg_replaces_the_last_weights_by_the_mean_of_the_last_steps(tiny_run, corpus_cote_allard):
+    """``weight_avg``: the fitted network's parameters are the uniform mean of the parameters after each of the
+    fit's last ``round(weight_avg * n_steps)`` optimizer steps (off: the last step's); bad fractions are refused."""
+    corpus = corpus_cote_allard
+    train, _ = fold_sets(SignalSource(corpus), _eval_folds(corpus, 1)[0], "session")
+    orig = torch.optim.AdamW.step
+    for frac in (0.0, 0.5):
+        m = ENCODER_METHODS["aemg-finetune"](run_dir=tiny_run, corpus=corpus, cfg=replace(FAST, weight_avg=frac))()
+        after: list[torch.Tensor] = []
+
+        def step(opt, *a, _after=after, **k):
+            out = orig(opt, *a, **k)
+            _after.append(torch.cat([p.detach().flatten() for g in opt.param_groups for p in g["params"]]).clone())
+            return out
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(torch.optim.AdamW, "step", step)
+            m.fit(train)
+        final = torch.cat([p.detach().flatten() for p in m.model.parameters()])
+        n = len(after)
+        assert n > 4
+        if frac == 0.0:
+            assert torch.equal(final, after[-1])
+        else:
+            last = after[n - int(round(frac * n)):]
+            assert torch.allclose(final, torch.stack(last).mean(dim=0), atol=1e-6)
+            assert not torch.allclose(final, after[-1], atol=1e-6)
+    with pytest.raises(ValueError, match="weight_avg"):
+        replace(FAST, weight_avg=1.0)
