@@ -15,14 +15,22 @@ import numpy as np
 import pytest
 
 REAL_FOLDERS = {"uci-gestures": "uci-gestures", "cote-allard": "cote-allard", "ciil": "ciil", "3dc": "3dc"}
+REAL_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop before collecting (one message, not a red test per fixture use) when the real data is not beside the
+    checkout: the suite tests every feature on real EMG, so it cannot run without ``../shared/data``."""
+    if not REAL_ROOT.is_dir():
+        pytest.exit(f"real data folder not found: {REAL_ROOT} (the tests need the shared recordings beside the "
+                    f"repository, as ../shared/data; clone the repository next to them)", returncode=4)
 
 
 @pytest.fixture(scope="session")
 def real_root() -> Path:
     """``/work/shared/data``-style folder beside the repository, holding the four real datasets."""
-    root = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    assert root.is_dir(), f"real data folder not found: {root}"
-    return root
+    assert REAL_ROOT.is_dir(), f"real data folder not found: {REAL_ROOT}"
+    return REAL_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -635,14 +635,15 @@ class FinetuneMethod(_EncoderMethod):
             ], weight_decay=cfg.weight_decay)
             rng = np.random.default_rng(cfg.seed)
             schedule = None
-            averaged, avg_from, step = None, 0, 0
+            averaged, avg_from, step, n_steps = None, 0, 0, 0
             self.model.train()
             for _ in range(cfg.epochs):
                 if cfg.span_groups:
                     spans, owner = epoch_spans(groups, cfg.span_groups, rng, cfg.spans_per_trial)
                 else:
                     spans, owner = [np.concatenate(g) for g in groups], np.arange(len(groups))
-                n_steps = cfg.epochs * -(-len(spans) // cfg.batch_size)  # the first epoch's steps, times epochs
+                if not n_steps:  # the fit's steps, from the first epoch's (later partitions differ a little)
+                    n_steps = cfg.epochs * -(-len(spans) // cfg.batch_size)
                 if cfg.weight_avg and averaged is None:
                     averaged = torch.optim.swa_utils.AveragedModel(self.model)
                     avg_from = n_steps - max(1, int(round(cfg.weight_avg * n_steps)))
