@@ -403,3 +403,36 @@ def test_weight_avg_replaces_the_last_weights_by_the_mean_of_the_last_steps(tiny
             assert not torch.allclose(final, after[-1], atol=1e-6)
     with pytest.raises(ValueError, match="weight_avg"):
         replace(FAST, weight_avg=1.0)
+
+
+def test_fits_average_members_trained_from_the_same_start(tiny_run, corpus_cote_allard):
+    """``fits``: every member starts from the same weights with a fresh optimizer and its own batches, and the
+    fitted network is the uniform mean of each member's averaged steps (a soup); fewer than 1 is refused."""
+    corpus = corpus_cote_allard
+    train, _ = fold_sets(SignalSource(corpus), _eval_folds(corpus, 1)[0], "session")
+    orig = torch.optim.AdamW.step
+    before: dict[int, torch.Tensor] = {}
+    after: dict[int, list[torch.Tensor]] = {}
+
+    def flat(opt):
+        return torch.cat([p.detach().flatten() for g in opt.param_groups for p in g["params"]]).clone()
+
+    def step(opt, *a, **k):
+        before.setdefault(id(opt), flat(opt))
+        out = orig(opt, *a, **k)
+        after.setdefault(id(opt), []).append(flat(opt))
+        return out
+
+    m = ENCODER_METHODS["aemg-finetune"](run_dir=tiny_run, corpus=corpus, cfg=replace(FAST, fits=2, weight_avg=0.5))()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.AdamW, "step", step)
+        m.fit(train)
+    assert len(after) == 2  # one optimizer per member
+    (s1, s2), (a1, a2) = before.values(), after.values()
+    assert len(a1) > 4 and not torch.allclose(a1[-1], a2[-1])  # the members' own batches
+    assert torch.equal(s1, s2)  # both members start from the same weights (before their first step)
+    last = [*a1[len(a1) - int(round(0.5 * len(a1))):], *a2[len(a2) - int(round(0.5 * len(a2))):]]
+    final = torch.cat([p.detach().flatten() for p in m.model.parameters()])
+    assert torch.allclose(final, torch.stack(last).mean(dim=0), atol=1e-6)
+    with pytest.raises(ValueError, match="fits"):
+        replace(FAST, fits=0)

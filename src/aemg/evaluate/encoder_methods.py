@@ -80,6 +80,8 @@ class FinetuneConfig:
     weight_avg: float = 0.5  # fraction of the fit's last optimizer steps whose weights are averaged uniformly into the
     # final network (stochastic weight averaging, torch.optim.swa_utils.AveragedModel; 0 = the last step's weights;
     # one network, as cheap as the last weights, less dependent on the last batches; 0.5 chosen on the tuning folds)
+    fits: int = 1  # members trained from the same start (seeds seed, seed+1, ...) whose weights are averaged into
+    # one network (a uniform "model soup", Wortsman et al. 2022; with weight_avg, of each member's averaged steps)
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
     def __post_init__(self) -> None:
@@ -93,6 +95,8 @@ class FinetuneConfig:
             raise ValueError("amp_content: the session-scale amplitude comes from the amplitude path; set amp_head too")
         if not 0.0 <= self.weight_avg < 1.0:
             raise ValueError(f"weight_avg: expected a fraction of the steps in [0, 1); found {self.weight_avg!r}")
+        if self.fits < 1:
+            raise ValueError(f"fits: expected at least 1 member; found {self.fits!r}")
         if not self.gain_jitter >= 0:
             raise ValueError(f"gain_jitter: expected a std >= 0; found {self.gain_jitter!r}")
 
@@ -629,50 +633,63 @@ class FinetuneMethod(_EncoderMethod):
                 self.model.amp_sd.fill_(max(float(used.std()), 1e-3))
             if cfg.head_init == "probe" and self.pretrained:  # scratch: a probe of random states is a poor start
                 self._probe_head(rows, y)
-            opt = torch.optim.AdamW([
-                {"params": list(self.model.encoder.parameters()), "lr": cfg.lr_encoder},
-                {"params": list(self.model.head.parameters()), "lr": cfg.lr_head},
-            ], weight_decay=cfg.weight_decay)
-            rng = np.random.default_rng(cfg.seed)
-            schedule = None
-            averaged, avg_from, step, n_steps = None, 0, 0, 0
-            self.model.train()
-            for _ in range(cfg.epochs):
-                if cfg.span_groups:
-                    spans, owner = epoch_spans(groups, cfg.span_groups, rng, cfg.spans_per_trial)
-                else:
-                    spans, owner = [np.concatenate(g) for g in groups], np.arange(len(groups))
-                if not n_steps:  # the fit's steps, from the first epoch's (later partitions differ a little)
-                    n_steps = cfg.epochs * -(-len(spans) // cfg.batch_size)
-                if cfg.weight_avg and averaged is None:
-                    averaged = torch.optim.swa_utils.AveragedModel(self.model)
-                    avg_from = n_steps - max(1, int(round(cfg.weight_avg * n_steps)))
-                if schedule is None and cfg.lr_schedule != "constant":
-                    schedule = torch.optim.lr_scheduler.LambdaLR(
-                        opt, partial(lr_factor, n_steps=n_steps, warmup=cfg.warmup_frac, how=cfg.lr_schedule))
-                order = rng.permutation(len(spans))
-                total = 0.0
-                for batch in self.tokens.span_batches([spans[i] for i in order], cfg.batch_size, cfg.max_tokens,
-                                                      labels=y[owner[order]], amp=self.amp):
-                    if cfg.gain_jitter > 0:
-                        batch = jitter_gain(batch, cfg.gain_jitter, self.tokens.n_channels)
-                    loss = torch.nn.functional.cross_entropy(self.model(batch), batch["label"],
-                                                             label_smoothing=cfg.label_smoothing)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    if schedule is not None:
-                        schedule.step()
-                    if averaged is not None and step >= avg_from:
-                        averaged.update_parameters(self.model)
-                    step += 1
-                    total += loss.item() * len(batch["label"])
-                self.losses.append(total / len(spans))
+            start = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if cfg.fits > 1 else None
+            averaged = (torch.optim.swa_utils.AveragedModel(self.model)  # weight_avg = 0: each member's last step
+                        if cfg.weight_avg or cfg.fits > 1 else None)
+            for member in range(cfg.fits):
+                if member:  # the next member: the same start (weights, head), its own batches and dropout
+                    self.model.load_state_dict(start)
+                    torch.manual_seed(cfg.seed + member)
+                self._train(groups, y, cfg.seed + member, averaged)
             if averaged is not None and averaged.n_averaged.item() > 0:  # the average replaces the last weights
                 with torch.no_grad():
                     for p, q in zip(self.model.parameters(), averaged.module.parameters(), strict=True):
                         p.copy_(q)
         self.model.eval()
+
+    def _train(self, groups: list[list[np.ndarray]], y: np.ndarray, seed: int, averaged: Any) -> None:
+        """One member's optimizer run over ``cfg.epochs`` epochs from the current weights, a fresh AdamW; the
+        weights after each of its last ``weight_avg`` fraction of steps go into ``averaged`` (when given)."""
+        import torch
+
+        cfg = self.cfg
+        opt = torch.optim.AdamW([
+            {"params": list(self.model.encoder.parameters()), "lr": cfg.lr_encoder},
+            {"params": list(self.model.head.parameters()), "lr": cfg.lr_head},
+        ], weight_decay=cfg.weight_decay)
+        rng = np.random.default_rng(seed)
+        schedule = None
+        avg_from, step, n_steps = 0, 0, 0
+        self.model.train()
+        for _ in range(cfg.epochs):
+            if cfg.span_groups:
+                spans, owner = epoch_spans(groups, cfg.span_groups, rng, cfg.spans_per_trial)
+            else:
+                spans, owner = [np.concatenate(g) for g in groups], np.arange(len(groups))
+            if not n_steps:  # the run's steps, from the first epoch's (later partitions differ a little)
+                n_steps = cfg.epochs * -(-len(spans) // cfg.batch_size)
+                avg_from = n_steps - max(1, int(round(cfg.weight_avg * n_steps)))
+                if cfg.lr_schedule != "constant":
+                    schedule = torch.optim.lr_scheduler.LambdaLR(
+                        opt, partial(lr_factor, n_steps=n_steps, warmup=cfg.warmup_frac, how=cfg.lr_schedule))
+            order = rng.permutation(len(spans))
+            total = 0.0
+            for batch in self.tokens.span_batches([spans[i] for i in order], cfg.batch_size, cfg.max_tokens,
+                                                  labels=y[owner[order]], amp=self.amp):
+                if cfg.gain_jitter > 0:
+                    batch = jitter_gain(batch, cfg.gain_jitter, self.tokens.n_channels)
+                loss = torch.nn.functional.cross_entropy(self.model(batch), batch["label"],
+                                                         label_smoothing=cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if schedule is not None:
+                    schedule.step()
+                if averaged is not None and step >= avg_from:
+                    averaged.update_parameters(self.model)
+                step += 1
+                total += loss.item() * len(batch["label"])
+            self.losses.append(total / len(spans))
 
     def _probe_head(self, rows: np.ndarray, y: np.ndarray) -> None:
         """Set the head to a StandardScaler + LogisticRegression fitted on the frozen encoder's head input over
