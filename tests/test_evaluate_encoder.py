@@ -436,3 +436,73 @@ def test_fits_average_members_trained_from_the_same_start(tiny_run, corpus_cote_
     assert torch.allclose(final, torch.stack(last).mean(dim=0), atol=1e-6)
     with pytest.raises(ValueError, match="fits"):
         replace(FAST, fits=0)
+
+
+def test_token_drop_keeps_a_random_subset_of_each_span_in_order():
+    """``drop_tokens``: each span keeps its tokens in order, about 1 - p of them and never none; bad p refused."""
+    from aemg.evaluate.encoder_methods import drop_tokens
+
+    rng = np.random.default_rng(0)
+    spans = [np.arange(1000), np.arange(5, 8), np.array([42])]
+    out = drop_tokens(spans, 0.3, rng)
+    assert 650 < len(out[0]) < 750 and set(out[0]) <= set(spans[0]) and (np.diff(out[0]) > 0).all()
+    assert all(len(o) >= 1 and set(o) <= set(s) for o, s in zip(out, spans))
+    assert all(len(s) == 1 for s in drop_tokens([np.arange(3)] * 50, 0.99, rng))
+    with pytest.raises(ValueError, match="token_drop"):
+        replace(FAST, token_drop=1.0)
+
+
+def test_layer_decay_gives_lower_blocks_smaller_learning_rates(tiny_run):
+    """``encoder_groups``: every encoder parameter in exactly one group; with decay d the embedding's rate is
+    lr d^(L+1), block i's lr d^(L-i), the final norm's lr; d = 1 is one group (the former optimizer)."""
+    from aemg.evaluate.encoder_methods import encoder_groups
+
+    enc = load_encoder(tiny_run)
+    n = len(enc.blocks)
+    one = encoder_groups(enc, 1e-3)
+    assert len(one) == 1 and len(one[0]["params"]) == len(list(enc.parameters()))
+    groups = encoder_groups(enc, 1e-3, 0.5)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(enc.parameters()))
+    assert np.allclose([g["lr"] for g in groups], [1e-3 * 0.5 ** (n + 1 - i) for i in range(n + 1)] + [1e-3])
+    assert {id(p) for p in enc.blocks[0].parameters()} == {id(p) for p in groups[1]["params"]}
+    with pytest.raises(ValueError, match="layer_decay"):
+        replace(FAST, layer_decay=0.0)
+
+
+def test_l2sp_keeps_the_encoder_near_its_starting_weights(tiny_run, corpus_cote_allard):
+    """``l2sp``: a strong pull to the pre-trained weights leaves the fitted encoder much nearer them than the plain
+    fit does (weight averaging off, so both are the last step's weights); a negative weight is refused."""
+    corpus = corpus_cote_allard
+    train, _ = fold_sets(SignalSource(corpus), _eval_folds(corpus, 1)[0], "session")
+    start = torch.cat([p.detach().flatten() for p in load_encoder(tiny_run).parameters()])
+    moved = {}
+    for w in (0.0, 100.0):
+        m = ENCODER_METHODS["aemg-finetune"](run_dir=tiny_run, corpus=corpus,
+                                            cfg=replace(FAST, epochs=2, weight_avg=0.0, l2sp=w))()
+        m.fit(train)
+        moved[w] = float((torch.cat([p.detach().flatten() for p in m.model.encoder.parameters()]) - start).norm())
+    assert moved[0.0] > 0 and moved[100.0] < 0.5 * moved[0.0]
+    with pytest.raises(ValueError, match="l2sp"):
+        replace(FAST, l2sp=-1.0)
+
+
+def test_head_dropout_drops_head_inputs_in_training_only(tiny_run, corpus_cote_allard):
+    """``head_dropout``: in training mode a fraction of the head input is zeroed (the logits vary between calls),
+    in eval mode the logits are the head of the features, deterministic; a fraction of 1 is refused."""
+    from aemg.evaluate.encoder_methods import classifier
+
+    tokens = trial_tokens(corpus_cote_allard)
+    spans = [np.concatenate(g) for g in tokens.groups(np.arange(40)) if g][:4]
+    batch = tokens.span_batches(spans, 4, 64)[0]
+    net = classifier(load_encoder(tiny_run), 3, "channel", tokens.n_channels, head_dropout=0.5)
+    net.eval()
+    with torch.no_grad():
+        a, b = net(batch), net(batch)
+        assert torch.equal(a, b) and torch.allclose(a, net.head(net.features(batch)))
+        net.train()
+        net.encoder.eval()  # the encoder's own dropout aside: only the head input's varies
+        c, d = net(batch), net(batch)
+    assert not torch.allclose(c, d)
+    with pytest.raises(ValueError, match="head_dropout"):
+        replace(FAST, head_dropout=1.0)

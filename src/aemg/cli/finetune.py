@@ -49,8 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only the first N repetitions per class (by repetition index, as the low-label k)")
     p.add_argument("--out", required=True, type=Path, metavar="MODEL_DIR", help="the model directory to write")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="a fine-tuning setting (FinetuneConfig: epochs, batch_size, lr_encoder, lr_head, "
-                        "weight_decay, max_tokens, seed); repeatable")
+                   help="a fine-tuning setting, any FinetuneConfig field (e.g. epochs, batch_size, lr_encoder, "
+                        "lr_head, weight_decay, max_tokens, span_groups, weight_avg, fits, token_drop, "
+                        "layer_decay, l2sp, seed; docs/evaluate.md lists them all); repeatable")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs (the same as --set epochs=N)")
     p.add_argument("--overwrite", action="store_true", help="replace MODEL_DIR if it is a model directory")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

@@ -82,6 +82,14 @@ class FinetuneConfig:
     # one network, as cheap as the last weights, less dependent on the last batches; 0.5 chosen on the tuning folds)
     fits: int = 1  # members trained from the same start (seeds seed, seed+1, ...) whose weights are averaged into
     # one network (a uniform "model soup", Wortsman et al. 2022; with weight_avg, of each member's averaged steps)
+    token_drop: float = 0.0  # fraction of a training span's tokens dropped at random (each span keeps at least one):
+    # another person's contraction lights up other channels and groups; 0 = off
+    layer_decay: float = 1.0  # encoder learning rate of block i of L (0 = first) times layer_decay ** (L - i); the
+    # embedding gets layer_decay ** (L + 1), the final norm the encoder rate (layer-wise decay, BEiT); 1 = one rate
+    l2sp: float = 0.0  # weight of the squared distance of the encoder's parameters from their values at the start
+    # of the fit, added to the loss (L2-SP, Li et al. 2018: stay near the pre-trained weights on few labels); 0 = off
+    head_dropout: float = 0.0  # dropout on the head input during training (pooled states and amplitude columns): a
+    # few hundred spans fit a head over n_channels x d_model inputs; 0 = off
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
     def __post_init__(self) -> None:
@@ -99,6 +107,14 @@ class FinetuneConfig:
             raise ValueError(f"fits: expected at least 1 member; found {self.fits!r}")
         if not self.gain_jitter >= 0:
             raise ValueError(f"gain_jitter: expected a std >= 0; found {self.gain_jitter!r}")
+        if not 0.0 <= self.token_drop < 1.0:
+            raise ValueError(f"token_drop: expected a fraction in [0, 1); found {self.token_drop!r}")
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError(f"head_dropout: expected a fraction in [0, 1); found {self.head_dropout!r}")
+        if not self.l2sp >= 0:
+            raise ValueError(f"l2sp: expected a weight >= 0; found {self.l2sp!r}")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ValueError(f"layer_decay: expected a factor in (0, 1]; found {self.layer_decay!r}")
 
 
 @dataclass(frozen=True)
@@ -539,11 +555,12 @@ def scale_content(batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def classifier(enc: Encoder, n_classes: int, pool: str = "mean", n_channels: int = 0,
-               amp_head: bool = False, amp_gain: float = 0.0, amp_content: bool = False) -> torch.nn.Module:
+               amp_head: bool = False, amp_gain: float = 0.0, amp_content: bool = False,
+               head_dropout: float = 0.0) -> torch.nn.Module:
     """Encoder + linear head on the pooled token states (:func:`pool_states`); with ``amp_head`` the head also sees
     the span's per-channel amplitude (:func:`channel_amplitude`, standardised by the buffers ``amp_mu`` /
     ``amp_sd``, the training tokens' mean and std, set by the fit and saved with the weights, times
-    :func:`amp_weight`)."""
+    :func:`amp_weight`); ``head_dropout``: dropout on the head input in training mode."""
     import torch
 
     weight = amp_weight(amp_gain, enc.cfg.d_model)
@@ -554,6 +571,7 @@ def classifier(enc: Encoder, n_classes: int, pool: str = "mean", n_channels: int
             self.encoder = enc
             width = _pool_width(enc.cfg.d_model, pool, n_channels) + (n_channels if amp_head else 0)
             self.head = torch.nn.Linear(width, n_classes)
+            self.drop = torch.nn.Dropout(head_dropout) if head_dropout else torch.nn.Identity()
             if amp_head:
                 self.register_buffer("amp_mu", torch.zeros(()))
                 self.register_buffer("amp_sd", torch.ones(()))
@@ -567,7 +585,7 @@ def classifier(enc: Encoder, n_classes: int, pool: str = "mean", n_channels: int
             return x
 
         def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-            return self.head(self.features(batch))
+            return self.head(self.drop(self.features(batch)))
 
     return Classifier()
 
@@ -583,6 +601,30 @@ def lr_factor(step: int, *, n_steps: int, warmup: float, how: str) -> float:
         return (step + 1) / n_warm
     t = min(1.0, (step - n_warm) / max(n_steps - n_warm, 1))
     return 1.0 - t if how == "linear" else 0.5 * (1.0 + float(np.cos(np.pi * t)))
+
+
+def encoder_groups(enc: Encoder, lr: float, decay: float = 1.0) -> list[dict[str, Any]]:
+    """AdamW parameter groups of ``enc``: one at ``lr`` when ``decay`` is 1, else block i of L at
+    ``lr * decay ** (L - i)``, the embedding at ``lr * decay ** (L + 1)`` and the rest (final norm) at ``lr``."""
+    if decay == 1.0:
+        return [{"params": list(enc.parameters()), "lr": lr}]
+    n = len(enc.blocks)
+    groups = [{"params": list(enc.embed.parameters()), "lr": lr * decay ** (n + 1)}]
+    groups += [{"params": list(b.parameters()), "lr": lr * decay ** (n - i)} for i, b in enumerate(enc.blocks)]
+    seen = {id(p) for g in groups for p in g["params"]}
+    groups.append({"params": [p for p in enc.parameters() if id(p) not in seen], "lr": lr})
+    return groups
+
+
+def drop_tokens(spans: list[np.ndarray], p: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """Each span (token indices) without a random ``p`` of its tokens, in order; a span keeps at least one."""
+    out = []
+    for s in spans:
+        keep = rng.random(len(s)) >= p
+        if not keep.any():
+            keep[rng.integers(len(s))] = True
+        out.append(s[keep])
+    return out
 
 
 class FinetuneMethod(_EncoderMethod):
@@ -622,7 +664,7 @@ class FinetuneMethod(_EncoderMethod):
                 self.on_fit_start(enc)
             rows, y = rows[has], train.y[has]
             self.model = classifier(enc, self.n_classes, cfg.pool, self.tokens.n_channels, cfg.amp_head, cfg.amp_gain,
-                                    cfg.amp_content)
+                                    cfg.amp_content, cfg.head_dropout)
             if not len(rows):
                 return
             groups = self.tokens.groups(rows)
@@ -653,11 +695,11 @@ class FinetuneMethod(_EncoderMethod):
         import torch
 
         cfg = self.cfg
-        opt = torch.optim.AdamW([
-            {"params": list(self.model.encoder.parameters()), "lr": cfg.lr_encoder},
+        opt = torch.optim.AdamW(encoder_groups(self.model.encoder, cfg.lr_encoder, cfg.layer_decay) + [
             {"params": list(self.model.head.parameters()), "lr": cfg.lr_head},
         ], weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(seed)
+        start = [p.detach().clone() for p in self.model.encoder.parameters()] if cfg.l2sp > 0 else []
         schedule = None
         avg_from, step, n_steps = 0, 0, 0
         self.model.train()
@@ -672,14 +714,20 @@ class FinetuneMethod(_EncoderMethod):
                 if cfg.lr_schedule != "constant":
                     schedule = torch.optim.lr_scheduler.LambdaLR(
                         opt, partial(lr_factor, n_steps=n_steps, warmup=cfg.warmup_frac, how=cfg.lr_schedule))
+            if cfg.token_drop > 0:
+                spans = drop_tokens(spans, cfg.token_drop, rng)
             order = rng.permutation(len(spans))
             total = 0.0
             for batch in self.tokens.span_batches([spans[i] for i in order], cfg.batch_size, cfg.max_tokens,
                                                   labels=y[owner[order]], amp=self.amp):
                 if cfg.gain_jitter > 0:
                     batch = jitter_gain(batch, cfg.gain_jitter, self.tokens.n_channels)
-                loss = torch.nn.functional.cross_entropy(self.model(batch), batch["label"],
-                                                         label_smoothing=cfg.label_smoothing)
+                ce = torch.nn.functional.cross_entropy(self.model(batch), batch["label"],
+                                                       label_smoothing=cfg.label_smoothing)
+                loss = ce
+                if start:
+                    loss = ce + cfg.l2sp * sum(((p - p0) ** 2).sum()
+                                               for p, p0 in zip(self.model.encoder.parameters(), start, strict=True))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -688,7 +736,7 @@ class FinetuneMethod(_EncoderMethod):
                 if averaged is not None and step >= avg_from:
                     averaged.update_parameters(self.model)
                 step += 1
-                total += loss.item() * len(batch["label"])
+                total += ce.item() * len(batch["label"])  # the epoch's mean cross-entropy (no penalty)
             self.losses.append(total / len(spans))
 
     def _probe_head(self, rows: np.ndarray, y: np.ndarray) -> None:
