@@ -724,10 +724,8 @@ class FinetuneMethod(_EncoderMethod):
                     batch = jitter_gain(batch, cfg.gain_jitter, self.tokens.n_channels)
                 ce = torch.nn.functional.cross_entropy(self.model(batch), batch["label"],
                                                        label_smoothing=cfg.label_smoothing)
-                loss = ce
-                if start:
-                    loss = ce + cfg.l2sp * sum(((p - p0) ** 2).sum()
-                                               for p, p0 in zip(self.model.encoder.parameters(), start, strict=True))
+                loss = ce + cfg.l2sp * sum(((p - p0) ** 2).sum() for p, p0 in
+                                           zip(self.model.encoder.parameters(), start, strict=True)) if start else ce
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
