@@ -37,7 +37,11 @@ trains); ``--max-subjects 0`` holds out every subject.
 Choosing settings (``--tune``): the reported held-out subjects (the first ``--max-subjects``) are dropped
 entirely and LOSO k = 0 runs among the remaining subjects of each dataset (``--tune-subjects`` caps how
 many are held out in turn), so a setting is chosen on folds of the training subjects and then reported,
-unchanged, on the held-out ones; datasets with fewer than two remaining subjects are skipped.
+unchanged, on the held-out ones; datasets with fewer than two remaining subjects are skipped. With
+``--tune-curve`` the tuning folds also run the low-label curve (k = 1, 2), the same way as the reported ones.
+``--set FIELD=VALUE`` changes a ``FinetuneConfig`` field of the fine-tuned methods, ``--probe-set`` a
+``ProbeConfig`` field of ``aemg-probe``, ``--baseline-calib-share`` the baselines' weighting of the new user's
+calibration windows (``WindowBaseline.calib_share``, default 0.75 like the encoder methods; 0: each window once).
 
 Prints the table, then, as its LAST line, one JSON object ``{dataset: {method: {k: mean trial
 accuracy}}, "wall_s": ...}`` (k as a string; with ``--scale calibration`` or ``both`` the
@@ -220,18 +224,21 @@ def method_run(method: str, target: str, args: argparse.Namespace, run_cache: di
 def factories(methods: list[str], target: str, corpus: Any, scale: str, args: argparse.Namespace,
               run_cache: dict[str, Path]) -> dict[str, Any]:
     """``{name: zero-argument factory}`` of the methods this checkout knows that run at ``scale``."""
-    from aemg.evaluate.baselines import BASELINES, svm_tdar
+    from aemg.evaluate.baselines import BASELINES
     from aemg.evaluate.registry import ablation_builders, encoder_builders
 
     encoders = {**encoder_builders(), **ablation_builders()}
     out: dict[str, Any] = {}
     for m in methods:
         if m in BASELINES:
-            out[m] = partial(svm_tdar, max_train_windows=args.max_svm_windows) if m == "svm-tdar" else BASELINES[m]
+            extra = {"max_train_windows": args.max_svm_windows} if m == "svm-tdar" else {}
+            out[m] = partial(BASELINES[m], calib_share=args.baseline_calib_share, **extra)
         elif m in encoders:
             kw: dict[str, Any] = {"run_dir": method_run(m, target, args, run_cache), "corpus": corpus}
             if m in FINETUNED:
                 kw["cfg"] = args.finetune
+            elif m == "aemg-probe":
+                kw["cfg"] = args.probe
             out[m] = encoders[m](**kw)
     return out
 
@@ -262,14 +269,15 @@ def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.N
         made = factories(methods, dataset, corpus, scale, args, run_cache)
         t0 = time.perf_counter()
         loso_f = loso_folds(trials, (0,), subjects=held)
-        curve_f = [] if args.tune else [f for f in loso_folds(trials, ks, subjects=held) if f.k]
+        curve = not args.tune or args.tune_curve  # the low-label folds (k >= 1)
+        curve_f = [f for f in loso_folds(trials, ks, subjects=held) if f.k] if curve else []
         tested = {t for f in curve_f for t in f.test_trials}
 
         def step(r: Any) -> None:
             log(f"{name} {r.scale} {r.method} {r.fold}: {r.accuracy:.3f} ({r.wall_s:.0f} s)")
 
         loso = run_folds(source, loso_f, made, scale, classes, progress=step)
-        curve = run_folds(source, curve_f, made, scale, classes, progress=step)
+        low = run_folds(source, curve_f, made, scale, classes, progress=step)
         for m in made:
             key = m if scale == "session" else f"{m}@{scale}"
             accs = [r.accuracy for r in loso if r.method == m]
@@ -278,8 +286,8 @@ def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.N
                 row["0"] = restricted([r for r in loso if r.method == m], tested)
             elif args.tune:  # no curve: k = 0 is the LOSO figure itself
                 row["0"] = row["loso"]
-            for k in () if args.tune else ks[1:]:
-                row[str(k)] = float(np.mean([r.accuracy for r in curve if r.method == m and r.k == k]))
+            for k in ks[1:] if curve else ():
+                row[str(k)] = float(np.mean([r.accuracy for r in low if r.method == m and r.k == k]))
             out[key] = row
         log(f"{name} {scale}: {time.perf_counter() - t0:.0f} s, held out {len(loso_f)} subjects, ks {list(ks)}")
     return out
@@ -348,12 +356,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="one more FinetuneConfig field for the fine-tuned methods (as aemg finetune --set), e.g. "
                         "--set head_init=probe --set probe_C=0.1 (repeatable)")
+    p.add_argument("--probe-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="one more ProbeConfig field for aemg-probe, e.g. --probe-set calib_share=0.75 (repeatable)")
+    p.add_argument("--baseline-calib-share", type=float, default=0.75, metavar="SHARE",
+                   help="lda-td / svm-tdar: the held-out subjects' calibration windows listed to this share of the "
+                        "training windows in low-label folds (default 0.75, as the encoder methods; 0: each once)")
     p.add_argument("--max-tokens", type=int, default=256, help="tokens per trial when fine-tuning (default 256)")
     p.add_argument("--max-subjects", type=int, default=3,
                    help="held-out subjects per dataset, the first in natural order (default 3; 0 = all)")
     p.add_argument("--tune", action="store_true",
                    help="tuning folds: drop the reported held-out subjects (the first --max-subjects) entirely and "
                         "run LOSO k=0 among the other subjects, so settings are chosen without the reported ones")
+    p.add_argument("--tune-curve", action="store_true",
+                   help="with --tune: also the low-label folds (k = 1, 2) among the tuning subjects, as for the "
+                        "reported ones (every k tested on the repetitions after the largest)")
     p.add_argument("--tune-subjects", type=int, default=0,
                    help="with --tune, subjects held out in turn, the first in natural order (default 0 = all)")
     p.add_argument("--max-svm-windows", type=int, default=6000, help="SVM training windows per fold (default 6000)")
@@ -363,13 +379,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error(f"--jobs: expected a number of processes >= 1; found {args.jobs}")
-    from aemg.cli.finetune import finetune_config
+    if not 0.0 <= args.baseline_calib_share < 1.0:
+        p.error(f"--baseline-calib-share: expected a fraction in [0, 1); found {args.baseline_calib_share}")
+    from aemg.cli.finetune import finetune_config, override_config
     from aemg.errors import OptionError
+    from aemg.evaluate.encoder_methods import ProbeConfig
 
     if any(x.partition("=")[0].strip() == "epochs" for x in args.set):
         p.error("--set epochs=N: use --epochs N (the benchmark's own default would override it)")
     try:  # the fine-tuned methods' FinetuneConfig, checked before any work
         args.finetune = finetune_config([f"max_tokens={args.max_tokens}", *args.set], args.epochs)
+        args.probe = override_config(ProbeConfig(), args.probe_set, "--probe-set")
     except OptionError as e:
         p.error(str(e))
     logging.disable(logging.WARNING)  # the datasets' known duplicates and absent subjects are expected

@@ -179,3 +179,39 @@ def test_real_three_subject_loso_beats_chance(corpus_cote_allard):
     assert all(r.n_test == 84 for r in res)
     summ = summarize(res)["lda-td"]["loso:k=0"]
     assert summ["accuracy_mean"] == pytest.approx(mean_acc(res)) and summ["n_folds"] == 3
+
+
+def test_calib_share_lists_the_new_users_windows_to_that_share(corpus_cote_allard):
+    """``calib_share``: in a low-label fold (k = 1, real Côté-Allard) the classifier is fitted on as many windows as
+    without it, that share of them the held-out subject's calibration windows; 0 fits every window once."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    c = corpus_cote_allard
+    fold = next(f for f in loso_folds(subset(c.trials, "cote-allard/evaluation/"), (0, 1)) if f.k == 1)
+    train, _ = fold_sets(SignalSource(c), fold, "session")
+    seen = {}
+    for share in (0.0, 0.75):
+        m = lda_td(calib_share=share)
+        m.make_classifier = lambda s=share: _Recorder(seen, s, LinearDiscriminantAnalysis())
+        m.fit(train)
+    x0, x1 = seen[0.0][0], seen[0.75][0]
+    assert len(x0) == len(x1) and len(np.unique(x0, axis=0)) == len(x0)  # off: every window once
+    # the calibration windows are the rows repeated (the others are drawn once at most)
+    counts = np.unique(x1, axis=0, return_counts=True)[1]
+    assert abs(counts[counts > 1].sum() / len(x1) - 0.75) < 0.02
+    with pytest.raises(ValueError, match="calib_share"):
+        lda_td(calib_share=1.0)
+
+
+class _Recorder:
+    """A classifier that records what it was fitted on (keyed by ``key``) and delegates to ``inner``."""
+
+    def __init__(self, seen: dict, key: float, inner) -> None:
+        self.seen, self.key, self.inner = seen, key, inner
+
+    def fit(self, x, y):
+        self.seen[self.key] = (np.asarray(x), np.asarray(y))
+        return self.inner.fit(x, y)
+
+    def predict(self, x):
+        return self.inner.predict(x)

@@ -506,3 +506,96 @@ def test_head_dropout_drops_head_inputs_in_training_only(tiny_run, corpus_cote_a
     assert not torch.allclose(c, d)
     with pytest.raises(ValueError, match="head_dropout"):
         replace(FAST, head_dropout=1.0)
+
+
+
+def test_epoch_trials_give_calibration_trials_their_share_at_the_same_epoch_size():
+    """``epoch_trials``: as many trials per epoch as there are; ``round(share n)`` of them calibration trials, each
+    repeated evenly; the rest distinct other trials; off (share 0) or with one side empty, every trial once."""
+    from aemg.evaluate.weighting import epoch_trials
+
+    rng = np.random.default_rng(0)
+    calib = np.array([True] * 3 + [False] * 17)
+    got = epoch_trials(calib, 0.5, rng)
+    assert len(got) == 20
+    cal, other = got[calib[got]], got[~calib[got]]
+    assert len(cal) == 10 and sorted(np.bincount(cal, minlength=3).tolist()) == [3, 3, 4]
+    assert len(other) == 10 and len(set(other.tolist())) == 10
+    assert sorted(epoch_trials(calib, 0.1, rng).tolist()) == list(range(20))  # round(2) < 3: each once
+    assert epoch_trials(calib, 0.0, rng).tolist() == list(range(20))
+    assert epoch_trials(np.ones(4, bool), 0.5, rng).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="calib_share"):
+        replace(FAST, calib_share=1.0)
+
+
+def test_calib_share_weights_a_new_users_calibration_trials_up(tiny_run, corpus_cote_allard, monkeypatch):
+    """``calib_share``: in a low-label fold (k = 1) the held-out subject's calibration trials make up that share of
+    every epoch's training trials, and an epoch has as many trials as without it (the same cost)."""
+    import aemg.evaluate.encoder_methods as em
+
+    corpus = corpus_cote_allard
+    fold = next(f for f in loso_folds(subset(corpus.trials, EVAL), (0, 1)) if f.k == 1)
+    train, _ = fold_sets(SignalSource(corpus), fold, "session")
+    listed: list[np.ndarray] = []
+    n_trials: list[int] = []
+    orig_trials, orig_spans = em.epoch_trials, em.epoch_spans
+
+    def spy_trials(*a, **k):
+        listed.append(orig_trials(*a, **k))
+        return listed[-1]
+
+    def spy_spans(trials, *a, **k):
+        n_trials.append(len(trials))
+        return orig_spans(trials, *a, **k)
+
+    monkeypatch.setattr(em, "epoch_trials", spy_trials)
+    monkeypatch.setattr(em, "epoch_spans", spy_spans)
+    for share in (0.0, 0.5):
+        m = ENCODER_METHODS["aemg-finetune"](run_dir=tiny_run, corpus=corpus, cfg=replace(FAST, calib_share=share))()
+        m.fit(train)
+    rows = m.tokens.rows(train.trials)
+    has = m.tokens.n_tokens[rows] > 0
+    held = train.trials["subject"].isin(fold.test_subjects).to_numpy()
+    assert m.calib.tolist() == held[has].tolist() and 0 < m.calib.sum() < 0.1 * len(m.calib)
+    assert len(listed) == FAST.epochs  # share 0 lists every trial once, without drawing
+    assert n_trials == [has.sum()] * (2 * FAST.epochs)  # the same epoch size either way
+    assert abs(m.calib[listed[0]].mean() - 0.5) < 0.01
+
+
+def test_calibration_weights_give_the_calibration_samples_their_share():
+    """``calibration_weights``: mean 1, ``share`` of the total on the calibration samples, split evenly; off or
+    one-sided: all ones."""
+    from aemg.evaluate.weighting import calibration_weights
+
+    calib = np.array([True] * 2 + [False] * 8)
+    w = calibration_weights(calib, 0.75)
+    assert np.isclose(w.mean(), 1.0) and np.isclose(w[calib].sum() / w.sum(), 0.75)
+    assert np.allclose(w[:2], w[0]) and np.allclose(w[2:], w[2])
+    assert calibration_weights(calib, 0.0).tolist() == [1.0] * 10
+    assert calibration_weights(np.zeros(3, bool), 0.5).tolist() == [1.0] * 3
+    with pytest.raises(ValueError, match="calib_share"):
+        ProbeConfig(calib_share=1.0)
+
+
+def test_probe_calib_share_weights_the_new_users_spans(tiny_run, corpus_cote_allard, monkeypatch):
+    """``ProbeConfig.calib_share``: in a low-label fold the logistic regression gets sample weights that put that
+    share on the held-out subject's calibration spans; off, it is fitted without weights (the former fit)."""
+    from sklearn.linear_model import LogisticRegression
+
+    corpus = corpus_cote_allard
+    fold = next(f for f in loso_folds(subset(corpus.trials, EVAL), (0, 1)) if f.k == 1)
+    train, _ = fold_sets(SignalSource(corpus), fold, "session")
+    got: list = []
+    orig = LogisticRegression.fit
+
+    def spy(self, x, y, sample_weight=None):
+        got.append(sample_weight)
+        return orig(self, x, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(LogisticRegression, "fit", spy)
+    for share in (0.0, 0.75):
+        ENCODER_METHODS["aemg-probe"](run_dir=tiny_run, corpus=corpus, cfg=ProbeConfig(calib_share=share))().fit(train)
+    assert got[0] is None
+    w = got[1]
+    big = w > w.min()
+    assert 0 < big.sum() < 0.2 * len(w) and np.isclose(w[big].sum() / w.sum(), 0.75)

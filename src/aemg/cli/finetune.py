@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from aemg.corpus import Corpus
     from aemg.evaluate.encoder_methods import FinetuneConfig
+
+C = TypeVar("C")  # a config dataclass (FinetuneConfig, ProbeConfig)
 
 SCALE = "session"  # encoder methods run on the stored per-session scale (docs/evaluate.md)
 
@@ -111,29 +113,35 @@ def first_reps(trials: pd.DataFrame, reps: int) -> pd.DataFrame:
 
 def finetune_config(overrides: list[str], epochs: int | None) -> FinetuneConfig:
     """:class:`FinetuneConfig` with ``--set key=value`` overrides (typed like the default) and ``--epochs``."""
+    from aemg.evaluate.encoder_methods import FinetuneConfig
+
+    return override_config(FinetuneConfig(), overrides + ([f"epochs={epochs}"] if epochs is not None else []))
+
+
+def override_config(base: C, overrides: list[str], flag: str = "--set") -> C:
+    """``base`` (a config dataclass) with ``key=value`` overrides, each typed like its default; a bad key or
+    value is an :class:`~aemg.errors.OptionError` naming ``flag`` and the fields."""
     import dataclasses
 
     from aemg.errors import OptionError
-    from aemg.evaluate.encoder_methods import FinetuneConfig
     from aemg.train.config import parse_value
 
-    base = FinetuneConfig()
     names = [f.name for f in dataclasses.fields(base)]
     changes: dict[str, Any] = {}
-    for text in overrides + ([f"epochs={epochs}"] if epochs is not None else []):
+    for text in overrides:
         key, eq, value = text.partition("=")
         key = key.strip()
         if not eq or key not in names:
-            raise OptionError(f"--set {text}", f"KEY=VALUE with KEY one of {', '.join(names)}", f"found {text!r}")
+            raise OptionError(f"{flag} {text}", f"KEY=VALUE with KEY one of {', '.join(names)}", f"found {text!r}")
         kind = type(getattr(base, key))
         try:  # the config parser aemg pretrain/evaluate use ("false" is False, "1e3" a whole number)
-            changes[key] = parse_value(f"--set {text}", value.strip(), kind)
+            changes[key] = parse_value(f"{flag} {text}", value.strip(), kind)
         except OptionError:
-            raise OptionError(f"--set {text}", f"{key} a {kind.__name__}", f"found {value!r}") from None
+            raise OptionError(f"{flag} {text}", f"{key} a {kind.__name__}", f"found {value!r}") from None
     try:
         return dataclasses.replace(base, **changes)
     except (TypeError, ValueError) as exc:
-        raise OptionError(f"--set {' '.join(overrides)}", "valid fine-tuning settings", f"found {exc}") from None
+        raise OptionError(f"{flag} {' '.join(overrides)}", f"valid {type(base).__name__} settings", f"found {exc}") from None
 
 
 # ------------------------------------------------------------------ aemg finetune

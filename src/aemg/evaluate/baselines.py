@@ -24,6 +24,7 @@ import numpy as np
 from aemg.evaluate.data import TrialSet
 from aemg.evaluate.features import sliding_windows, td_features, tdar_features, window_samples
 from aemg.evaluate.method import Prediction
+from aemg.evaluate.weighting import epoch_trials
 from aemg.recording import Recording
 from aemg.signal import make_causal_filter
 
@@ -58,10 +59,16 @@ class WindowBaseline:
 
     ``max_train_windows`` caps the training windows (a stratified random subset, drawn with
     ``seed``) for classifiers whose fit grows faster than linearly (the RBF SVM); None keeps all.
+    ``calib_share`` (default 0.75, the encoder methods' share): in a low-label fold the held-out subjects'
+    calibration windows are listed to that share of the training windows, the others subsampled to the rest
+    (:func:`aemg.evaluate.weighting.epoch_trials`, as many windows as before); 0 = every window once (the
+    reference pipeline's low-label rule); no effect at k = 0 (LOSO), where the reference figures are.
     """
 
     def __init__(self, name: str, kind: str, make_classifier: Callable[[], Any], *,
-                 max_train_windows: int | None = None, seed: int = 0) -> None:
+                 max_train_windows: int | None = None, seed: int = 0, calib_share: float = 0.75) -> None:
+        if not 0.0 <= calib_share < 1.0:
+            raise ValueError(f"calib_share: expected a fraction in [0, 1); found {calib_share!r}")
         if kind not in ("td", "tdar"):
             raise ValueError(f"kind must be 'td' or 'tdar', got {kind!r}")
         self.name = name
@@ -69,6 +76,7 @@ class WindowBaseline:
         self.make_classifier = make_classifier
         self.max_train_windows = max_train_windows
         self.seed = seed
+        self.calib_share = calib_share
         self.model: Any = None
         self.thresholds: dict[str, np.ndarray] = {}
         self.fallback_class = 0
@@ -117,6 +125,10 @@ class WindowBaseline:
         if len(y) == 0:
             raise ValueError(f"{self.name}: no training window (all trials shorter than one window)")
         self.fallback_class = int(np.bincount(train.y).argmax())
+        calib = np.isin(subjects[owner], list(train.test_subjects))
+        if self.calib_share > 0 and calib.any():
+            keep = epoch_trials(calib, self.calib_share, np.random.default_rng(self.seed))
+            x, y = x[keep], y[keep]
         if self.max_train_windows is not None and len(y) > self.max_train_windows:
             keep = _stratified_subset(y, self.max_train_windows, np.random.default_rng(self.seed))
             x, y = x[keep], y[keep]

@@ -35,6 +35,7 @@ import numpy as np
 from aemg.errors import DataFormatError
 from aemg.evaluate.method import Method, Prediction
 from aemg.evaluate.spans import epoch_spans
+from aemg.evaluate.weighting import calibration_weights, epoch_trials
 
 if TYPE_CHECKING:
     import torch
@@ -90,6 +91,10 @@ class FinetuneConfig:
     # of the fit, added to the loss (L2-SP, Li et al. 2018: stay near the pre-trained weights on few labels); 0 = off
     head_dropout: float = 0.0  # dropout on the head input during training (pooled states and amplitude columns): a
     # few hundred spans fit a head over n_channels x d_model inputs; 0 = off
+    calib_share: float = 0.75  # share of an epoch's training trials that are the held-out subjects' calibration
+    # trials (TrialSet.test_subjects; low-label k >= 1), repeated, the others subsampled so an epoch costs the same
+    # (epoch_trials): a new user's k repetitions per class are otherwise ~3% (Cote-Allard k = 1: 7 of ~250); 0 = off,
+    # the former fit; 0.75 chosen on the tuning folds (docs/evaluate.md, session 11); no effect at k = 0
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
     def __post_init__(self) -> None:
@@ -115,6 +120,8 @@ class FinetuneConfig:
             raise ValueError(f"l2sp: expected a weight >= 0; found {self.l2sp!r}")
         if not 0.0 < self.layer_decay <= 1.0:
             raise ValueError(f"layer_decay: expected a factor in (0, 1]; found {self.layer_decay!r}")
+        if not 0.0 <= self.calib_share < 1.0:
+            raise ValueError(f"calib_share: expected a fraction in [0, 1); found {self.calib_share!r}")
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,13 @@ class ProbeConfig:
     pool: str = "channel"  # "mean", "meanmax" or "channel"
     amp_head: bool = True  # also each channel's mean token amplitude on the session scale (amplitude.py)
     amp_gain: float = 0.0  # weight of the standardised amplitude columns; 0 = sqrt(d_model)
+    calib_share: float = 0.75  # share of the logistic regression's total sample weight on the held-out subjects'
+    # calibration spans (low-label k >= 1; calibration_weights), as FinetuneConfig.calib_share; 0 = every span alike,
+    # the former fit; 0.75 chosen on the tuning folds (docs/evaluate.md, session 11); no effect at k = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.calib_share < 1.0:
+            raise ValueError(f"calib_share: expected a fraction in [0, 1); found {self.calib_share!r}")
 
 
 # ------------------------------------------------------------------ provenance
@@ -523,7 +537,10 @@ class ProbeMethod(_EncoderMethod):
             w[-self.tokens.n_channels:] = amp_weight(self.cfg.amp_gain, self.encoder.cfg.d_model)
             steps.append(FunctionTransformer(_weigh, kw_args={"w": w}))
         self.clf = make_pipeline(*steps, LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter))
-        self.clf.fit(x, y[owner])
+        calib = train.trials["subject"].isin(train.test_subjects).to_numpy()[has][owner]
+        weight = ({"logisticregression__sample_weight": calibration_weights(calib, self.cfg.calib_share)}
+                  if self.cfg.calib_share > 0 and calib.any() else {})  # off or k = 0: the former fit exactly
+        self.clf.fit(x, y[owner], **weight)
 
     def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
         if self.clf is None:
@@ -675,6 +692,7 @@ class FinetuneMethod(_EncoderMethod):
                 self.model.amp_sd.fill_(max(float(used.std()), 1e-3))
             if cfg.head_init == "probe" and self.pretrained:  # scratch: a probe of random states is a poor start
                 self._probe_head(rows, y)
+            self.calib = train.trials["subject"].isin(train.test_subjects).to_numpy()[has]  # a new user's k reps
             start = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if cfg.fits > 1 else None
             averaged = (torch.optim.swa_utils.AveragedModel(self.model)  # weight_avg = 0: each member's last step
                         if cfg.weight_avg or cfg.fits > 1 else None)
@@ -704,10 +722,13 @@ class FinetuneMethod(_EncoderMethod):
         avg_from, step, n_steps = 0, 0, 0
         self.model.train()
         for _ in range(cfg.epochs):
+            listed = (epoch_trials(self.calib, cfg.calib_share, rng) if cfg.calib_share > 0
+                      else np.arange(len(groups)))  # the new user's calibration trials weighted up
             if cfg.span_groups:
-                spans, owner = epoch_spans(groups, cfg.span_groups, rng, cfg.spans_per_trial)
+                spans, owner = epoch_spans([groups[i] for i in listed], cfg.span_groups, rng, cfg.spans_per_trial)
             else:
-                spans, owner = [np.concatenate(g) for g in groups], np.arange(len(groups))
+                spans, owner = [np.concatenate(groups[i]) for i in listed], np.arange(len(listed))
+            owner = listed[owner]
             if not n_steps:  # the run's steps, from the first epoch's (later partitions differ a little)
                 n_steps = cfg.epochs * -(-len(spans) // cfg.batch_size)
                 avg_from = n_steps - max(1, int(round(cfg.weight_avg * n_steps)))
