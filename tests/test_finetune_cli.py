@@ -328,3 +328,33 @@ def test_predict_with_stdout_a_closed_pipe_exits_quietly(model_k1, corpus_cote_a
         rc = main(QUIET + ["predict", str(model_k1[0]), "--corpus", str(corpus_cote_allard.path), "--subject", USER])
         monkeypatch.setattr(sys, "stdout", sys.__stdout__)
     assert rc == EXIT_BROKEN_PIPE and capsys.readouterr().err.strip() == ""
+
+
+def test_others_trains_the_new_user_with_every_other_subject(tiny_run, corpus_cote_allard, tmp_path, monkeypatch):
+    """``--others``: the new user's first repetition per class plus every other subject's labelled trials, the
+    new user weighted as in the low-label folds (``TrialSet.test_subjects`` is the user); the model predicts the
+    user; without ``--subject`` it is refused before any work."""
+    import aemg.evaluate.encoder_methods as em
+
+    c = corpus_cote_allard
+    seen = []
+    orig = em.FinetuneMethod.fit
+
+    def spy(self, train):
+        seen.append(train.test_subjects)
+        return orig(self, train)
+
+    monkeypatch.setattr(em.FinetuneMethod, "fit", spy)
+    out = tmp_path / "model"
+    got = json.loads(_cli(["finetune", "--run", str(tiny_run), "--corpus", str(c.path), "--subject", USER, "--reps",
+                           "1", "--others", "--out", str(out), "--json", *FAST, "--set", "epochs=1"]))
+    others = c.trials[c.trials["subject"] != USER]
+    assert got["n_other_trials"] == len(others) and got["n_trials"] == len(others) + 7
+    info = read_model(out).info
+    assert set(info.train_trials) == _first_reps(c.trials, USER) | {int(t) for t in others["trial"]}
+    assert seen == [(USER,)]
+    res = _predict_json(out, c, "--subject", USER)
+    assert 0.0 <= res["accuracy"] <= 1.0
+    err = _cli(["finetune", "--run", str(tiny_run), "--corpus", str(c.path), "--others", "--out",
+                str(tmp_path / "m2")], code=1)
+    assert "--others" in err and not (tmp_path / "m2").exists()

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(a plain state dict) and run.json (the run's provenance). The same code as the low-label "
                     "protocol of aemg evaluate."),
         epilog="examples:\n  aemg finetune --run runs/small --corpus corpora/me --subject me/all/me --reps 2 "
-               "--out models/me\n  aemg finetune --run NAME --corpus C --out M --set epochs=3 --set lr_head=3e-3",
+               "--out models/me\n  aemg finetune --run small-b --corpus corpora/ciil --subject ciil/minimal/subject0 "
+               "--reps 1 --others --out models/s0\n  aemg finetune --run NAME --corpus C --out M --set epochs=3 --set lr_head=3e-3",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, metavar="RUN_DIR",
                    help="a run directory of aemg pretrain, or the name of a pre-trained run in the repository's "
@@ -49,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subject", default=None, metavar="ID", help="fine-tune on this subject only (default: all)")
     p.add_argument("--reps", type=int, default=None, metavar="N",
                    help="only the first N repetitions per class (by repetition index, as the low-label k)")
+    p.add_argument("--others", action="store_true",
+                   help="with --subject: also every other subject's labelled trials of CORPUS (all repetitions), "
+                        "as in the LOSO low-label folds; the subject's own trials then make up calib_share "
+                        "(default 0.75) of every epoch")
     p.add_argument("--out", required=True, type=Path, metavar="MODEL_DIR", help="the model directory to write")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a fine-tuning setting, any FinetuneConfig field (e.g. epochs, batch_size, lr_encoder, "
@@ -151,6 +156,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     import json
     import logging
 
+    import pandas as pd
+
     from aemg.corpus import Corpus
     from aemg.errors import OptionError
     from aemg.evaluate.data import SignalSource, fold_sets
@@ -160,6 +167,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     from aemg.train.checkpoint import resolve_run
 
     log = logging.getLogger("aemg.finetune")
+    if args.others and args.subject is None:
+        raise OptionError("--others", "--subject ID as well (the new user the other subjects' trials join)",
+                          "found no --subject")
     if args.reps is not None and args.reps < 1:
         raise OptionError(f"--reps {args.reps}", "a whole number >= 1 (repetitions per class)", f"found {args.reps}")
     cfg = finetune_config(args.overrides, args.epochs)
@@ -182,9 +192,17 @@ def run_finetune(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         log.warning("%s; aemg predict will refuse these subjects", exc)
     ids = tuple(int(t) for t in sorted(chosen["trial"]))
-    fold = Fold(name=f"finetune:{','.join(subjects)}", protocol="finetune", train_trials=ids, test_trials=(),
-                train_subjects=tuple(subjects), test_subjects=(), calibration_trials=ids, k=args.reps)
-    train, _ = fold_sets(SignalSource(corpus), fold, SCALE, classes_of(chosen))
+    rest = corpus.trials[~corpus.trials["subject"].isin(subjects)] if args.others else corpus.trials.iloc[:0]
+    if args.others and rest.empty:
+        raise OptionError("--others", f"labelled trials of other subjects than {subjects[0]} in {corpus.path}",
+                          "found none")
+    both = pd.concat([chosen, rest])
+    fold = Fold(name=f"finetune:{','.join(subjects)}", protocol="finetune",
+                train_trials=tuple(sorted(ids + tuple(int(t) for t in rest["trial"]))), test_trials=(),
+                train_subjects=tuple(sorted(set(both["subject"]))),
+                test_subjects=tuple(subjects) if args.others else (),  # the new user, weighted (calib_share)
+                calibration_trials=ids, k=args.reps)
+    train, _ = fold_sets(SignalSource(corpus), fold, SCALE, classes_of(both))
     method = FinetuneMethod(run_dir, trial_tokens(corpus), cfg, pretrained=True)
     log.info("fine-tuning %s on %d trials of %d classes (%s)", run_dir, len(train), len(train.classes),
              ", ".join(subjects))
@@ -192,14 +210,14 @@ def run_finetune(args: argparse.Namespace) -> int:
     out = save_model(method, train, args.out, run_dir=run_dir, run_name=str(args.run), reps=args.reps,
                      overwrite=args.overwrite)
     summary = {"model": str(out), "run": str(run_dir), "corpus": str(args.corpus), "subjects": subjects,
-               "reps": args.reps, "n_trials": len(train), "classes": list(train.classes),
+               "reps": args.reps, "n_trials": len(train), "n_other_trials": len(rest), "classes": list(train.classes),
                "losses": [float(v) for v in method.losses]}
     if args.json:
         print(json.dumps(summary))
         return 0
     loss = f"; loss {method.losses[0]:.3f} -> {method.losses[-1]:.3f}" if method.losses else ""
     print(f"fine-tuned on {len(train)} trials ({len(train.classes)} classes: {', '.join(train.classes)}) of "
-          f"{', '.join(subjects)}{loss}")
+          f"{', '.join(subjects)}{f' ({len(ids)}) and the other subjects ({len(rest)})' if args.others else ''}{loss}")
     print(f"written to {out}")
     return 0
 
