@@ -199,7 +199,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     both = pd.concat([chosen, rest])
     fold = Fold(name=f"finetune:{','.join(subjects)}", protocol="finetune",
                 train_trials=tuple(sorted(ids + tuple(int(t) for t in rest["trial"]))), test_trials=(),
-                train_subjects=tuple(sorted(set(both["subject"]))),
+                train_subjects=tuple(subjects) + tuple(sorted(set(rest["subject"]))),
                 test_subjects=tuple(subjects) if args.others else (),  # the new user, weighted (calib_share)
                 calibration_trials=ids, k=args.reps)
     train, _ = fold_sets(SignalSource(corpus), fold, SCALE, classes_of(both))

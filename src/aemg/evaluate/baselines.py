@@ -125,7 +125,7 @@ class WindowBaseline:
         if len(y) == 0:
             raise ValueError(f"{self.name}: no training window (all trials shorter than one window)")
         self.fallback_class = int(np.bincount(train.y).argmax())
-        calib = np.isin(subjects[owner], list(train.test_subjects))
+        calib = train.of_test_subjects[owner]
         if self.calib_share > 0 and calib.any():
             keep = epoch_trials(calib, self.calib_share, np.random.default_rng(self.seed))
             x, y = x[keep], y[keep]

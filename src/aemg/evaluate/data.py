@@ -99,6 +99,12 @@ class TrialSet:
     def scale_of(self, subject: str, session: str) -> np.ndarray:
         return self.scales[(subject, session)]
 
+    @property
+    def of_test_subjects(self) -> np.ndarray:
+        """(n_trials,) bool: the trial is a held-out subject's (on the training side of a low-label fold: one of
+        the new user's calibration trials, which ``calib_share`` weights up)."""
+        return self.trials["subject"].isin(self.test_subjects).to_numpy()
+
 
 def _stored(corpus: Corpus, subject: str, session: str) -> np.ndarray:
     s = corpus.scale(subject, session)

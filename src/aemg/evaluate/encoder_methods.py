@@ -537,7 +537,7 @@ class ProbeMethod(_EncoderMethod):
             w[-self.tokens.n_channels:] = amp_weight(self.cfg.amp_gain, self.encoder.cfg.d_model)
             steps.append(FunctionTransformer(_weigh, kw_args={"w": w}))
         self.clf = make_pipeline(*steps, LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter))
-        calib = train.trials["subject"].isin(train.test_subjects).to_numpy()[has][owner]
+        calib = train.of_test_subjects[has][owner]
         weight = ({"logisticregression__sample_weight": calibration_weights(calib, self.cfg.calib_share)}
                   if self.cfg.calib_share > 0 and calib.any() else {})  # off or k = 0: the former fit exactly
         self.clf.fit(x, y[owner], **weight)
@@ -692,7 +692,7 @@ class FinetuneMethod(_EncoderMethod):
                 self.model.amp_sd.fill_(max(float(used.std()), 1e-3))
             if cfg.head_init == "probe" and self.pretrained:  # scratch: a probe of random states is a poor start
                 self._probe_head(rows, y)
-            self.calib = train.trials["subject"].isin(train.test_subjects).to_numpy()[has]  # a new user's k reps
+            self.calib = train.of_test_subjects[has]  # a new user's k reps
             start = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if cfg.fits > 1 else None
             averaged = (torch.optim.swa_utils.AveragedModel(self.model)  # weight_avg = 0: each member's last step
                         if cfg.weight_avg or cfg.fits > 1 else None)
