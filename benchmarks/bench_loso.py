@@ -11,9 +11,12 @@ printed note), per scale of ``--scale``:
   largest k); k = 0 is the ``loso`` model scored on those repetitions only (no second fit).
 
 Encoder methods start from a pre-trained run stored in ``pretrained/`` (or, with ``--runs DIR``, a run
-folder directly under DIR) that never saw the target dataset (of those, the one pre-trained on the most
-datasets: ``small-a`` for 3DC and Côté-Allard, ``small-b`` for the others; ``small-all`` saw every dataset
-and is never used). The leakage guard of :mod:`aemg.evaluate.encoder_methods` refuses a wrong one anyway.
+folder directly under DIR) that never saw the subjects the benchmark tests on the target (of those, the one
+pre-trained on the most datasets, then subjects: with the stored runs ``small-a`` for 3DC and Côté-Allard,
+``small-b`` for the others; ``small-all`` saw every subject and is never used). A run made with ``aemg
+pretrain --exclude-subject`` for the tested subjects (in-domain: the target's other subjects pre-trained on)
+therefore wins over one that never saw the dataset. The leakage guard of :mod:`aemg.evaluate.encoder_methods`
+refuses a wrong one anyway.
 The ablations (``aemg-windows``, ``aemg-nospatial``) need runs of their own, made like that stored run (its
 resolved ``config.json``: steps, codebook, token content, seed; the same corpora) plus the ablation's
 option, keyed by a hash of those and the corpora's provenance and token hashes: for the stored runs they
@@ -23,7 +26,7 @@ are kept in ``pretrained/ablations/<method>-<run>`` (used when their ``bench_key
 (docs/evaluate.md). Corpora are prepared once into ``--corpora`` (``aemg prepare`` + ``aemg tokenize``;
 reused when there).
 
-CPU-sized defaults (``--scale both``, ``--epochs 2``, ``--max-tokens 256``, ``--max-subjects 3``,
+CPU-sized defaults (``--scale both``, ``--epochs 2`` (``--calib-epochs 3`` in the low-label folds), ``--max-tokens 256``, ``--max-subjects 3``,
 ``--max-svm-windows 6000``, ``--jobs 2``: the (dataset, scale) parts run in two worker processes of one
 torch thread each, the costliest first; the figures are the same with ``--jobs 1``). Fine-tuning
 dominates: about 0.01-0.04 s per training trial and epoch on one core with the ``small`` encoder and 256
@@ -118,18 +121,32 @@ def run_datasets(run_dir: Path) -> list[str]:
     return [c["dataset"] for c in json.loads((run_dir / "run.json").read_text())["corpora"]]
 
 
-def stored_run_for(dataset: str, runs: Path | None = None) -> Path:
-    """The run that never saw ``dataset`` and saw the most other datasets, among the stored runs
-    (``pretrained/``) or, with ``runs``, the run folders (holding an ``encoder.pt``) directly under it."""
+def run_subjects(run_dir: Path) -> set[str]:
+    """The subject ids a run was pre-trained on, over all its corpora (its run.json provenance)."""
+    return {str(s) for c in json.loads((run_dir / "run.json").read_text())["corpora"] for s in c["subjects"]}
+
+
+def run_excluded_subjects(run_dir: Path) -> list[str]:
+    """The subjects a run left out of its corpora (``aemg pretrain --exclude-subject``; run.json)."""
+    corpora = json.loads((run_dir / "run.json").read_text())["corpora"]
+    return sorted(str(s) for c in corpora for s in c.get("excluded_subjects", []))
+
+
+def stored_run_for(dataset: str, runs: Path | None = None, tested: set[str] | None = None) -> Path:
+    """The run that never saw the ``tested`` subjects (None: never saw ``dataset`` at all) and saw the most
+    datasets, then the most subjects, among the stored runs (``pretrained/``) or, with ``runs``, the run folders
+    (holding an ``encoder.pt``) directly under it. A run pre-trained on the target dataset's other subjects
+    (``--exclude-subject``) thus wins over one that never saw the dataset."""
     from aemg.train.checkpoint import ENCODER, pretrained_dir, resolve_run, stored_runs
 
     root = runs or pretrained_dir()
     cands = ([resolve_run(n) for n in stored_runs()] if runs is None
              else sorted(d for d in runs.iterdir() if (d / ENCODER).is_file()) if runs.is_dir() else [])
-    fits = [d for d in cands if dataset not in run_datasets(d)]
+    fits = [d for d in cands if (dataset not in run_datasets(d) if tested is None else not tested & run_subjects(d))]
     if not fits:
-        raise SystemExit(f"no run in {root} was pre-trained without {dataset} (runs: {[d.name for d in cands]})")
-    return max(fits, key=lambda p: (len(run_datasets(p)), p.name))
+        what = f"without {dataset}" if tested is None else f"without the tested subjects of {dataset}"
+        raise SystemExit(f"no run in {root} was pre-trained {what} (runs: {[d.name for d in cands]})")
+    return max(fits, key=lambda p: (len(run_datasets(p)), len(run_subjects(p)), p.name))
 
 
 ABLATIONS = "ablations"  # pretrained/ablations/<method>-<stored run>: ablation runs kept in the repository
@@ -147,7 +164,9 @@ def ablation_run(method: str, base: Path, corpora: Path, work: Path) -> Path:
     cs = [corpus_for(d, corpora) for d in run_datasets(base)]
     dirs = [c.path for c in cs]
     # the base run's own resolved config (steps, codebook, token content, seed ...), plus the ablation's option
-    args = ["pretrain", "--config", str(base / "config.json"), *ABLATION_RUNS[method]]
+    left_out = run_excluded_subjects(base)
+    args = ["pretrain", "--config", str(base / "config.json"), *ABLATION_RUNS[method],
+            *(a for subj in left_out for a in ("--exclude-subject", subj))]
     key = ablation_key(method, base, cs)
     stored = pretrained_dir() / ABLATIONS / f"{method}-{base.name}"
     if base.parent == pretrained_dir() and _holds_run(stored, key):
@@ -171,8 +190,10 @@ def ablation_key(method: str, base: Path, corpora: list) -> str:
     of the base's resolved config, the ablation's option and each corpus's provenance and token-set hashes."""
     hashes = [[c.dataset, str(c.hash), token_set_hash(c.path / "tokens" / "events.npz")] for c in corpora]
     config = json.loads((base / "config.json").read_text())
-    return hashlib.sha256(json.dumps({"config": config, "options": ABLATION_RUNS[method], "corpora": hashes},
-                                     sort_keys=True).encode()).hexdigest()[:12]
+    keyed: dict[str, Any] = {"config": config, "options": ABLATION_RUNS[method], "corpora": hashes}
+    if run_excluded_subjects(base):  # (only then: the keys of runs without exclusions stay as they were)
+        keyed["excluded_subjects"] = run_excluded_subjects(base)
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def token_set_hash(path: Path) -> str:
@@ -211,10 +232,12 @@ def restricted(results: list, trials: set[int]) -> float:
     return float(np.mean(accs)) if accs else float("nan")
 
 
-def method_run(method: str, target: str, args: argparse.Namespace, run_cache: dict[str, Path]) -> Path:
-    """The run an encoder method starts from on ``target`` (a registry dataset): the stored run that never saw it,
-    or for an ablation its run made like that one (:func:`ablation_run`); resolved once per ``run_cache``."""
-    base = stored_run_for(target, args.runs)
+def method_run(method: str, target: str, args: argparse.Namespace, run_cache: dict[str, Path],
+               tested: set[str]) -> Path:
+    """The run an encoder method starts from on ``target`` (a registry dataset): the stored run that never saw the
+    ``tested`` subjects (:func:`stored_run_for`), or for an ablation its run made like that one
+    (:func:`ablation_run`); resolved once per ``run_cache``."""
+    base = stored_run_for(target, args.runs, tested)
     key = f"{method}:{base}"
     if key not in run_cache:
         run_cache[key] = ablation_run(method, base, args.corpora, args.work) if method in ABLATION_RUNS else base
@@ -222,7 +245,7 @@ def method_run(method: str, target: str, args: argparse.Namespace, run_cache: di
 
 
 def factories(methods: list[str], target: str, corpus: Any, scale: str, args: argparse.Namespace,
-              run_cache: dict[str, Path]) -> dict[str, Any]:
+              run_cache: dict[str, Path], tested: set[str]) -> dict[str, Any]:
     """``{name: zero-argument factory}`` of the methods this checkout knows that run at ``scale``."""
     from aemg.evaluate.baselines import BASELINES
     from aemg.evaluate.registry import ablation_builders, encoder_builders
@@ -234,7 +257,7 @@ def factories(methods: list[str], target: str, corpus: Any, scale: str, args: ar
             extra = {"max_train_windows": args.max_svm_windows} if m == "svm-tdar" else {}
             out[m] = partial(BASELINES[m], calib_share=args.baseline_calib_share, **extra)
         elif m in encoders:
-            kw: dict[str, Any] = {"run_dir": method_run(m, target, args, run_cache), "corpus": corpus}
+            kw: dict[str, Any] = {"run_dir": method_run(m, target, args, run_cache, tested), "corpus": corpus}
             if m in FINETUNED:
                 kw["cfg"] = args.finetune
             elif m == "aemg-probe":
@@ -243,30 +266,51 @@ def factories(methods: list[str], target: str, corpus: Any, scale: str, args: ar
     return out
 
 
+def bench_trials(name: str, corpus: Any, args: argparse.Namespace) -> tuple[Any, list[str] | None]:
+    """(trials table, held-out subjects or None = all) of one benchmark dataset: the first ``--max-subjects``
+    of its subset, or with ``--tune`` the others (the first ``--tune-subjects`` of them held out in turn);
+    (None, None) when ``--tune`` leaves fewer than two subjects."""
+    from aemg.evaluate.folds import subjects_of, subset
+
+    trials = subset(corpus.trials, DATASETS[name][1])
+    held = subjects_of(trials)[:args.max_subjects] if args.max_subjects > 0 else None
+    if args.tune:  # the reported subjects are dropped entirely; LOSO among the others only
+        trials = trials[~trials["subject"].isin(held or [])]
+        held = subjects_of(trials)[:args.tune_subjects] if args.tune_subjects > 0 else None
+        if len(subjects_of(trials)) < 2:
+            return None, None
+    return trials, held
+
+
+def tested_subjects(name: str, args: argparse.Namespace) -> set[str]:
+    """The subjects the benchmark tests on dataset ``name`` (no run may have pre-trained on them)."""
+    from aemg.evaluate.folds import subjects_of
+
+    trials, held = bench_trials(name, corpus_for(DATASETS[name][0], args.corpora), args)
+    return set() if trials is None else set(held) if held is not None else set(subjects_of(trials))
+
+
 def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.Namespace,
               run_cache: dict[str, Path]) -> dict[str, dict[str, float]]:
     """``{method[@scale]: {"loso": .., "0": .., "1": .., ...}}`` of one benchmark dataset."""
     from aemg.evaluate.data import SignalSource
-    from aemg.evaluate.folds import classes_of, loso_folds, subjects_of, subset
+    from aemg.evaluate.folds import classes_of, loso_folds, subjects_of
     from aemg.evaluate.run import run_folds
 
     dataset, prefix = DATASETS[name]
     corpus = corpus_for(dataset, args.corpora)
-    trials = subset(corpus.trials, prefix)
+    trials, held = bench_trials(name, corpus, args)
+    if trials is None:
+        log(f"{name}: --tune needs 2 or more subjects besides the {args.max_subjects} reported ones; skipped")
+        return {}
     classes = classes_of(trials)
-    held = subjects_of(trials)[:args.max_subjects] if args.max_subjects > 0 else None
-    if args.tune:  # the reported subjects are dropped entirely; LOSO k = 0 among the others only
-        trials = trials[~trials["subject"].isin(held or [])]
-        held = subjects_of(trials)[:args.tune_subjects] if args.tune_subjects > 0 else None
-        if len(subjects_of(trials)) < 2:
-            log(f"{name}: --tune needs 2 or more subjects besides the {args.max_subjects} reported ones; skipped")
-            return {}
     min_reps = int(trials.groupby(["subject", "gesture_key"]).size().min())
     ks = tuple(k for k in KS if k < min_reps)
     source = SignalSource(corpus)
     out: dict[str, dict[str, float]] = {}
     for scale in scales:
-        made = factories(methods, dataset, corpus, scale, args, run_cache)
+        made = factories(methods, dataset, corpus, scale, args, run_cache,
+                         set(held) if held is not None else set(subjects_of(trials)))
         t0 = time.perf_counter()
         loso_f = loso_folds(trials, (0,), subjects=held)
         curve = not args.tune or args.tune_curve  # the low-label folds (k >= 1)
@@ -317,7 +361,7 @@ def parallel(methods: list[str], scales: list[str], args: argparse.Namespace,
         corpus_for(DATASETS[name][0], args.corpora)
         for m in methods:
             if m in ABLATION_RUNS:
-                method_run(m, DATASETS[name][0], args, run_cache)
+                method_run(m, DATASETS[name][0], args, run_cache, tested_subjects(name, args))
     parts = sorted(((n, s) for n in args.datasets for s in scales),
                    key=lambda p: (-COST.get(p[0], 0), scales.index(p[1])))
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"), initializer=_worker_start) as pool:
@@ -345,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder of prepared corpora, one per dataset name (default WORK/corpora; made when missing)")
     p.add_argument("--runs", type=Path, default=None,
                    help="folder of pre-trained run folders to take the encoder methods' runs from (per target: the "
-                        "one that never saw it and saw the most datasets; default: the stored runs in pretrained/)")
+                        "one that never saw its tested subjects and saw the most datasets, e.g. one made with aemg "
+                        "pretrain --exclude-subject; default: the stored runs in pretrained/)")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma-separated methods (default: {','.join(METHODS)}); unknown ones are skipped")
@@ -353,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="amplitude scale: the stored per-session one (transductive), the calibration one (what a new "
                         "user gives before use), or both (default)")
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of aemg-finetune/scratch/ablations (default 2)")
+    p.add_argument("--calib-epochs", type=int, default=3,
+                   help="their epochs in the low-label folds (k >= 1; FinetuneConfig.calib_epochs; default 3, chosen "
+                        "on the tuning folds against 2 and 4; 0 = --epochs)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="one more FinetuneConfig field for the fine-tuned methods (as aemg finetune --set), e.g. "
                         "--set head_init=probe --set probe_C=0.1 (repeatable)")
@@ -385,10 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     from aemg.errors import OptionError
     from aemg.evaluate.encoder_methods import ProbeConfig
 
-    if any(x.partition("=")[0].strip() == "epochs" for x in args.set):
-        p.error("--set epochs=N: use --epochs N (the benchmark's own default would override it)")
+    for field, flag in (("epochs", "--epochs"), ("calib_epochs", "--calib-epochs")):
+        if any(x.partition("=")[0].strip() == field for x in args.set):
+            p.error(f"--set {field}=N: use {flag} N (the benchmark's own default would override it)")
     try:  # the fine-tuned methods' FinetuneConfig, checked before any work
-        args.finetune = finetune_config([f"max_tokens={args.max_tokens}", *args.set], args.epochs)
+        args.finetune = finetune_config([f"max_tokens={args.max_tokens}", f"calib_epochs={args.calib_epochs}",
+                                         *args.set], args.epochs)
         args.probe = override_config(ProbeConfig(), args.probe_set, "--probe-set")
     except OptionError as e:
         p.error(str(e))

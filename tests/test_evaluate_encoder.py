@@ -562,6 +562,21 @@ def test_calib_share_weights_a_new_users_calibration_trials_up(tiny_run, corpus_
     assert abs(m.calib[listed[0]].mean() - 0.5) < 0.01
 
 
+def test_calib_epochs_trains_longer_only_with_calibration_trials(tiny_run, corpus_cote_allard):
+    """``calib_epochs``: a low-label fit (k = 1, the new user's trials in training) runs that many epochs; a LOSO
+    fit (k = 0) keeps ``epochs``."""
+    corpus = corpus_cote_allard
+    folds = {f.k: f for f in loso_folds(subset(corpus.trials, EVAL), (0, 1)) if f.test_subjects == (f"{EVAL}Female0",)}
+    cfg = replace(FAST, calib_epochs=3)
+    for k, epochs in ((0, FAST.epochs), (1, 3)):
+        train, _ = fold_sets(SignalSource(corpus), folds[k], "session")
+        m = ENCODER_METHODS["aemg-finetune"](run_dir=tiny_run, corpus=corpus, cfg=cfg)()
+        m.fit(train)
+        assert len(m.losses) == epochs and m.calib.any() == bool(k)
+    with pytest.raises(ValueError, match="calib_epochs"):
+        replace(FAST, calib_epochs=-1)
+
+
 def test_calibration_weights_give_the_calibration_samples_their_share():
     """``calibration_weights``: mean 1, ``share`` of the total on the calibration samples, split evenly; off or
     one-sided: all ones."""

@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude", action="append", default=[], metavar="DATASET",
                    help="leave out every corpus of this dataset name (repeatable), e.g. the evaluation target; "
                         "summary.json lists the corpora that were used")
+    p.add_argument("--exclude-subject", action="append", default=[], metavar="SUBJECT",
+                   help="leave out one subject's recordings (repeatable; its id as aemg info lists it, e.g. "
+                        "uci-gestures/all/01): pre-train on a "
+                        "target dataset's other subjects and still evaluate on this one (aemg evaluate refuses a run "
+                        "that saw a subject it tests); run.json lists each corpus's subjects and excluded_subjects")
     p.add_argument("--window-ms", type=float, default=None, metavar="N",
                    help="pre-train on fixed N ms window tokens instead of contraction events (the aemg-windows "
                         "ablation: each corpus's tokens/windows-<N>ms.npz from aemg tokenize --window-ms N, else made "
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError(f"--set encoder.content_amp={amp}", "the same tokenizer.encoder.content_amp (both networks "
                           "read one token content)", f"found {cfg.tokenizer.encoder.content_amp!r}")
     sources = load_token_sources(args.corpus, exclude=args.exclude, window_ms=args.window_ms,
-                                 progress=not args.no_progress, content_amp=amp)
+                                 progress=not args.no_progress, content_amp=amp, exclude_subjects=args.exclude_subject)
     try:
         summary = pretrain(cfg, sources, args.out, accelerator=args.accelerator, devices=devices,
                            num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,

@@ -95,6 +95,9 @@ class FinetuneConfig:
     # trials (TrialSet.test_subjects; low-label k >= 1), repeated, the others subsampled so an epoch costs the same
     # (epoch_trials): a new user's k repetitions per class are otherwise ~3% (Cote-Allard k = 1: 7 of ~250); 0 = off,
     # the former fit; 0.75 chosen on the tuning folds (docs/evaluate.md, session 11); no effect at k = 0
+    calib_epochs: int = 0  # epochs of a fit with calibration trials (low-label k >= 1); 0 = ``epochs``: the
+    # weighted listing repeats the user's few trials, which more passes fit better (at k >= 1 only: more epochs
+    # cost LOSO k = 0, docs/evaluate.md); wall time grows with it
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
     def __post_init__(self) -> None:
@@ -122,6 +125,8 @@ class FinetuneConfig:
             raise ValueError(f"layer_decay: expected a factor in (0, 1]; found {self.layer_decay!r}")
         if not 0.0 <= self.calib_share < 1.0:
             raise ValueError(f"calib_share: expected a fraction in [0, 1); found {self.calib_share!r}")
+        if self.calib_epochs < 0:
+            raise ValueError(f"calib_epochs: expected epochs >= 0 (0 = epochs); found {self.calib_epochs!r}")
 
 
 @dataclass(frozen=True)
@@ -721,7 +726,8 @@ class FinetuneMethod(_EncoderMethod):
         schedule = None
         avg_from, step, n_steps = 0, 0, 0
         self.model.train()
-        for _ in range(cfg.epochs):
+        epochs = cfg.calib_epochs if cfg.calib_epochs and self.calib.any() else cfg.epochs
+        for _ in range(epochs):
             listed = (epoch_trials(self.calib, cfg.calib_share, rng) if cfg.calib_share > 0
                       else np.arange(len(groups)))  # the new user's calibration trials weighted up
             if cfg.span_groups:
@@ -730,7 +736,7 @@ class FinetuneMethod(_EncoderMethod):
                 spans, owner = [np.concatenate(groups[i]) for i in listed], np.arange(len(listed))
             owner = listed[owner]
             if not n_steps:  # the run's steps, from the first epoch's (later partitions differ a little)
-                n_steps = cfg.epochs * -(-len(spans) // cfg.batch_size)
+                n_steps = epochs * -(-len(spans) // cfg.batch_size)
                 avg_from = n_steps - max(1, int(round(cfg.weight_avg * n_steps)))
                 if cfg.lr_schedule != "constant":
                     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -46,6 +46,7 @@ class TokenSource:
     content_names: tuple[str, ...] | None = None  # names of the content vector's entries (for drawings)
     tokens: dict[str, Any] = field(default_factory=lambda: token_kind(None))  # the token kind (token_kind)
     content_amp: str = "floor"  # log_amp relative to the noise "floor" or the session "scale" (scaled_content)
+    excluded_subjects: list[str] = field(default_factory=list)  # this corpus's subjects left out (--exclude-subject)
 
     @property
     def subjects(self) -> list[str]:
@@ -64,7 +65,7 @@ class TokenSource:
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "path": self.path, "provenance_hash": self.provenance_hash,
                 "token_hash": self.token_hash(), "subjects": self.subjects, "n_recordings": len(self.recordings),
-                "n_tokens": int(sum(len(r) for r in self.recordings))}
+                "n_tokens": int(sum(len(r) for r in self.recordings)), "excluded_subjects": list(self.excluded_subjects)}
 
 
 def token_kind(window_ms: float | None) -> dict[str, Any]:
@@ -170,16 +171,25 @@ def scaled_content(corpus: Corpus, ts: TokenSet) -> np.ndarray:
 
 def load_token_sources(corpus_dirs: Sequence[str | Path], exclude: Sequence[str] = (), *,
                        window_ms: float | None = None, progress: bool = True,
-                       content_amp: str = "floor") -> list[TokenSource]:
+                       content_amp: str = "floor", exclude_subjects: Sequence[str] = ()) -> list[TokenSource]:
     """One :class:`TokenSource` per corpus folder (datasets in ``exclude`` are not even tokenized), of event
     tokens, or of ``window_ms`` fixed-window tokens (the ablation); ``content_amp="scale"``: ``log_amp`` on the
-    session scale (:func:`scaled_content`), for an encoder of that ``EncoderConfig.content_amp``."""
+    session scale (:func:`scaled_content`), for an encoder of that ``EncoderConfig.content_amp``.
+    ``exclude_subjects``: subject ids (as the corpus names them, e.g. ``uci-gestures/all/01``) whose recordings
+    are left out: the subjects an evaluation will test, so that a run may pre-train on the target dataset's other
+    subjects; an id of no given corpus is an OptionError (a typo would otherwise leak the subject)."""
     from aemg.corpus import Corpus
+    from aemg.errors import OptionError
 
     kind = token_kind(window_ms)
+    drop = {str(s) for s in exclude_subjects}
+    corpora = [Corpus(d) for d in corpus_dirs]
+    unknown = sorted(drop - {s for c in corpora for s in c.subjects})
+    if unknown:  # checked before any tokenizing
+        raise OptionError(f"--exclude-subject {unknown[0]}", "the id of a subject of a given --corpus (aemg info "
+                          "CORPUS lists them, e.g. uci-gestures/all/01)", "found no such subject")
     sources = []
-    for d in corpus_dirs:
-        corpus = Corpus(d)
+    for d, corpus in zip(corpus_dirs, corpora, strict=True):
         if corpus.dataset in set(exclude):
             log.info("leaving out %s (%s): --exclude", d, corpus.dataset)
             sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, [], tokens=kind,
@@ -187,9 +197,14 @@ def load_token_sources(corpus_dirs: Sequence[str | Path], exclude: Sequence[str]
             continue
         ts = load_token_set(corpus, window_ms=window_ms, progress=progress)
         recs = token_recordings(ts, scaled_content(corpus, ts) if content_amp == "scale" else None)
+        left_out = sorted(drop & set(corpus.subjects))
+        if left_out:
+            log.info("leaving out %d subject(s) of %s: --exclude-subject", len(left_out), d)
+            recs = [r for r in recs if r.subject not in set(left_out)]
         if not recs:
-            raise ValueError(f"{d}: the token set holds no tokens (no contraction events were found)")
+            raise ValueError(f"{d}: the token set holds no tokens (no contraction events were found"
+                             f"{', or every subject was excluded' if left_out else ''})")
         sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, recs,
                                    content_names=tuple(ts.meta.get("feature_names") or ()) or None, tokens=kind,
-                                   content_amp=content_amp))
+                                   content_amp=content_amp, excluded_subjects=left_out))
     return sources
