@@ -159,6 +159,9 @@ def test_bench_loso_picks_a_stored_run_that_never_saw_the_target():
                       "uci-gestures": "small-b"}
     for d, name in chosen.items():
         assert d not in bench.run_datasets(resolve_run(name))
+    # by the subjects the benchmark tests (no stored run pre-trained on the targets' other subjects): the same
+    tested = {d: {s for s in bench.run_subjects(resolve_run("small-all")) if s.startswith(f"{d}/")} for d in chosen}
+    assert {d: bench.stored_run_for(d, None, tested[d]).name for d in chosen} == chosen
 
 
 @pytest.mark.slow
