@@ -24,7 +24,7 @@ import numpy as np
 from aemg.evaluate.data import TrialSet
 from aemg.evaluate.features import sliding_windows, td_features, tdar_features, window_samples
 from aemg.evaluate.method import Prediction
-from aemg.evaluate.weighting import epoch_trials
+from aemg.evaluate.weighting import check_share, epoch_trials
 from aemg.recording import Recording
 from aemg.signal import make_causal_filter
 
@@ -67,8 +67,7 @@ class WindowBaseline:
 
     def __init__(self, name: str, kind: str, make_classifier: Callable[[], Any], *,
                  max_train_windows: int | None = None, seed: int = 0, calib_share: float = 0.75) -> None:
-        if not 0.0 <= calib_share < 1.0:
-            raise ValueError(f"calib_share: expected a fraction in [0, 1); found {calib_share!r}")
+        check_share(calib_share)
         if kind not in ("td", "tdar"):
             raise ValueError(f"kind must be 'td' or 'tdar', got {kind!r}")
         self.name = name

@@ -35,7 +35,7 @@ import numpy as np
 from aemg.errors import DataFormatError
 from aemg.evaluate.method import Method, Prediction
 from aemg.evaluate.spans import epoch_spans
-from aemg.evaluate.weighting import calibration_weights, epoch_trials
+from aemg.evaluate.weighting import calibration_weights, check_share, epoch_trials
 
 if TYPE_CHECKING:
     import torch
@@ -123,8 +123,7 @@ class FinetuneConfig:
             raise ValueError(f"l2sp: expected a weight >= 0; found {self.l2sp!r}")
         if not 0.0 < self.layer_decay <= 1.0:
             raise ValueError(f"layer_decay: expected a factor in (0, 1]; found {self.layer_decay!r}")
-        if not 0.0 <= self.calib_share < 1.0:
-            raise ValueError(f"calib_share: expected a fraction in [0, 1); found {self.calib_share!r}")
+        check_share(self.calib_share)
         if self.calib_epochs < 0:
             raise ValueError(f"calib_epochs: expected epochs >= 0 (0 = epochs); found {self.calib_epochs!r}")
 
@@ -148,8 +147,7 @@ class ProbeConfig:
     # the former fit; 0.75 chosen on the tuning folds (docs/evaluate.md, session 11); no effect at k = 0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.calib_share < 1.0:
-            raise ValueError(f"calib_share: expected a fraction in [0, 1); found {self.calib_share!r}")
+        check_share(self.calib_share)
 
 
 # ------------------------------------------------------------------ provenance

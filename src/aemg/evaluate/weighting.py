@@ -11,6 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def check_share(share: float) -> None:
+    """A ValueError unless ``share`` (``calib_share``) is a fraction in [0, 1): at 1 no other trial would remain."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"calib_share: expected a fraction in [0, 1); found {share!r}")
+
+
 def calibration_weights(calib: np.ndarray, share: float) -> np.ndarray:
     """Sample weights (mean 1) that give the calibration samples (``calib``, a bool mask) ``share`` of the total
     weight, split evenly among them, the others the rest; all ones when ``share`` is 0 or either side is empty."""
