@@ -116,20 +116,24 @@ def corpus_for(dataset: str, corpora: Path):
     return Corpus(out)
 
 
+def run_corpora(run_dir: Path) -> list[dict[str, Any]]:
+    """The corpora a run was pre-trained on (its run.json provenance: dataset, subjects, excluded_subjects ...)."""
+    return json.loads((run_dir / "run.json").read_text())["corpora"]
+
+
 def run_datasets(run_dir: Path) -> list[str]:
-    """The datasets a run was pre-trained on (its run.json provenance)."""
-    return [c["dataset"] for c in json.loads((run_dir / "run.json").read_text())["corpora"]]
+    """The datasets a run was pre-trained on."""
+    return [c["dataset"] for c in run_corpora(run_dir)]
 
 
 def run_subjects(run_dir: Path) -> set[str]:
-    """The subject ids a run was pre-trained on, over all its corpora (its run.json provenance)."""
-    return {str(s) for c in json.loads((run_dir / "run.json").read_text())["corpora"] for s in c["subjects"]}
+    """The subject ids a run was pre-trained on, over all its corpora."""
+    return {str(s) for c in run_corpora(run_dir) for s in c["subjects"]}
 
 
 def run_excluded_subjects(run_dir: Path) -> list[str]:
-    """The subjects a run left out of its corpora (``aemg pretrain --exclude-subject``; run.json)."""
-    corpora = json.loads((run_dir / "run.json").read_text())["corpora"]
-    return sorted(str(s) for c in corpora for s in c.get("excluded_subjects", []))
+    """The subjects a run left out of its corpora (``aemg pretrain --exclude-subject``)."""
+    return sorted(str(s) for c in run_corpora(run_dir) for s in c.get("excluded_subjects", []))
 
 
 def stored_run_for(dataset: str, runs: Path | None = None, tested: set[str] | None = None) -> Path:
@@ -191,8 +195,9 @@ def ablation_key(method: str, base: Path, corpora: list) -> str:
     hashes = [[c.dataset, str(c.hash), token_set_hash(c.path / "tokens" / "events.npz")] for c in corpora]
     config = json.loads((base / "config.json").read_text())
     keyed: dict[str, Any] = {"config": config, "options": ABLATION_RUNS[method], "corpora": hashes}
-    if run_excluded_subjects(base):  # (only then: the keys of runs without exclusions stay as they were)
-        keyed["excluded_subjects"] = run_excluded_subjects(base)
+    left_out = run_excluded_subjects(base)
+    if left_out:  # (only then: the keys of runs without exclusions stay as they were)
+        keyed["excluded_subjects"] = left_out
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -282,11 +287,10 @@ def bench_trials(name: str, corpus: Any, args: argparse.Namespace) -> tuple[Any,
     return trials, held
 
 
-def tested_subjects(name: str, args: argparse.Namespace) -> set[str]:
-    """The subjects the benchmark tests on dataset ``name`` (no run may have pre-trained on them)."""
+def tested_subjects(trials: Any, held: list[str] | None) -> set[str]:
+    """The subjects the benchmark tests (no run may have pre-trained on them), from :func:`bench_trials`."""
     from aemg.evaluate.folds import subjects_of
 
-    trials, held = bench_trials(name, corpus_for(DATASETS[name][0], args.corpora), args)
     return set() if trials is None else set(held) if held is not None else set(subjects_of(trials))
 
 
@@ -294,7 +298,7 @@ def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.N
               run_cache: dict[str, Path]) -> dict[str, dict[str, float]]:
     """``{method[@scale]: {"loso": .., "0": .., "1": .., ...}}`` of one benchmark dataset."""
     from aemg.evaluate.data import SignalSource
-    from aemg.evaluate.folds import classes_of, loso_folds, subjects_of
+    from aemg.evaluate.folds import classes_of, loso_folds
     from aemg.evaluate.run import run_folds
 
     dataset, prefix = DATASETS[name]
@@ -309,8 +313,7 @@ def bench_one(name: str, methods: list[str], scales: list[str], args: argparse.N
     source = SignalSource(corpus)
     out: dict[str, dict[str, float]] = {}
     for scale in scales:
-        made = factories(methods, dataset, corpus, scale, args, run_cache,
-                         set(held) if held is not None else set(subjects_of(trials)))
+        made = factories(methods, dataset, corpus, scale, args, run_cache, tested_subjects(trials, held))
         t0 = time.perf_counter()
         loso_f = loso_folds(trials, (0,), subjects=held)
         curve = not args.tune or args.tune_curve  # the low-label folds (k >= 1)
@@ -358,10 +361,10 @@ def parallel(methods: list[str], scales: list[str], args: argparse.Namespace,
     from multiprocessing import get_context
 
     for name in args.datasets:
-        corpus_for(DATASETS[name][0], args.corpora)
+        tested = tested_subjects(*bench_trials(name, corpus_for(DATASETS[name][0], args.corpora), args))
         for m in methods:
             if m in ABLATION_RUNS:
-                method_run(m, DATASETS[name][0], args, run_cache, tested_subjects(name, args))
+                method_run(m, DATASETS[name][0], args, run_cache, tested)
     parts = sorted(((n, s) for n in args.datasets for s in scales),
                    key=lambda p: (-COST.get(p[0], 0), scales.index(p[1])))
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"), initializer=_worker_start) as pool:

@@ -197,14 +197,14 @@ def load_token_sources(corpus_dirs: Sequence[str | Path], exclude: Sequence[str]
             continue
         ts = load_token_set(corpus, window_ms=window_ms, progress=progress)
         recs = token_recordings(ts, scaled_content(corpus, ts) if content_amp == "scale" else None)
-        left_out = sorted(drop & set(corpus.subjects))
+        left_out = drop & set(corpus.subjects)
         if left_out:
             log.info("leaving out %d subject(s) of %s: --exclude-subject", len(left_out), d)
-            recs = [r for r in recs if r.subject not in set(left_out)]
+            recs = [r for r in recs if r.subject not in left_out]
         if not recs:
             raise ValueError(f"{d}: the token set holds no tokens (no contraction events were found"
                              f"{', or every subject was excluded' if left_out else ''})")
         sources.append(TokenSource(corpus.dataset, str(Path(d).resolve()), corpus.hash, recs,
                                    content_names=tuple(ts.meta.get("feature_names") or ()) or None, tokens=kind,
-                                   content_amp=content_amp, excluded_subjects=left_out))
+                                   content_amp=content_amp, excluded_subjects=sorted(left_out)))
     return sources
