@@ -417,7 +417,11 @@ def test_fits_average_members_trained_from_the_same_start(tiny_run, corpus_cote_
     def flat(opt):
         return torch.cat([p.detach().flatten() for g in opt.param_groups for p in g["params"]]).clone()
 
+    alive: list = []  # each member's optimizer kept referenced, so a freed one's id is not reused by the next
+
     def step(opt, *a, **k):
+        if id(opt) not in before:
+            alive.append(opt)
         before.setdefault(id(opt), flat(opt))
         out = orig(opt, *a, **k)
         after.setdefault(id(opt), []).append(flat(opt))
