@@ -613,8 +613,58 @@ def test_probe_calib_share_weights_the_new_users_spans(tiny_run, corpus_cote_all
 
     monkeypatch.setattr(LogisticRegression, "fit", spy)
     for share in (0.0, 0.75):
-        ENCODER_METHODS["aemg-probe"](run_dir=tiny_run, corpus=corpus, cfg=ProbeConfig(calib_share=share))().fit(train)
+        ENCODER_METHODS["aemg-probe"](run_dir=tiny_run, corpus=corpus, cfg=ProbeConfig(classifier="logreg",
+                                                                                  calib_share=share))().fit(train)
     assert got[0] is None
     w = got[1]
     big = w > w.min()
     assert 0 < big.sum() < 0.2 * len(w) and np.isclose(w[big].sum() / w.sum(), 0.75)
+
+
+def test_weighted_listing_repeats_the_calibration_samples_to_their_share():
+    """``weighted_listing``: every other sample once, the calibration samples repeated evenly to ``share`` of the
+    list (the repetitions :func:`calibration_weights` would give as weights); off or one-sided: each sample once."""
+    from aemg.evaluate.weighting import weighted_listing
+
+    calib = np.array([False, True] + [False] * 7 + [True])
+    pick = weighted_listing(calib, 0.75)
+    assert sorted(pick[~calib[pick]].tolist()) == np.flatnonzero(~calib).tolist()  # the others once each
+    assert calib[pick].sum() == 24 and np.isclose(calib[pick].mean(), 0.75)  # 0.75 / 0.25 * 8
+    assert np.bincount(pick[calib[pick]]).tolist()[1::8] == [12, 12]  # both calibration samples alike
+    assert weighted_listing(calib, 0.0).tolist() == list(range(10))
+    assert weighted_listing(np.ones(3, bool), 0.5).tolist() == [0, 1, 2]
+    few = np.array([True] * 3 + [False])
+    assert sorted(weighted_listing(few, 0.1).tolist()) == [0, 1, 2, 3]  # each calibration sample at least once
+
+
+def test_probe_lda_is_shrinkage_lda_on_the_listed_spans(tiny_run, corpus_cote_allard, monkeypatch):
+    """``ProbeConfig(classifier="lda")``: the probe's classifier is a Ledoit-Wolf shrinkage LDA after the scaler; at
+    k = 0 it sees every training span once, in a low-label fold the new user's spans listed to ``calib_share``."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    corpus = corpus_cote_allard
+    folds = {f.k: f for f in loso_folds(subset(corpus.trials, EVAL), (0, 1)) if f.test_subjects == (f"{EVAL}Female0",)}
+    got: list = []
+    orig = LinearDiscriminantAnalysis.fit
+
+    def spy(self, x, y):
+        got.append(len(y))
+        return orig(self, x, y)
+
+    monkeypatch.setattr(LinearDiscriminantAnalysis, "fit", spy)
+    n_spans = []
+    for k in (0, 1):
+        train, test = fold_sets(SignalSource(corpus), folds[k], "session")
+        m = ENCODER_METHODS["aemg-probe"](run_dir=tiny_run, corpus=corpus, cfg=ProbeConfig(classifier="lda"))()
+        m.fit(train)
+        lda = m.clf.steps[-1][1]
+        assert isinstance(lda, LinearDiscriminantAnalysis) and lda.shrinkage == "auto" and lda.solver == "lsqr"
+        rows = m.tokens.rows(train.trials)
+        spans, owner = m.tokens.tiles(rows[m.tokens.n_tokens[rows] > 0], m.cfg.span_groups, 0)
+        n_spans.append(len(spans))
+        assert (m.predict(test).y_pred == test.y).mean() > 1 / 7  # above chance on the left-out subject
+    assert got[0] == n_spans[0]  # k = 0: every span once
+    assert got[1] > n_spans[1]  # k = 1: the calibration spans repeated, the others kept
+    with pytest.raises(ValueError, match="classifier"):
+        ProbeConfig(classifier="svm")
+

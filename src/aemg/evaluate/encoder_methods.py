@@ -35,7 +35,7 @@ import numpy as np
 from aemg.errors import DataFormatError
 from aemg.evaluate.method import Method, Prediction
 from aemg.evaluate.spans import epoch_spans
-from aemg.evaluate.weighting import calibration_weights, check_share, epoch_trials
+from aemg.evaluate.weighting import calibration_weights, check_share, epoch_trials, weighted_listing
 
 if TYPE_CHECKING:
     import torch
@@ -130,24 +130,30 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """The frozen-encoder probe: StandardScaler + LogisticRegression on pooled span states (spans of
-    ``span_groups`` groups tiling a trial; 0 = the whole trial); a trial is the mean of its spans' log-probs."""
+    """The frozen-encoder probe: StandardScaler + a linear classifier (shrinkage LDA by default) on pooled span
+    states (spans of ``span_groups`` groups tiling a trial; 0 = the whole trial); a trial is the mean of its spans'
+    log-probs."""
 
     max_tokens: int = 512
     batch_size: int = 32
-    C: float = 1.0  # LogisticRegression inverse regularisation
-    max_iter: int = 2000
+    classifier: str = "lda"  # "lda": LinearDiscriminantAnalysis with Ledoit-Wolf shrinkage (lsqr); "logreg":
+    # LogisticRegression (before session 13). LDA chosen on the tuning folds: LOSO +2.0 (docs/evaluate.md)
+    C: float = 1.0  # LogisticRegression inverse regularisation ("logreg")
+    max_iter: int = 2000  # LogisticRegression iterations ("logreg")
     span_groups: int = 4
     predict_stride: int = 0  # 0 = span_groups
     pool: str = "channel"  # "mean", "meanmax" or "channel"
     amp_head: bool = True  # also each channel's mean token amplitude on the session scale (amplitude.py)
     amp_gain: float = 0.0  # weight of the standardised amplitude columns; 0 = sqrt(d_model)
-    calib_share: float = 0.75  # share of the logistic regression's total sample weight on the held-out subjects'
-    # calibration spans (low-label k >= 1; calibration_weights), as FinetuneConfig.calib_share; 0 = every span alike,
+    calib_share: float = 0.75  # share of the classifier's training spans (LDA: by repetition, weighted_listing;
+    # logreg: of its sample weight, calibration_weights) that are the held-out subjects' calibration spans (low-label
+    # k >= 1), as FinetuneConfig.calib_share; 0 = every span alike,
     # the former fit; 0.75 chosen on the tuning folds (docs/evaluate.md, session 11); no effect at k = 0
 
     def __post_init__(self) -> None:
         check_share(self.calib_share)
+        if self.classifier not in ("logreg", "lda"):
+            raise ValueError(f"classifier: expected 'logreg' or 'lda'; found {self.classifier!r}")
 
 
 # ------------------------------------------------------------------ provenance
@@ -492,8 +498,8 @@ def trial_mean(span_logp: np.ndarray, owner: np.ndarray, n_trials: int) -> np.nd
 
 
 class ProbeMethod(_EncoderMethod):
-    """``aemg-probe``: frozen pre-trained encoder, pooled span states -> StandardScaler + LogisticRegression;
-    a trial is the mean of its spans' log-probabilities."""
+    """``aemg-probe``: frozen pre-trained encoder, pooled span states -> StandardScaler + shrinkage LDA (or
+    LogisticRegression); a trial is the mean of its spans' log-probabilities."""
 
     name = "aemg-probe"
 
@@ -511,6 +517,7 @@ class ProbeMethod(_EncoderMethod):
                        cfg.pool, self.tokens.n_channels, amp=cfg.amp_head), owner
 
     def fit(self, train: TrialSet) -> None:
+        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -539,8 +546,13 @@ class ProbeMethod(_EncoderMethod):
             w = np.ones(x.shape[1])
             w[-self.tokens.n_channels:] = amp_weight(self.cfg.amp_gain, self.encoder.cfg.d_model)
             steps.append(FunctionTransformer(_weigh, kw_args={"w": w}))
-        self.clf = make_pipeline(*steps, LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter))
         calib = train.of_test_subjects[has][owner]
+        if self.cfg.classifier == "lda":  # no sample weights: the calibration spans' share by repetition
+            self.clf = make_pipeline(*steps, LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
+            pick = weighted_listing(calib, self.cfg.calib_share)
+            self.clf.fit(x[pick], y[owner][pick])
+            return
+        self.clf = make_pipeline(*steps, LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter))
         weight = ({"logisticregression__sample_weight": calibration_weights(calib, self.cfg.calib_share)}
                   if self.cfg.calib_share > 0 and calib.any() else {})  # off or k = 0: the former fit exactly
         self.clf.fit(x, y[owner], **weight)

@@ -2,8 +2,9 @@
 
 At k >= 1 the held-out subject's first k repetitions per class join the training subjects' trials, where
 they are a few percent of the data (Cote-Allard k = 1: 7 of ~250 trials). Both rules give them a fixed
-``share`` instead, without changing the cost of a fit: :func:`epoch_trials` by listing (fine-tuning's epochs,
-the baselines' windows), :func:`calibration_weights` by sample weight (the probe's logistic regression).
+``share`` instead: :func:`epoch_trials` by listing, without changing the cost of a fit (fine-tuning's epochs,
+the baselines' windows), :func:`calibration_weights` by sample weight (the probe's logistic regression), and
+:func:`weighted_listing` by repetition, every other sample kept (the probe's shrinkage LDA, which takes no weights).
 """
 
 from __future__ import annotations
@@ -38,3 +39,15 @@ def epoch_trials(calib: np.ndarray, share: float, rng: np.random.Generator) -> n
     n_cal = min(max(len(cal), int(round(share * n))), n - 1)
     reps = np.resize(rng.permutation(cal), n_cal)  # every calibration trial floor or ceil(n_cal / n_calib) times
     return np.concatenate([reps, rng.choice(other, n - n_cal, replace=False)])
+
+
+def weighted_listing(calib: np.ndarray, share: float) -> np.ndarray:
+    """Sample indices for a fit without sample weights (shrinkage LDA) in which the calibration samples (``calib``,
+    a bool mask) make up ``share`` of the list: every other sample once, the calibration samples repeated evenly
+    (in order) to ``round(share / (1 - share) * n_other)`` entries, at least once each; the weights of
+    :func:`calibration_weights` as repetitions. ``share`` 0 or either side empty: every sample once."""
+    cal, other = np.flatnonzero(calib), np.flatnonzero(~calib)
+    if share <= 0 or not len(cal) or not len(other):
+        return np.arange(len(calib))
+    n_cal = max(len(cal), int(round(share / (1.0 - share) * len(other))))
+    return np.concatenate([other, np.resize(cal, n_cal)])
