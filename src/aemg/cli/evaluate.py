@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="method_sets",
                    help="override one field of the encoder methods' training configs, repeatable: finetune.FIELD "
                         "(aemg-finetune, scratch: FinetuneConfig, e.g. finetune.epochs=2) or probe.FIELD "
-                        "(aemg-probe: ProbeConfig, e.g. probe.C=0.5)")
+                        "(aemg-probe: ProbeConfig, e.g. probe.classifier=logreg)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--overwrite", action="store_true", help="replace the results already in EVAL_DIR")
