@@ -548,14 +548,15 @@ class ProbeMethod(_EncoderMethod):
             steps.append(FunctionTransformer(_weigh, kw_args={"w": w}))
         calib = train.of_test_subjects[has][owner]
         if self.cfg.classifier == "lda":  # no sample weights: the calibration spans' share by repetition
-            self.clf = make_pipeline(*steps, LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
-            pick = weighted_listing(calib, self.cfg.calib_share)
-            self.clf.fit(x[pick], y[owner][pick])
-            return
-        self.clf = make_pipeline(*steps, LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter))
-        weight = ({"logisticregression__sample_weight": calibration_weights(calib, self.cfg.calib_share)}
-                  if self.cfg.calib_share > 0 and calib.any() else {})  # off or k = 0: the former fit exactly
-        self.clf.fit(x, y[owner], **weight)
+            head: Any = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+            pick: Any = weighted_listing(calib, self.cfg.calib_share)
+            weight = {}
+        else:
+            head, pick = LogisticRegression(C=self.cfg.C, max_iter=self.cfg.max_iter), slice(None)
+            weight = ({"logisticregression__sample_weight": calibration_weights(calib, self.cfg.calib_share)}
+                      if self.cfg.calib_share > 0 and calib.any() else {})  # off or k = 0: the former fit exactly
+        self.clf = make_pipeline(*steps, head)
+        self.clf.fit(x[pick], y[owner][pick], **weight)
 
     def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
         if self.clf is None:
