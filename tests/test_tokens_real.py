@@ -81,3 +81,58 @@ def test_cli_json_and_plot(corpus_cote_allard, tmp_path, capsys):
                  "--out", str(tmp_path / "w.npz")]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["mode"] == "windows" and doc["n_groups"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["corpus_ciil", "corpus_3dc"])
+def test_per_subject_figures_add_up_to_the_pooled_ones(tokenized, name):
+    """Each subject scored alone: the subjects partition the corpus's trials, rest minutes and rest events."""
+    from aemg.tokens.metrics import subject_summary
+
+    corpus, ts = tokenized(name)
+    pooled, subjects = ts.metrics(), ts.metrics_by_subject()
+    assert set(subjects) == set(corpus.subjects) and len(subjects) > 1
+    assert sum(m["n_gesture_trials"] for m in subjects.values()) == pooled["n_gesture_trials"]
+    assert sum(m["n_rest_trials"] for m in subjects.values()) == pooled["n_rest_trials"]
+    assert sum(m["rest_events"] for m in subjects.values()) == pooled["rest_events"]
+    assert np.isclose(sum(m["rest_minutes"] for m in subjects.values()), pooled["rest_minutes"])
+    covered = sum(m["coverage"] * m["n_gesture_trials"] for m in subjects.values())
+    assert np.isclose(covered, pooled["coverage"] * pooled["n_gesture_trials"])
+    q = subject_summary(subjects)
+    rates = [m["rest_events_per_minute"] for m in subjects.values()]
+    assert q["n_subjects"] == len(subjects) and q["rest_events_per_minute_max"] == max(rates)
+    assert q["n_above_limit"] == sum(r > 1.5 for r in rates)
+    # the pooled rate is the rest-time-weighted mean of the subjects' rates, so it never exceeds the worst one
+    assert pooled["rest_events_per_minute"] <= q["rest_events_per_minute_max"] + 1e-12
+
+
+def test_subject_summary_on_known_figures():
+    from aemg.tokens.metrics import subject_summary
+
+    figs = {"a": {"rest_events_per_minute": 0.0, "coverage": 1.0}, "b": {"rest_events_per_minute": 3.0, "coverage": 0.8},
+            "c": {"rest_events_per_minute": 1.0, "coverage": None}, "d": {"rest_events_per_minute": None, "coverage": 0.9}}
+    q = subject_summary(figs, limit_per_minute=1.5)
+    assert (q["n_subjects"], q["n_with_rest"], q["n_with_rest_events"], q["n_above_limit"]) == (4, 3, 2, 1)
+    assert q["rest_events_per_minute_mean"] == pytest.approx(4 / 3) and q["rest_events_per_minute_median"] == 1.0
+    assert (q["worst_rest_subject"], q["worst_coverage_subject"]) == ("b", "b")
+    assert q["coverage_mean"] == pytest.approx(0.9) and q["coverage_min"] == 0.8
+    calm = subject_summary({"a": {"rest_events_per_minute": 0.0, "coverage": 1.0}})
+    assert calm["worst_rest_subject"] is None and calm["worst_coverage_subject"] is None
+    assert subject_summary({})["rest_events_per_minute_mean"] is None
+
+
+@pytest.mark.slow
+def test_cli_by_subject(corpus_3dc, tmp_path, capsys):
+    from aemg.cli import main
+
+    out = tmp_path / "events.npz"
+    assert main(["tokenize", str(corpus_3dc.path), "--json", "--by-subject", "--limit", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    subjects = doc["subjects"]
+    assert len(subjects) == doc["per_subject"]["n_subjects"] > 1
+    assert doc["per_subject"]["n_above_limit"] == sum(m["rest_events"] > 0 for m in subjects.values())
+    assert main(["tokenize", str(corpus_3dc.path), "--by-subject", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "per subject:" in text and all(s in text for s in subjects)
+    assert main(["tokenize", str(corpus_3dc.path), "--by-subject", "--limit", "-1", "--out", str(out)]) != 0

@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fixed windows of N ms instead of events (the ablation)")
     p.add_argument("--out", type=Path, default=None, help="where to write the TokenSet (default: beside the corpus)")
     p.add_argument("--notch", action="store_true", help="add a notch at the corpus's detected mains frequency")
+    p.add_argument("--by-subject", action="store_true",
+                   help="also the detection figures of every subject alone (coverage, rest false events per minute) "
+                        "and their spread: the pooled rest rate hides subjects who never fully relax")
+    p.add_argument("--limit", type=float, default=1.5, metavar="PER_MIN",
+                   help="with --by-subject: count subjects above this many rest false events per minute (default 1.5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
@@ -39,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from aemg.errors import OptionError
     from aemg.tokens import TokenSet, tokenize_corpus
 
+    if not (math.isfinite(args.limit) and args.limit >= 0):
+        raise OptionError(f"--limit {args.limit:g}", "a rate in events per minute >= 0", f"found {args.limit:g}")
     if args.window_ms is not None and not (math.isfinite(args.window_ms) and args.window_ms > 0):
         raise OptionError(f"--window-ms {args.window_ms:g}", "a window length in ms > 0", f"found {args.window_ms:g}")
     corpus = Corpus(args.corpus)
@@ -50,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     ts = tokenize_corpus(corpus, window_ms=args.window_ms, notch=args.notch, progress=not args.no_progress)
     path = ts.save(args.out or TokenSet.default_path(args.corpus, args.window_ms))
     out = {"path": str(path), **ts.metrics()}
+    if args.by_subject:
+        from aemg.tokens.metrics import subject_summary
+
+        subjects = ts.metrics_by_subject()
+        out["per_subject"] = subject_summary(subjects, limit_per_minute=args.limit) if subjects else None
+        out["subjects"] = subjects
     if args.plot is not None:
         from aemg.tokens.plot import plot_recording
 
@@ -62,10 +75,32 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{ts!r}\nwritten to {path}")
     for key, value in out.items():
-        if key not in ("path",) and value is not None:
+        if key not in ("path", "subjects", "per_subject") and value is not None:
             print(f"  {key}: {_fmt(value)}")
+    if args.by_subject and out["subjects"]:
+        q = out["per_subject"]
+        print(f"  per subject: {q['n_with_rest_events']} of {q['n_with_rest']} with a rest event, {q['n_above_limit']} "
+              f"above {q['limit_per_minute']:g} per minute (max {_fmt(q['rest_events_per_minute_max'])}); "
+              f"coverage lowest {_fmt(q['coverage_min'])}")
+        print(subject_table(out["subjects"]))
+    elif args.by_subject:
+        print("  per subject: no labelled trials")
     sys.stdout.flush()
     return 0
+
+
+def subject_table(subjects: dict[str, dict]) -> str:
+    """A plain-text table, one line per subject: rest minutes, rest events (per minute), rest hit, coverage."""
+    def num(v: object, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    width = max(len("subject"), *(len(s) for s in subjects))
+    lines = [f"  {'subject':<{width}}  rest min  rest events  per min  rest hit  coverage"]
+    for s, m in subjects.items():
+        lines.append(f"  {s:<{width}}  {num(m['rest_minutes'], '8.2f')}  {m['rest_events']:11d}  "
+                     f"{num(m['rest_events_per_minute'], '7.2f')}  {num(m['rest_hit_fraction'], '8.2f')}  "
+                     f"{num(m['coverage'], '8.3f')}")
+    return "\n".join(lines)
 
 
 def first_with_event(ts: TokenSet) -> str:

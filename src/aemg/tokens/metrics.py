@@ -97,3 +97,39 @@ def detection_metrics(trial_recording: np.ndarray, trial_start: np.ndarray, tria
             "n": int(d.size), "mean": float(d.mean()), "median": float(np.median(d)),
             "p10": float(np.percentile(d, 10)), "p90": float(np.percentile(d, 90))},
     }
+
+
+SUBJECT_KEYS = ("n_gesture_trials", "coverage", "coverage_any", "n_rest_trials", "rest_minutes", "rest_events",
+                "rest_events_per_minute", "rest_hit_fraction")
+
+
+def subject_summary(by_subject: dict[str, dict[str, Any]], *, limit_per_minute: float = 1.5) -> dict[str, Any]:
+    """The spread over subjects of per-subject detection figures (``{subject: detection_metrics(...)}``).
+
+    A subject's rest rate is one draw: with well under a minute of labelled rest, one false event is
+    1-3 per minute for that subject, so the pooled rate hides who never relaxes. Returns the number of
+    subjects (and of those with labelled rest / gestures), how many have any rest event and how many
+    are above ``limit_per_minute``, the mean, median and max rate over subjects with rest, the mean and
+    lowest coverage over subjects with gestures, and which subject is the worst for each (None when no
+    subject has a rest event, or every subject full coverage). Figures without subjects of their kind
+    are None.
+    """
+    rates = {s: m["rest_events_per_minute"] for s, m in by_subject.items() if m.get("rest_events_per_minute") is not None}
+    cover = {s: m["coverage"] for s, m in by_subject.items() if m.get("coverage") is not None}
+    r = np.asarray(list(rates.values()), float)
+    c = np.asarray(list(cover.values()), float)
+    return {
+        "n_subjects": len(by_subject),
+        "n_with_rest": len(rates),
+        "n_with_rest_events": int(np.sum(r > 0)),
+        "limit_per_minute": float(limit_per_minute),
+        "n_above_limit": int(np.sum(r > limit_per_minute)),
+        "rest_events_per_minute_mean": float(r.mean()) if r.size else None,
+        "rest_events_per_minute_median": float(np.median(r)) if r.size else None,
+        "rest_events_per_minute_max": float(r.max()) if r.size else None,
+        "worst_rest_subject": max(rates, key=lambda s: rates[s]) if r.size and r.max() > 0 else None,
+        "n_with_gestures": len(cover),
+        "coverage_mean": float(c.mean()) if c.size else None,
+        "coverage_min": float(c.min()) if c.size else None,
+        "worst_coverage_subject": min(cover, key=lambda s: cover[s]) if c.size and c.min() < 1 else None,
+    }

@@ -381,6 +381,29 @@ class TokenSet:
                                          "p90": float(np.percentile(d, 90))}
         return out
 
+    def metrics_by_subject(self) -> dict[str, dict[str, Any]]:
+        """Detection figures of each subject alone (:data:`aemg.tokens.metrics.SUBJECT_KEYS`), subject id -> figures.
+
+        Every session of a subject is pooled, as :meth:`metrics` pools the corpus; an event belongs to the
+        recording it was detected in. Empty for window token sets and corpora without labelled trials.
+        """
+        from aemg.tokens.metrics import SUBJECT_KEYS, detection_metrics
+
+        ev, tr = self.events, self.trials
+        if not self.n_trials or self.meta.get("mode") != "events":
+            return {}
+        subject = np.asarray(self.recordings.subject)
+        trial_subject = subject[tr.recording]
+        keys = np.asarray(tr.gesture_key, dtype=object)
+        out: dict[str, dict[str, Any]] = {}
+        for s in np.unique(trial_subject):
+            m = trial_subject == s
+            e = np.isin(ev.recording, np.flatnonzero(subject == s))
+            d = detection_metrics(tr.recording[m], tr.start[m], tr.stop[m], keys[m], ev.recording[e], ev.onset[e],
+                                  ev.offset[e], ev.open_start[e], self.fs)
+            out[str(s)] = {k: d[k] for k in SUBJECT_KEYS}
+        return out
+
     # ------------------------------------------------------------------ storage
     @staticmethod
     def default_path(corpus_dir: str | Path, window_ms: float | None = None) -> Path:
