@@ -155,9 +155,12 @@ def main(argv: list[str] | None = None) -> int:
            "wall_s": round(time.perf_counter() - t0, 1)}
 
     def row(label: str, q: dict[str, Any]) -> str:
-        return (f"  {label:<44} rest/min mean {q['rest_events_per_minute_mean']:.2f} max "
-                f"{q['rest_events_per_minute_max']:.2f}  > {args.limit:g}: {q['n_above_limit']}/{q['n_with_rest']}  "
-                f"coverage mean {q['coverage_mean']:.3f} min {q['coverage_min']:.3f}")
+        def f(key: str, fmt: str) -> str:  # None where no subject has rest (or gestures)
+            return "-" if q[key] is None else format(q[key], fmt)
+
+        return (f"  {label:<44} rest/min mean {f('rest_events_per_minute_mean', '.2f')} max "
+                f"{f('rest_events_per_minute_max', '.2f')}  > {args.limit:g}: {q['n_above_limit']}/{q['n_with_rest']}  "
+                f"coverage mean {f('coverage_mean', '.3f')} min {f('coverage_min', '.3f')}")
 
     print(f"leave-one-dataset-out ({len(settings)} settings; chosen on the other datasets' subjects)")
     for d in datasets:
