@@ -4,7 +4,7 @@ The rest false-event rate that matters is a new subject's, and a subject here ha
 labelled rest, so the pooled figure of ``aemg tokenize`` hides the spread. This benchmark scores every
 subject of the five real corpora of ``../shared/data`` alone (``TokenSet.metrics_by_subject``: coverage
 of gesture repetitions, rest false events per minute, rest hit) for the defaults and for each setting of
-a grid around them (``--grid``), then asks whether re-tuning would help subjects it never saw:
+a grid around them (:func:`grid`), then asks whether re-tuning would help subjects it never saw:
 leave-one-dataset-out, for each dataset the setting is chosen on the other four datasets' subjects and
 scored on that dataset's subjects only.
 
@@ -79,12 +79,17 @@ def dataset_of(subject: str) -> str:
     return subject.split("/", 1)[0]
 
 
-def choose(figures: dict[str, dict[str, dict[str, Any]]], subjects: set[str], tolerance: float) -> str:
-    """The setting chosen on ``subjects`` alone (see the module docstring for the rule)."""
+def summary(figures: dict[str, dict[str, Any]], subjects: set[str], limit: float = 1.5) -> dict[str, Any]:
+    """``subject_summary`` of one setting's per-subject ``figures``, restricted to ``subjects``."""
     from aemg.tokens.metrics import subject_summary
 
+    return subject_summary({s: m for s, m in figures.items() if s in subjects}, limit_per_minute=limit)
+
+
+def choose(figures: dict[str, dict[str, dict[str, Any]]], subjects: set[str], tolerance: float) -> str:
+    """The setting chosen on ``subjects`` alone (see the module docstring for the rule)."""
     def score(setting: str) -> tuple[float, float]:
-        q = subject_summary({s: m for s, m in figures[setting].items() if s in subjects})
+        q = summary(figures[setting], subjects)
         return q["rest_events_per_minute_mean"] or 0.0, q["coverage_mean"] or 0.0
 
     _, base_cover = score("defaults")
@@ -133,24 +138,19 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{done + 1}/{len(todo)} {n}")
     figures = {n: json.loads((cache / f"{n}.json").read_text()) for n in settings}
 
-    def summary(setting: str, subjects: set[str]) -> dict[str, Any]:
-        return subject_summary({s: m for s, m in figures[setting].items() if s in subjects},
-                               limit_per_minute=args.limit)
-
     everyone = set(figures["defaults"])
     cv: dict[str, Any] = {}
-    pooled_default: dict[str, dict[str, Any]] = {}
-    pooled_chosen: dict[str, dict[str, Any]] = {}
+    pooled_chosen: dict[str, dict[str, Any]] = {}  # every subject under the setting its fold chose
     for d in datasets:
         held = {s for s in everyone if dataset_of(s) == d}
         chosen = choose(figures, everyone - held, args.coverage_tolerance)
-        cv[d] = {"chosen": chosen, "defaults": summary("defaults", held), "chosen_scores": summary(chosen, held)}
-        pooled_default.update({s: figures["defaults"][s] for s in held})
+        cv[d] = {"chosen": chosen, "defaults": summary(figures["defaults"], held, args.limit),
+                 "chosen_scores": summary(figures[chosen], held, args.limit)}
         pooled_chosen.update({s: figures[chosen][s] for s in held})
-    out = {"defaults": summary("defaults", everyone),
+    defaults = summary(figures["defaults"], everyone, args.limit)  # the folds partition the subjects
+    out = {"defaults": defaults,
            "cv": cv,
-           "cv_pooled": {"defaults": subject_summary(pooled_default, limit_per_minute=args.limit),
-                         "chosen": subject_summary(pooled_chosen, limit_per_minute=args.limit)},
+           "cv_pooled": {"defaults": defaults, "chosen": subject_summary(pooled_chosen, limit_per_minute=args.limit)},
            "n_settings": len(settings), "coverage_tolerance": args.coverage_tolerance,
            "wall_s": round(time.perf_counter() - t0, 1)}
 

@@ -366,15 +366,12 @@ class TokenSet:
     # ------------------------------------------------------------------ metrics
     def metrics(self) -> dict[str, Any]:
         """Counts plus the detection figures of :func:`aemg.tokens.metrics.detection_metrics`."""
-        from aemg.tokens.metrics import detection_metrics
-
-        ev, tr = self.events, self.trials
+        ev = self.events
         out: dict[str, Any] = {"mode": self.meta.get("mode"), "n_groups": self.n_groups,
                                "n_tokens": self.n_tokens, "n_trials": self.n_trials,
                                "n_events": int(np.sum(~ev.open_start)) if len(ev) else 0}
         if self.n_trials and self.meta.get("mode") == "events":  # figures of the event detector
-            out.update(detection_metrics(tr.recording, tr.start, tr.stop, tr.gesture_key, ev.recording, ev.onset,
-                                         ev.offset, ev.open_start, self.fs))
+            out.update(self._detection(slice(None), slice(None)))
         d = ev.delay_ms[~ev.open_start] if len(ev) else np.zeros(0)
         if self.meta.get("mode") == "events" and d.size:
             out["detection_delay_ms"] = {"median": float(np.median(d)), "p10": float(np.percentile(d, 10)),
@@ -387,22 +384,26 @@ class TokenSet:
         Every session of a subject is pooled, as :meth:`metrics` pools the corpus; an event belongs to the
         recording it was detected in. Empty for window token sets and corpora without labelled trials.
         """
-        from aemg.tokens.metrics import SUBJECT_KEYS, detection_metrics
+        from aemg.tokens.metrics import SUBJECT_KEYS
 
-        ev, tr = self.events, self.trials
         if not self.n_trials or self.meta.get("mode") != "events":
             return {}
         subject = np.asarray(self.recordings.subject)
-        trial_subject = subject[tr.recording]
-        keys = np.asarray(tr.gesture_key, dtype=object)
+        trial_subject = subject[self.trials.recording]
         out: dict[str, dict[str, Any]] = {}
         for s in np.unique(trial_subject):
-            m = trial_subject == s
-            e = np.isin(ev.recording, np.flatnonzero(subject == s))
-            d = detection_metrics(tr.recording[m], tr.start[m], tr.stop[m], keys[m], ev.recording[e], ev.onset[e],
-                                  ev.offset[e], ev.open_start[e], self.fs)
+            d = self._detection(trial_subject == s, np.isin(self.events.recording, np.flatnonzero(subject == s)))
             out[str(s)] = {k: d[k] for k in SUBJECT_KEYS}
         return out
+
+    def _detection(self, trials: np.ndarray | slice, events: np.ndarray | slice) -> dict[str, Any]:
+        """:func:`aemg.tokens.metrics.detection_metrics` on the trial and event rows picked by two masks (or slices)."""
+        from aemg.tokens.metrics import detection_metrics
+
+        tr, ev = self.trials, self.events
+        return detection_metrics(tr.recording[trials], tr.start[trials], tr.stop[trials],
+                                 np.asarray(tr.gesture_key, dtype=object)[trials], ev.recording[events],
+                                 ev.onset[events], ev.offset[events], ev.open_start[events], self.fs)
 
     # ------------------------------------------------------------------ storage
     @staticmethod
