@@ -271,6 +271,40 @@ def test_span_finetune_and_probe_predict_by_mean_span_log_probs(tiny_run, corpus
     assert np.array_equal(p._predict_rows(rows), p.clf.classes_[xs.argmax(1)])
 
 
+def test_probe_blend_averages_the_fine_tuned_and_the_probe_trial_log_probs(tiny_run, corpus_cote_allard, tmp_path):
+    """probe_blend=w: a trial's class is the argmax of (1 - w) x the network's + w x a frozen probe's (ProbeConfig
+    defaults, fitted on the same fold) trial log-probabilities; the network is the one fitted without the blend."""
+    from aemg.evaluate.model_dir import save_model
+
+    c = corpus_cote_allard
+    train, test = fold_sets(SignalSource(c), _eval_folds(c, 1)[0], "session")
+    tt = trial_tokens(c)
+    rows = tt.rows(test.trials)
+    rows = rows[tt.n_tokens[rows] > 0]
+    cfg = FinetuneConfig(epochs=1, batch_size=32)
+    plain = FinetuneMethod(tiny_run, tt, cfg)
+    plain.fit(train)
+    m = FinetuneMethod(tiny_run, tt, replace(cfg, probe_blend=0.4))
+    m.fit(train)
+    probe = ProbeMethod(tiny_run, tt)
+    probe.fit(train)
+    m.predict(test)  # sets the test scales' amplitudes
+    probe.amp = m.amp
+    net, lp = m.trial_log_probs(rows), probe.trial_log_probs(rows)
+    assert np.allclose(net, plain.trial_log_probs(rows))  # the blend does not touch the network's fit
+    assert lp.shape == net.shape and (lp <= 0).all()  # mean span log-probabilities
+    assert np.array_equal(probe._predict_rows(rows), lp.argmax(1))
+    assert np.array_equal(m._predict_rows(rows), (0.6 * net + 0.4 * lp).argmax(1))
+    assert not np.array_equal((0.6 * net + 0.4 * lp), net)
+    scratch = FinetuneMethod(tiny_run, tt, replace(cfg, probe_blend=0.4), pretrained=False)
+    scratch.fit(train)
+    assert scratch.probe is None  # random init: no pre-trained probe to blend
+    with pytest.raises(ValueError, match="probe_blend"):
+        save_model(m, train, tmp_path / "model", run_dir=tiny_run)
+    with pytest.raises(ValueError, match="probe_blend"):
+        FinetuneConfig(probe_blend=1.5)
+
+
 @pytest.mark.slow
 def test_probe_head_init_is_the_logistic_regression_on_the_frozen_head_input(tiny_run, corpus_cote_allard):
     """LP-FT: before any step the head equals StandardScaler + LogisticRegression on the frozen encoder's head

@@ -314,6 +314,13 @@ def test_reps_must_be_positive(tmp_path):
     assert "--reps 0" in err and not (tmp_path / "m").exists()
 
 
+def test_probe_blend_is_refused_before_training(tmp_path):
+    """A model directory holds the fine-tuned network only: the evaluation's blended probe is refused up front."""
+    err = _cli(["finetune", "--run", str(tmp_path), "--corpus", str(tmp_path), "--out", str(tmp_path / "m"),
+                "--set", "probe_blend=0.3"], code=1)
+    assert "probe_blend=0.3" in err and "evaluation option" in err and not (tmp_path / "m").exists()
+
+
 @pytest.mark.slow
 def test_predict_with_stdout_a_closed_pipe_exits_quietly(model_k1, corpus_cote_allard, capsys, monkeypatch):
     import os

@@ -22,6 +22,7 @@ from aemg.model import (  # noqa: E402
     model_size,
     n_params,
     random_token_mask,
+    random_unit_mask,
     rotate_flip,
     symmetric_batch,
 )
@@ -176,6 +177,62 @@ def test_models_forward_return_out_and_loss(batch):
     assert 0 <= mtm.step_metrics(mtm(x, targets, cmask)[0], targets)["masked_accuracy_train"] <= 1
     logits, loss = mtm(batch)
     assert loss is None
+
+
+def test_random_unit_mask_masks_whole_channels_or_groups():
+    """Every unit (tokens sharing an id) is masked whole; round(ratio * n_units) units per sequence, at least one
+    and never all; padding never; a sequence with one unit falls back to masking single tokens."""
+    pad = torch.zeros(3, 12, dtype=torch.bool)
+    pad[1, 9:] = True
+    units = torch.tensor([list(range(8)) + [0, 1, 2, 3], [5, 5, 6, 6, 7, 7, 5, 6, 7, 0, 0, 0], [4] * 12])
+    for seed in range(5):
+        mask = random_unit_mask(units, pad, 0.5, torch.Generator().manual_seed(seed))
+        assert not (mask & pad).any()
+        for b, n_units in ((0, 8), (1, 3)):
+            ids = units[b][~pad[b]]
+            m = mask[b][~pad[b]]
+            chosen = {int(i) for i in ids[m]}
+            assert chosen.isdisjoint({int(i) for i in ids[~m]})  # whole units only
+            assert len(chosen) == min(max(round(n_units * 0.5), 1), n_units - 1)
+        assert mask[2].sum() == 6  # one unit: half the tokens, one by one
+    tiny = get_config("tiny")
+    for unit in ("channel", "group"):
+        mtm = MaskedTokenModel(dataclasses.replace(tiny.encoder, content_dim=F),
+                               dataclasses.replace(tiny.mtm, mask_unit=unit, symmetric=False), 8)
+        batch = {"pad_mask": pad, "channel": units, "group_order": units}
+        _, targets, cmask = mtm.masked_inputs(batch, torch.zeros_like(units), torch.Generator().manual_seed(0))
+        assert torch.equal(cmask, random_unit_mask(units, pad, 0.5, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="mask_unit"):
+        dataclasses.replace(tiny.mtm, mask_unit="sample")
+    with pytest.raises(ValueError, match="content_weight"):
+        dataclasses.replace(tiny.mtm, content_weight=-1.0)
+
+
+def test_mtm_content_regression_adds_the_masked_tokens_error(batch):
+    """content_weight > 0: the loss is the ids' cross-entropy plus the weighted MSE of the content head on the
+    masked tokens against per-feature standardised content; a perfect content head adds nothing."""
+    cfg = get_config("tiny")
+    enc = dataclasses.replace(cfg.encoder, content_dim=F)
+    torch.manual_seed(0)
+    plain = MaskedTokenModel(enc, cfg.mtm, 8)
+    torch.manual_seed(0)
+    mtm = MaskedTokenModel(enc, dataclasses.replace(cfg.mtm, content_weight=2.0), 8)
+    assert plain.content_head is None and mtm.content_head.out_features == F
+    codes = torch.randint(0, 8, batch["pad_mask"].shape)
+    mask = random_token_mask(batch["pad_mask"], 0.5, torch.Generator().manual_seed(1))
+    targets = torch.where(mask, codes, IGNORE)
+    _, ce = plain(batch, targets, mask)
+    _, loss = mtm(batch, targets, mask)
+    h, _ = mtm.encoder(batch, content_mask=mask)
+    c = batch["content"][~batch["pad_mask"]]
+    want = (batch["content"] - c.mean(0)) / (c.std(0, correction=0) + 1e-6)
+    mse = ((mtm.content_head(h) - want)[mask] ** 2).mean()
+    assert loss.item() == pytest.approx(ce.item() + 2.0 * mse.item(), rel=1e-5)
+    with torch.no_grad():  # a head that outputs the target exactly: the loss is the cross-entropy alone
+        mtm.content_head.weight.zero_()
+        mtm.content_head.bias.zero_()
+    batch0 = {**batch, "content": torch.zeros_like(batch["content"])}
+    assert mtm(batch0, targets, mask)[1].item() == pytest.approx(plain(batch0, targets, mask)[1].item(), rel=1e-6)
 
 
 def test_config_round_trip_and_overrides(tmp_path):

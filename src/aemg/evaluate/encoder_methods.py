@@ -98,6 +98,8 @@ class FinetuneConfig:
     calib_epochs: int = 0  # epochs of a fit with calibration trials (low-label k >= 1); 0 = ``epochs``: the
     # weighted listing repeats the user's few trials, which more passes fit better (at k >= 1 only: more epochs
     # cost LOSO k = 0, docs/evaluate.md); wall time grows with it
+    probe_blend: float = 0.0  # weight of a frozen-encoder probe's (ProbeConfig defaults) trial log-probabilities
+    # averaged with the fine-tuned network's (pre-trained methods only; 0 = off)
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
     def __post_init__(self) -> None:
@@ -124,6 +126,8 @@ class FinetuneConfig:
         if not 0.0 < self.layer_decay <= 1.0:
             raise ValueError(f"layer_decay: expected a factor in (0, 1]; found {self.layer_decay!r}")
         check_share(self.calib_share)
+        if not 0.0 <= self.probe_blend <= 1.0:
+            raise ValueError(f"probe_blend: expected a weight in [0, 1]; found {self.probe_blend!r}")
         if self.calib_epochs < 0:
             raise ValueError(f"calib_epochs: expected epochs >= 0 (0 = epochs); found {self.calib_epochs!r}")
 
@@ -558,12 +562,19 @@ class ProbeMethod(_EncoderMethod):
         self.clf = make_pipeline(*steps, head)
         self.clf.fit(x[pick], y[owner][pick], **weight)
 
-    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
+    def trial_log_probs(self, rows: np.ndarray) -> np.ndarray:
+        """(n, n_classes) mean class log-probability over each trial row's spans; classes the classifier never saw
+        get -30; without a classifier (one training class or none) that class gets 0 and the others -30."""
+        out = np.full((len(rows), self.n_classes), -30.0)
         if self.clf is None:
-            return np.full(len(rows), self.fallback if self.single is None else self.single, np.int64)
+            out[:, self.fallback if self.single is None else self.single] = 0.0
+            return out
         x, owner = self._features(rows, self.cfg.predict_stride)
-        logp = trial_mean(self.clf.predict_log_proba(x), owner, len(rows))
-        return self.clf.classes_[logp.argmax(1)].astype(np.int64)
+        out[:, self.clf.classes_] = trial_mean(self.clf.predict_log_proba(x), owner, len(rows))
+        return out
+
+    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.trial_log_probs(rows).argmax(1).astype(np.int64)
 
 
 def _weigh(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -672,6 +683,7 @@ class FinetuneMethod(_EncoderMethod):
         self.name = "aemg-finetune" if pretrained else "scratch"
         self.model: Any = None
         self.losses: list[float] = []  # mean training loss per epoch
+        self.probe: ProbeMethod | None = None  # with cfg.probe_blend: the frozen probe blended in at prediction
         self.on_fit_start: Callable[[Any], None] | None = None  # tests: sees the encoder before training
 
     def _encoder(self) -> Encoder:
@@ -687,6 +699,7 @@ class FinetuneMethod(_EncoderMethod):
 
         rows, has = self._start(train)
         cfg = self.cfg
+        self.probe = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             enc = self._encoder()
@@ -722,6 +735,9 @@ class FinetuneMethod(_EncoderMethod):
                     for p, q in zip(self.model.parameters(), averaged.module.parameters(), strict=True):
                         p.copy_(q)
         self.model.eval()
+        if cfg.probe_blend > 0 and self.pretrained:
+            self.probe = ProbeMethod(self.run_dir, self.tokens.base or self.tokens)
+            self.probe.fit(train)
 
     def _train(self, groups: list[list[np.ndarray]], y: np.ndarray, seed: int, averaged: Any) -> None:
         """One member's optimizer run over ``cfg.epochs`` epochs from the current weights, a fresh AdamW; the
@@ -833,7 +849,12 @@ class FinetuneMethod(_EncoderMethod):
         return trial_mean(torch.cat(logp).double().numpy(), owner, len(rows))
 
     def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self.trial_log_probs(rows).argmax(axis=1).astype(np.int64)
+        logp = self.trial_log_probs(rows)
+        if self.probe is not None:
+            self.probe.amp = self.amp
+            w = self.cfg.probe_blend
+            logp = (1 - w) * logp + w * self.probe.trial_log_probs(rows)
+        return logp.argmax(axis=1).astype(np.int64)
 
 
 # ------------------------------------------------------------------ registry

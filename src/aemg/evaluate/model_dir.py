@@ -236,6 +236,9 @@ def save_model(method: FinetuneMethod, train: TrialSet, out: str | Path, *, run_
 
     if method.model is None:
         raise ValueError("save_model needs a fitted method (call fit first)")
+    if method.probe is not None:
+        raise ValueError("save_model: a model directory holds the fine-tuned network only, not a blended probe "
+                         "(FinetuneConfig.probe_blend is an evaluation option): fit with probe_blend=0")
     out = check_target(out, overwrite)
     run_dir = Path(run_dir)
     info = describe(method, train, run_dir=run_dir, run_name=run_name, reps=reps)

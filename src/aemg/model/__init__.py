@@ -12,7 +12,7 @@ import dataclasses
 from aemg.model.augment import rotate_flip
 from aemg.model.config import EncoderConfig, MTMConfig, QuantizerConfig, TokenizerConfig, model_size
 from aemg.model.encoder import Encoder, load_encoder, masked_mean, n_params
-from aemg.model.mtm import MaskedTokenModel, random_token_mask, symmetric_batch
+from aemg.model.mtm import MaskedTokenModel, random_token_mask, random_unit_mask, symmetric_batch
 from aemg.model.quantizer import Quantizer
 from aemg.model.vq_tokenizer import VQTokenizer
 from aemg.tokens.batch import IGNORE
@@ -42,5 +42,5 @@ def aemg_base(content_dim: int) -> Encoder:
 __all__ = [
     "IGNORE", "Encoder", "EncoderConfig", "MTMConfig", "MaskedTokenModel", "Quantizer", "QuantizerConfig",
     "TokenizerConfig", "VQTokenizer", "aemg_base", "aemg_small", "aemg_tiny", "encoder", "load_encoder", "masked_mean",
-    "model_size", "n_params", "random_token_mask", "rotate_flip", "symmetric_batch",
+    "model_size", "n_params", "random_token_mask", "random_unit_mask", "rotate_flip", "symmetric_batch",
 ]

@@ -89,12 +89,25 @@ class TokenizerConfig:
     decoder_hidden: int = 128  # decoder MLP width (code vector -> token content)
 
 
+MASK_UNITS = ("token", "channel", "group")
+"""What stage 2 masks as one: single tokens, or every token of a sequence's chosen channels (predict a muscle from the
+others) or chosen groups (predict an event segment from the ones around it)."""
+
+
 @dataclass
 class MTMConfig:
     """Stage 2: masked token modelling."""
 
     mask_ratio: float = 0.5  # fraction of a sequence's real tokens masked
     symmetric: bool = True  # also score the complement mask in a second pass (LaBraM)
+    mask_unit: str = "token"  # what is masked together: "token", or all tokens of a "channel" or of a "group"
+    content_weight: float = 0.0  # weight of a masked-content regression beside the id cross-entropy (0: ids only)
+
+    def __post_init__(self) -> None:
+        if self.mask_unit not in MASK_UNITS:
+            raise ValueError(f"MTMConfig.mask_unit must be one of {', '.join(MASK_UNITS)}; found {self.mask_unit!r}")
+        if not self.content_weight >= 0:
+            raise ValueError(f"MTMConfig.content_weight must be >= 0; found {self.content_weight!r}")
 
 
 def config_from_dict(cls: type[T], d: dict[str, Any]) -> T:

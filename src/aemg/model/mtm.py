@@ -8,6 +8,9 @@ step; both passes run as one batch of 2B sequences.
 
 ``forward(batch, targets=None, mask=None) -> (logits, loss)``: ``logits`` (B, N, K); ``targets``
 (B, N) prototype ids with ``IGNORE`` where not scored; cross-entropy with ``ignore_index=IGNORE``.
+With ``content_weight > 0`` a second linear head also regresses each masked token's content vector,
+standardised per feature over the batch's real tokens (the MAE target beside BEiT's ids), and the
+loss adds ``content_weight`` times its mean squared error over the masked tokens.
 ``masked_inputs(batch, codes, generator)`` draws the mask of ``MTMConfig`` and gives ``forward``'s
 arguments; ``step_metrics(logits, targets)`` the figures of a metrics row.
 """
@@ -44,6 +47,28 @@ def random_token_mask(pad_mask: torch.Tensor, ratio: float, generator: torch.Gen
     return (ranks < n_mask.unsqueeze(1)) & real
 
 
+def random_unit_mask(units: torch.Tensor, pad_mask: torch.Tensor, ratio: float,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, N) True = masked: whole units, the tokens sharing an id of ``units`` (B, N) int (a channel, a group):
+    round(ratio * n_units) of each sequence's units, at least 1 and at most n_units - 1. A sequence with a
+    single unit has its tokens masked one by one instead (:func:`random_token_mask`)."""
+    B, N = pad_mask.shape
+    real = ~pad_mask
+    u = units.masked_fill(pad_mask, 0)
+    n_ids = int(u.max()) + 1 if u.numel() else 1
+    present = torch.zeros(B, n_ids, device=u.device).scatter_add_(1, u, real.float()) > 0  # (B, U)
+    n_units = present.sum(1)
+    n_mask = torch.round(n_units.float() * ratio).long()
+    n_mask = torch.minimum(torch.clamp(n_mask, min=1), torch.clamp(n_units - 1, min=1))
+    scores = torch.rand(B, n_ids, generator=generator, device="cpu").to(u.device)
+    ranks = scores.masked_fill(~present, 2.0).argsort(dim=1).argsort(dim=1)
+    mask = (ranks < n_mask.unsqueeze(1)).gather(1, u) & real
+    single = n_units < 2
+    if single.any():
+        mask = torch.where(single.unsqueeze(1), random_token_mask(pad_mask, ratio, generator), mask)
+    return mask
+
+
 def symmetric_batch(batch: dict[str, torch.Tensor], codes: torch.Tensor, mask: torch.Tensor
                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Stack a batch with itself: the first copy masked by ``mask``, the second by its complement among
@@ -64,6 +89,11 @@ class MaskedTokenModel(nn.Module):
         self.head = nn.Linear(enc_cfg.d_model, codebook_size)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
+        self.content_head = None
+        if mtm_cfg.content_weight > 0:
+            self.content_head = nn.Linear(enc_cfg.d_model, enc_cfg.content_dim)
+            nn.init.normal_(self.content_head.weight, std=0.02)
+            nn.init.zeros_(self.content_head.bias)
         log.info("MTM: encoder %.3fM parameters, head %.3fM", n_params(self.encoder) / 1e6,
                  n_params(self.head) / 1e6)
 
@@ -74,14 +104,31 @@ class MaskedTokenModel(nn.Module):
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+            if self.content_head is not None:
+                loss = loss + self.cfg.content_weight * self.content_loss(h, batch, targets != IGNORE)
         return logits, loss
+
+    def content_loss(self, h: torch.Tensor, batch: dict[str, torch.Tensor], scored: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the content head on the ``scored`` (B, N) tokens, against each feature
+        standardised by its mean and std over the batch's real tokens (so every feature counts alike)."""
+        content = batch["content"].float()
+        real = content[~batch["pad_mask"]]
+        target = (content - real.mean(0)) / (real.std(0, correction=0) + 1e-6)  # one real token: std 0, not NaN
+        pred = self.content_head(h).float()
+        return F.mse_loss(pred[scored], target[scored])
 
     def masked_inputs(self, batch: dict[str, torch.Tensor], codes: torch.Tensor,
                       generator: torch.Generator | None = None
                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """(batch, targets, content mask) for one training forward: ``mask_ratio`` of each sequence's real
-        tokens masked, scored against ``codes`` (B, N), and with ``symmetric`` the complement too (2B)."""
-        mask = random_token_mask(batch["pad_mask"], self.cfg.mask_ratio, generator)
+        tokens (or channels, or groups: ``mask_unit``) masked, scored against ``codes`` (B, N), and with
+        ``symmetric`` the complement too (2B)."""
+        unit = self.cfg.mask_unit
+        if unit == "token":
+            mask = random_token_mask(batch["pad_mask"], self.cfg.mask_ratio, generator)
+        else:
+            ids = batch["channel" if unit == "channel" else "group_order"]
+            mask = random_unit_mask(ids, batch["pad_mask"], self.cfg.mask_ratio, generator)
         if self.cfg.symmetric:
             big, cmask, targets = symmetric_batch(batch, codes, mask)
             return big, targets, cmask
