@@ -31,20 +31,23 @@ from aemg.tokens.batch import IGNORE
 log = logging.getLogger(__name__)
 
 
+def _choose(present: torch.Tensor, ratio: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, U) True = chosen, uniformly at random: round(ratio * n) of each row's n present entries, at least 1
+    and, where a row has two or more, at most n - 1 (so the complement is never empty)."""
+    B, U = present.shape
+    n = present.sum(1)
+    n_mask = torch.round(n.float() * ratio).long()
+    n_mask = torch.minimum(torch.clamp(n_mask, min=1), torch.clamp(n - 1, min=1))
+    scores = torch.rand(B, U, generator=generator, device="cpu").to(present.device)
+    ranks = scores.masked_fill(~present, 2.0).argsort(dim=1).argsort(dim=1)  # absent entries sort last
+    return (ranks < n_mask.unsqueeze(1)) & present
+
+
 def random_token_mask(pad_mask: torch.Tensor, ratio: float, generator: torch.Generator | None = None
                       ) -> torch.Tensor:
     """(B, N) True = masked: round(ratio * n_real) real tokens per sequence, at least 1 and, where a
     sequence has two or more real tokens, at most n_real - 1 (so the complement is never empty)."""
-    B, N = pad_mask.shape
-    real = ~pad_mask
-    n_real = real.sum(1)
-    n_mask = torch.round(n_real.float() * ratio).long()
-    n_mask = torch.minimum(torch.clamp(n_mask, min=1), torch.clamp(n_real - 1, min=1))
-    scores = torch.rand(B, N, generator=generator, device="cpu").to(pad_mask.device)
-    scores = scores.masked_fill(pad_mask, 2.0)  # padding sorts last
-    order = scores.argsort(dim=1)
-    ranks = order.argsort(dim=1)
-    return (ranks < n_mask.unsqueeze(1)) & real
+    return _choose(~pad_mask, ratio, generator)
 
 
 def random_unit_mask(units: torch.Tensor, pad_mask: torch.Tensor, ratio: float,
@@ -52,18 +55,12 @@ def random_unit_mask(units: torch.Tensor, pad_mask: torch.Tensor, ratio: float,
     """(B, N) True = masked: whole units, the tokens sharing an id of ``units`` (B, N) int (a channel, a group):
     round(ratio * n_units) of each sequence's units, at least 1 and at most n_units - 1. A sequence with a
     single unit has its tokens masked one by one instead (:func:`random_token_mask`)."""
-    B, N = pad_mask.shape
     real = ~pad_mask
     u = units.masked_fill(pad_mask, 0)
     n_ids = int(u.max()) + 1 if u.numel() else 1
-    present = torch.zeros(B, n_ids, device=u.device).scatter_add_(1, u, real.float()) > 0  # (B, U)
-    n_units = present.sum(1)
-    n_mask = torch.round(n_units.float() * ratio).long()
-    n_mask = torch.minimum(torch.clamp(n_mask, min=1), torch.clamp(n_units - 1, min=1))
-    scores = torch.rand(B, n_ids, generator=generator, device="cpu").to(u.device)
-    ranks = scores.masked_fill(~present, 2.0).argsort(dim=1).argsort(dim=1)
-    mask = (ranks < n_mask.unsqueeze(1)).gather(1, u) & real
-    single = n_units < 2
+    present = torch.zeros(u.shape[0], n_ids, device=u.device).scatter_add_(1, u, real.float()) > 0  # (B, U)
+    mask = _choose(present, ratio, generator).gather(1, u) & real
+    single = present.sum(1) < 2
     if single.any():
         mask = torch.where(single.unsqueeze(1), random_token_mask(pad_mask, ratio, generator), mask)
     return mask
