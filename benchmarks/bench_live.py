@@ -91,6 +91,8 @@ def finetuned(dataset: str, corpus: Any, held: list[str], args: argparse.Namespa
 
     run_dir = stored_run_for(dataset)
     cfg = dataclasses.replace(FinetuneConfig(), epochs=args.epochs, max_tokens=args.max_tokens)
+    if args.probe_blend is not None:
+        cfg = dataclasses.replace(cfg, probe_blend=args.probe_blend)
     out = args.work / "models" / f"{dataset}-{model_key(run_dir, corpus, held, cfg)}"
     if (out / INFO).is_file():
         log(f"{dataset}: cached model {out}")
@@ -411,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                    "order (default 2); the model is fine-tuned on all the others")
     p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     p.add_argument("--max-tokens", type=int, default=256, help="tokens per span when fine-tuning (default 256)")
+    p.add_argument("--probe-blend", type=float, default=None,
+                   help="FinetuneConfig.probe_blend of the fine-tuned models (default FinetuneConfig's; 0: the "
+                   "fine-tuned network alone, one forward pass per group instead of two)")
     p.add_argument("--chunk-ms", type=float, default=40.0, help="chunk length (ms, default 40: 8 samples at 200 Hz)")
     p.add_argument("--no-compare", dest="compare", action="store_false",
                    help="skip the before/after comparison of the forward pass on each dataset's first session")
@@ -438,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["reference"] = {"tokenizer_real_time_factor": rounded(overall["tokenizer_real_time_factor"]),
                             "live_vs_tokenizer": rounded(overall["live_vs_tokenizer"])}
     summary["settings"] = {"chunk_ms": args.chunk_ms, "held_out": args.held_out, "epochs": args.epochs,
-                           "max_tokens": args.max_tokens, "calibrate_s": args.calibrate_s, "torch_threads": 1}
+                           "max_tokens": args.max_tokens, "calibrate_s": args.calibrate_s, "torch_threads": 1,
+                           "probe_blend": args.probe_blend}
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(summary))
     return 0

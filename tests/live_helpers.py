@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from aemg.evaluate.encoder_methods import pad_amp
+from aemg.evaluate.encoder_methods import pad_amp, span_log_probs
 from aemg.evaluate.spans import tile_spans
 from aemg.live import LiveDecoder
 from aemg.live.model import LiveModel
@@ -54,6 +54,6 @@ def offline_decisions(model: LiveModel, rec, floor: np.ndarray) -> dict[int, tup
             m = model.cfg.max_tokens
             batch["amp"] = pad_amp([amp[t[:m]] for t in spans], batch["pad_mask"].shape[1])
         with torch.no_grad():
-            logp = torch.log_softmax(model.net(batch), dim=1).double().numpy()
+            logp = span_log_probs(model.net, model.probe, model.cfg.probe_blend, batch).double().numpy()
         res[int(e)] = (len(rows), logp.mean(axis=0))
     return res

@@ -241,7 +241,7 @@ def test_span_finetune_and_probe_predict_by_mean_span_log_probs(tiny_run, corpus
     tt = trial_tokens(c)
     rows = tt.rows(test.trials)
     rows = rows[tt.n_tokens[rows] > 0]
-    cfg = FinetuneConfig(epochs=1, batch_size=32, span_groups=4, predict_stride=2, pool="channel")
+    cfg = FinetuneConfig(epochs=1, batch_size=32, span_groups=4, predict_stride=2, pool="channel", probe_blend=0.0)
     m = FinetuneMethod(tiny_run, tt, cfg)
     m.fit(train)
     spans, owner = tt.tiles(rows, 4, 2)
@@ -271,38 +271,69 @@ def test_span_finetune_and_probe_predict_by_mean_span_log_probs(tiny_run, corpus
     assert np.array_equal(p._predict_rows(rows), p.clf.classes_[xs.argmax(1)])
 
 
-def test_probe_blend_averages_the_fine_tuned_and_the_probe_trial_log_probs(tiny_run, corpus_cote_allard, tmp_path):
-    """probe_blend=w: a trial's class is the argmax of (1 - w) x the network's + w x a frozen probe's (ProbeConfig
-    defaults, fitted on the same fold) trial log-probabilities; the network is the one fitted without the blend."""
-    from aemg.evaluate.model_dir import save_model
+def test_probe_blend_averages_the_fine_tuned_and_the_probe_span_log_probs(tiny_run, corpus_cote_allard, tmp_path):
+    """probe_blend=w: a trial's log-probabilities are the mean over its spans of the log of (1 - w) x the network's
+    + w x a frozen LDA probe's probabilities (probe_config, fitted on the same fold); the probe travels as a torch network equal to the
+    fitted scikit-learn pipeline; the fine-tuned network is the one fitted without the blend; save and load keep it."""
+    from aemg.evaluate.encoder_methods import blend_log_probs, probe_config
+    from aemg.evaluate.model_dir import PROBE, load_model, save_model
 
     c = corpus_cote_allard
     train, test = fold_sets(SignalSource(c), _eval_folds(c, 1)[0], "session")
     tt = trial_tokens(c)
     rows = tt.rows(test.trials)
     rows = rows[tt.n_tokens[rows] > 0]
-    cfg = FinetuneConfig(epochs=1, batch_size=32)
+    cfg = FinetuneConfig(epochs=1, batch_size=32, probe_blend=0.0)
     plain = FinetuneMethod(tiny_run, tt, cfg)
     plain.fit(train)
     m = FinetuneMethod(tiny_run, tt, replace(cfg, probe_blend=0.4))
     m.fit(train)
-    probe = ProbeMethod(tiny_run, tt)
+    state = plain.model.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in m.model.state_dict().items())  # the blend leaves the fit alone
+    assert m.probe_net is not None and not any(p.requires_grad for p in m.probe_net.parameters())
+    probe = ProbeMethod(tiny_run, tt, probe_config(m.cfg))
     probe.fit(train)
     m.predict(test)  # sets the test scales' amplitudes
-    probe.amp = m.amp
-    net, lp = m.trial_log_probs(rows), probe.trial_log_probs(rows)
-    assert np.allclose(net, plain.trial_log_probs(rows))  # the blend does not touch the network's fit
-    assert lp.shape == net.shape and (lp <= 0).all()  # mean span log-probabilities
-    assert np.array_equal(probe._predict_rows(rows), lp.argmax(1))
-    assert np.array_equal(m._predict_rows(rows), (0.6 * net + 0.4 * lp).argmax(1))
-    assert not np.array_equal((0.6 * net + 0.4 * lp), net)
+    plain.amp = probe.amp = m.amp
+    # the probe's network is its scikit-learn pipeline, span by span
+    x, owner = probe._features(rows, 0)
+    spans, owner2 = tt.tiles(rows, m.cfg.span_groups, 0)
+    assert np.array_equal(owner, owner2)
+    with torch.no_grad():
+        net_lp = torch.cat([torch.log_softmax(m.probe_net(b), 1) for b in tt.span_batches(spans, 64, m.cfg.max_tokens,
+                                                                                          amp=m.amp)]).double()
+    sk = probe.clf.predict_log_proba(x)
+    assert np.allclose(np.exp(net_lp.numpy()[:, probe.clf.classes_]), np.exp(sk), atol=1e-3)
+    sure = sk > -30  # float32 logits: the log-probabilities agree closely where they are not vanishing
+    assert np.allclose(net_lp.numpy()[:, probe.clf.classes_][sure], sk[sure], atol=2e-3, rtol=1e-4)
+    # the blend, span by span, then the trial mean
+    with torch.no_grad():
+        fine = torch.cat([torch.log_softmax(plain.model(b), 1) for b in tt.span_batches(spans, 64, m.cfg.max_tokens,
+                                                                                        amp=m.amp)]).double()
+    want = trial_mean(blend_log_probs(fine, torch.as_tensor(sk), 0.4).numpy(), owner, len(rows))
+    got = m.trial_log_probs(rows)
+    assert np.allclose(got, want, atol=2e-3, rtol=1e-4)
+    assert not np.allclose(got, plain.trial_log_probs(rows), atol=1e-2)  # the probe counts
+    assert np.array_equal(m._predict_rows(rows), got.argmax(1))
+    a, b = torch.tensor([[-0.1, -2.4]]), torch.tensor([[-3000.0, 0.0]])
+    assert torch.allclose(blend_log_probs(a, b, 0.4), torch.log(0.6 * a.exp() + 0.4 * b.exp()))
+    assert torch.equal(blend_log_probs(a, b, 0.0), a) and torch.equal(blend_log_probs(a, b, 1.0), b)
+    # random init has no pre-trained probe
     scratch = FinetuneMethod(tiny_run, tt, replace(cfg, probe_blend=0.4), pretrained=False)
     scratch.fit(train)
-    assert scratch.probe is None  # random init: no pre-trained probe to blend
-    with pytest.raises(ValueError, match="probe_blend"):
-        save_model(m, train, tmp_path / "model", run_dir=tiny_run)
+    assert scratch.probe_net is None
+    # a model directory carries the probe (probe.pt) and predicts as the method in memory
+    out = save_model(m, train, tmp_path / "model", run_dir=tiny_run)
+    assert (out / PROBE).is_file()
+    loaded = load_model(out, c, _subjects_of(test))
+    loaded.amp = m.amp
+    assert np.array_equal(loaded.trial_log_probs(rows), got)
     with pytest.raises(ValueError, match="probe_blend"):
         FinetuneConfig(probe_blend=1.5)
+
+
+def _subjects_of(ts) -> list[str]:
+    return sorted(set(ts.trials["subject"].astype(str)))
 
 
 @pytest.mark.slow

@@ -85,7 +85,7 @@ def _predict_json(model: Path, corpus, *extra: str) -> dict:
 def test_finetune_then_predict_round_trips_bit_for_bit(model_k1, tiny_run, corpus_cote_allard):
     c = corpus_cote_allard
     out, printed = model_k1
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "run.json", "weights.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "probe.pt", "run.json", "weights.pt"]
     assert not list(out.parent.glob(".model.*"))  # no temporary folder left beside it
     info = read_model(out).info
     # the same fine-tuning in memory: the low-label protocol's TrialSet and FinetuneMethod.fit
@@ -97,9 +97,10 @@ def test_finetune_then_predict_round_trips_bit_for_bit(model_k1, tiny_run, corpu
     mem = FinetuneMethod(tiny_run, trial_tokens(c), finetune_config(FAST[1::2], None), pretrained=True)
     mem.fit(train)
     assert printed["losses"] == mem.losses and printed["n_trials"] == len(train) == len(ids)
-    saved = torch.load(out / "weights.pt", map_location="cpu", weights_only=True)  # a plain state dict
-    state = mem.model.state_dict()
-    assert saved.keys() == state.keys() and all(torch.equal(saved[k], state[k]) for k in state)
+    for name, net in (("weights.pt", mem.model), ("probe.pt", mem.probe_net)):  # plain state dicts
+        saved = torch.load(out / name, map_location="cpu", weights_only=True)
+        state = net.state_dict()
+        assert saved.keys() == state.keys() and all(torch.equal(saved[k], state[k]) for k in state)
     res = _predict_json(out, c, "--subject", USER)
     y_mem = mem.predict(test).y_pred
     by_trial = {r["trial"]: r["predicted"] for r in res["trials"]}
@@ -113,6 +114,7 @@ def test_finetune_then_predict_round_trips_bit_for_bit(model_k1, tiny_run, corpu
     batch = trial_tokens(c).batches(rows, 8, mem.cfg.max_tokens, amp=mem.amp)[0]
     with torch.no_grad():
         assert torch.equal(loaded.model(batch), mem.model(batch))
+        assert torch.equal(loaded.probe_net(batch), mem.probe_net(batch))
     tuned = {r["trial"] for r in res["trials"] if r["fine_tuned_on"]}
     assert tuned == set(ids) and res["not_fine_tuned_on"]["n_trials"] == 84 - len(ids)
 
@@ -314,11 +316,28 @@ def test_reps_must_be_positive(tmp_path):
     assert "--reps 0" in err and not (tmp_path / "m").exists()
 
 
-def test_probe_blend_is_refused_before_training(tmp_path):
-    """A model directory holds the fine-tuned network only: the evaluation's blended probe is refused up front."""
-    err = _cli(["finetune", "--run", str(tmp_path), "--corpus", str(tmp_path), "--out", str(tmp_path / "m"),
-                "--set", "probe_blend=0.3"], code=1)
-    assert "probe_blend=0.3" in err and "evaluation option" in err and not (tmp_path / "m").exists()
+@pytest.mark.slow
+def test_the_blended_probe_travels_and_older_models_load_without_it(model_k1, corpus_cote_allard, tmp_path):
+    """A model fine-tuned with probe_blend > 0 holds probe.pt; without it the model is refused, naming the file; a
+    model written before the blend (no probe_blend entry, no probe.pt) loads as the fine-tuned network alone."""
+    from aemg.evaluate.model_dir import PROBE, load_model
+
+    src = model_k1[0]
+    info = json.loads((src / "model.json").read_text())
+    assert info["finetune_config"]["probe_blend"] > 0 and (src / PROBE).is_file()
+    broken = tmp_path / "broken"
+    shutil.copytree(src, broken)
+    (broken / PROBE).unlink()
+    err = _cli(["predict", str(broken), "--corpus", str(corpus_cote_allard.path), "--json"], code=1)
+    assert str(broken / PROBE) in err and "probe_blend" in err
+    older = tmp_path / "older"
+    shutil.copytree(broken, older)
+    del info["finetune_config"]["probe_blend"]
+    (older / "model.json").write_text(json.dumps(info))
+    m = load_model(older, corpus_cote_allard, [USER])
+    assert m.probe_net is None and m.cfg.probe_blend == 0.0
+    res = _predict_json(older, corpus_cote_allard, "--subject", USER)
+    assert res["n_trials"] == 84
 
 
 @pytest.mark.slow

@@ -173,10 +173,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.reps is not None and args.reps < 1:
         raise OptionError(f"--reps {args.reps}", "a whole number >= 1 (repetitions per class)", f"found {args.reps}")
     cfg = finetune_config(args.overrides, args.epochs)
-    if cfg.probe_blend > 0:  # before training: a model directory holds the fine-tuned network only
-        raise OptionError(f"--set probe_blend={cfg.probe_blend:g}", "0 (a blended probe is an evaluation option of "
-                          "aemg evaluate and bench_loso.py; a model directory holds the fine-tuned network only)",
-                          f"found {cfg.probe_blend:g}")
     run_dir = resolve_run(args.run)
     if not (run_dir / "encoder.pt").is_file():
         raise FileNotFoundError(f"{run_dir / 'encoder.pt'}: expected the pre-trained encoder of an aemg pretrain "

@@ -98,8 +98,10 @@ class FinetuneConfig:
     calib_epochs: int = 0  # epochs of a fit with calibration trials (low-label k >= 1); 0 = ``epochs``: the
     # weighted listing repeats the user's few trials, which more passes fit better (at k >= 1 only: more epochs
     # cost LOSO k = 0, docs/evaluate.md); wall time grows with it
-    probe_blend: float = 0.0  # weight of a frozen-encoder probe's (ProbeConfig defaults) trial log-probabilities
-    # averaged with the fine-tuned network's (pre-trained methods only; 0 = off)
+    probe_blend: float = 0.5  # weight of a frozen-encoder probe (shrinkage LDA on the pre-trained states,
+    # :func:`probe_config`) in each span's mixture of its and the fine-tuned network's probabilities
+    # (:func:`blend_log_probs`; pre-trained methods only; saved with the model as a second network, probe.pt); 0 = off;
+    # 0.5 chosen on the tuning folds (docs/evaluate.md, session 16)
     seed: int = 0  # torch.manual_seed at the start of every fold's fit
 
     def __post_init__(self) -> None:
@@ -576,6 +578,73 @@ class ProbeMethod(_EncoderMethod):
     def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
         return self.trial_log_probs(rows).argmax(1).astype(np.int64)
 
+    def network(self) -> torch.nn.Module:
+        """The fitted probe as one torch module (:func:`probe_classifier`: the frozen encoder, its pooled states and
+        raw amplitude columns, then a linear head into which the scaler and the amplitude weighting are folded), in
+        eval mode without gradients: its log-softmax on a span is ``clf.predict_log_proba`` of the span's features
+        (float32), so the probe travels as a state dict and runs on live spans like the fine-tuned network."""
+        import torch
+
+        net = probe_classifier(self.encoder, self.n_classes, self.cfg, self.tokens.n_channels)
+        weight = np.zeros(tuple(net.head.weight.shape))
+        bias = np.full(self.n_classes, -30.0)
+        if self.clf is None:  # one training class (or none): that class, as trial_log_probs
+            bias[self.fallback if self.single is None else self.single] = 0.0
+        else:
+            scaler, head = self.clf[0], self.clf[-1]
+            w = self.clf[1].kw_args["w"] if len(self.clf) == 3 else 1.0  # the amplitude columns' weight
+            weight, bias = linear_head(head, self.n_classes, scaler.mean_, scaler.scale_ / w)
+        with torch.no_grad():
+            net.head.weight.copy_(torch.as_tensor(weight, dtype=net.head.weight.dtype))
+            net.head.bias.copy_(torch.as_tensor(bias, dtype=net.head.bias.dtype))
+        net.requires_grad_(False)
+        return net.eval()
+
+
+def linear_head(model: Any, n_classes: int, mean: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight (n_classes, D), bias (n_classes,))`` of a linear layer on raw inputs ``x`` whose softmax is the
+    ``predict_proba`` of a fitted scikit-learn linear classifier (``coef_``, ``intercept_``, ``classes_``: LDA,
+    LogisticRegression) on ``(x - mean) / scale``; a binary one's decision ``d`` becomes the logits ``(-d/2, d/2)``;
+    classes it never saw get weight 0 and bias -30."""
+    coef, icpt = np.asarray(model.coef_, np.float64), np.asarray(model.intercept_, np.float64).reshape(-1)
+    if len(model.classes_) == 2 and coef.shape[0] == 1:
+        coef, icpt = np.vstack([-coef[0] / 2, coef[0] / 2]), np.array([-icpt[0] / 2, icpt[0] / 2])
+    k = coef / scale
+    weight = np.zeros((n_classes, coef.shape[1]))
+    bias = np.full(n_classes, -30.0)
+    weight[model.classes_] = k
+    bias[model.classes_] = icpt - k @ mean
+    return weight, bias
+
+
+def probe_config(cfg: FinetuneConfig) -> ProbeConfig:
+    """The probe that ``probe_blend`` blends in: shrinkage LDA (ProbeConfig's defaults) on the fine-tuning's spans,
+    pooling, amplitude path and calibration share, so that both networks read the same span batches."""
+    return ProbeConfig(max_tokens=cfg.max_tokens, span_groups=cfg.span_groups, predict_stride=cfg.predict_stride,
+                       pool=cfg.pool, amp_head=cfg.amp_head, amp_gain=cfg.amp_gain, calib_share=cfg.calib_share)
+
+
+def probe_classifier(enc: Encoder, n_classes: int, cfg: FinetuneConfig | ProbeConfig,
+                     n_channels: int) -> torch.nn.Module:
+    """The network of a probe (:meth:`ProbeMethod.network`): :func:`classifier` over ``enc`` with ``cfg``'s pooling
+    and amplitude path, the amplitude columns unstandardised and unweighted (the head holds both), the content as
+    the encoder was pre-trained to read it."""
+    return classifier(enc, n_classes, cfg.pool, n_channels, cfg.amp_head, amp_gain=1.0,
+                      amp_content=enc.cfg.content_amp == "scale")
+
+
+def blend_log_probs(net: torch.Tensor, probe: torch.Tensor, w: float) -> torch.Tensor:
+    """(S, C) span log-probabilities of the fine-tuned network and of the probe -> the log of their mixture
+    ``(1 - w) p_net + w p_probe`` (a linear opinion pool: a probe that is sure, as a shrinkage LDA fitted on few
+    spans often is, moves a span's probabilities by at most ``w`` instead of vetoing the network's classes)."""
+    import torch
+
+    if w <= 0:
+        return net
+    if w >= 1:
+        return probe
+    return torch.logaddexp(net + float(np.log1p(-w)), probe + float(np.log(w)))
+
 
 def _weigh(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Columns of ``x`` times ``w`` (a picklable FunctionTransformer step)."""
@@ -683,7 +752,8 @@ class FinetuneMethod(_EncoderMethod):
         self.name = "aemg-finetune" if pretrained else "scratch"
         self.model: Any = None
         self.losses: list[float] = []  # mean training loss per epoch
-        self.probe: ProbeMethod | None = None  # with cfg.probe_blend: the frozen probe blended in at prediction
+        self.probe_net: torch.nn.Module | None = None  # with cfg.probe_blend: the frozen probe's network
+        # (ProbeMethod.network), blended in at prediction
         self.on_fit_start: Callable[[Any], None] | None = None  # tests: sees the encoder before training
 
     def _encoder(self) -> Encoder:
@@ -699,13 +769,17 @@ class FinetuneMethod(_EncoderMethod):
 
         rows, has = self._start(train)
         cfg = self.cfg
-        self.probe = None
+        self.probe_net = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             enc = self._encoder()
             _content_dim_check(enc, self.tokens, self.run_dir)
             if enc.cfg.content_amp == "scale" and not cfg.amp_content:  # feed what the run was pre-trained on
                 self.cfg = cfg = replace(cfg, amp_content=True)
+            if self.pretrained and cfg.probe_blend > 0 and cfg.amp_content != (enc.cfg.content_amp == "scale"):
+                raise ValueError(f"probe_blend: the probe reads log_amp as the run was pre-trained (content_amp="
+                                 f"{enc.cfg.content_amp!r}), the network with amp_content={cfg.amp_content}: "
+                                 "both must read one content (set probe_blend=0 or keep amp_content's default)")
             if self.on_fit_start is not None:
                 self.on_fit_start(enc)
             rows, y = rows[has], train.y[has]
@@ -736,8 +810,9 @@ class FinetuneMethod(_EncoderMethod):
                         p.copy_(q)
         self.model.eval()
         if cfg.probe_blend > 0 and self.pretrained:
-            self.probe = ProbeMethod(self.run_dir, self.tokens.base or self.tokens)
-            self.probe.fit(train)
+            probe = ProbeMethod(self.run_dir, self.tokens.base or self.tokens, probe_config(cfg))
+            probe.fit(train)
+            self.probe_net = probe.network()
 
     def _train(self, groups: list[list[np.ndarray]], y: np.ndarray, seed: int, averaged: Any) -> None:
         """One member's optimizer run over ``cfg.epochs`` epochs from the current weights, a fresh AdamW; the
@@ -811,50 +886,67 @@ class FinetuneMethod(_EncoderMethod):
         if len(np.unique(labels)) < 2:
             return
         scaler = StandardScaler().fit(x)
-        mu, sd = scaler.mean_, scaler.scale_
         lr = LogisticRegression(C=cfg.probe_C, max_iter=2000).fit(scaler.transform(x), labels)
-        coef = np.zeros((self.n_classes, x.shape[1]))
-        bias = np.full(self.n_classes, -30.0)
-        coef_ = lr.coef_ if len(lr.classes_) > 2 else np.vstack([-lr.coef_[0] / 2, lr.coef_[0] / 2])
-        icpt = lr.intercept_ if len(lr.classes_) > 2 else np.array([-lr.intercept_[0] / 2, lr.intercept_[0] / 2])
-        coef[lr.classes_] = coef_ / sd
-        bias[lr.classes_] = icpt - (coef_ / sd) @ mu
+        coef, bias = linear_head(lr, self.n_classes, scaler.mean_, scaler.scale_)
         with torch.no_grad():
             self.model.head.weight.copy_(torch.as_tensor(coef, dtype=self.model.head.weight.dtype))
             self.model.head.bias.copy_(torch.as_tensor(bias, dtype=self.model.head.bias.dtype))
         self.model.train()
 
-    def restore(self, encoder_config: dict[str, Any], state: dict[str, Any], n_classes: int, fallback: int) -> None:
-        """A fitted method back from saved weights (``aemg predict``): the network ``fit`` builds, then ``state``."""
-        from aemg.model import Encoder, EncoderConfig
-        from aemg.model.config import config_from_dict
-
+    def restore(self, encoder_config: dict[str, Any], state: dict[str, Any], n_classes: int, fallback: int,
+                probe_state: dict[str, Any] | None = None) -> None:
+        """A fitted method back from saved weights (``aemg predict``): the network ``fit`` builds, then ``state``;
+        with ``cfg.probe_blend``, the probe's network (:func:`probe_classifier`) from ``probe_state``."""
         self.n_classes, self.fallback = int(n_classes), int(fallback)
-        self.model = classifier(Encoder(config_from_dict(EncoderConfig, encoder_config)), self.n_classes,
-                                self.cfg.pool, self.tokens.n_channels, self.cfg.amp_head, self.cfg.amp_gain,
-                                self.cfg.amp_content)
-        self.model.load_state_dict(state)
-        self.model.eval()
+        self.model, self.probe_net = restore_networks(encoder_config, state, probe_state, self.cfg, self.n_classes,
+                                                      self.tokens.n_channels)
 
     def trial_log_probs(self, rows: np.ndarray) -> np.ndarray:
-        """(n, C) mean class log-probability over each trial row's spans (rows with tokens only)."""
+        """(n, C) mean class log-probability over each trial row's spans (rows with tokens only): the fine-tuned
+        network's, blended with the probe's span by span (:func:`blend_log_probs`) when there is one."""
         import torch
 
         cfg = self.cfg
         spans, owner = self.tokens.tiles(rows, cfg.span_groups, cfg.predict_stride)
         with torch.no_grad():
-            logp = [torch.log_softmax(self.model(b), dim=1)
+            logp = [span_log_probs(self.model, self.probe_net, cfg.probe_blend, b)
                     for b in self.tokens.span_batches(spans, max(cfg.batch_size, 64), cfg.max_tokens,
                                                       amp=self.amp if cfg.amp_head else None)]
         return trial_mean(torch.cat(logp).double().numpy(), owner, len(rows))
 
     def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
-        logp = self.trial_log_probs(rows)
-        if self.probe is not None:
-            self.probe.amp = self.amp
-            w = self.cfg.probe_blend
-            logp = (1 - w) * logp + w * self.probe.trial_log_probs(rows)
-        return logp.argmax(axis=1).astype(np.int64)
+        return self.trial_log_probs(rows).argmax(axis=1).astype(np.int64)
+
+
+def span_log_probs(model: torch.nn.Module, probe: torch.nn.Module | None, w: float,
+                   batch: dict[str, Any]) -> torch.Tensor:
+    """(B, C) class log-probabilities of a batch of spans: the fine-tuned network's, blended with the probe's
+    (:func:`blend_log_probs`, weight ``w``) when there is one."""
+    import torch
+
+    logp = torch.log_softmax(model(batch), dim=1)
+    return logp if probe is None else blend_log_probs(logp, torch.log_softmax(probe(batch), dim=1), w)
+
+
+def restore_networks(encoder_config: dict[str, Any], state: dict[str, Any], probe_state: dict[str, Any] | None,
+                     cfg: FinetuneConfig, n_classes: int, n_channels: int) -> tuple[Any, Any]:
+    """(network, probe network or None) of a saved fine-tuned model, weights loaded, eval mode (``aemg predict``,
+    the live decoder); a ``cfg.probe_blend`` without ``probe_state`` (or the reverse) is a ValueError."""
+    from aemg.model import Encoder, EncoderConfig
+    from aemg.model.config import config_from_dict
+
+    enc_cfg = config_from_dict(EncoderConfig, encoder_config)
+    net = classifier(Encoder(enc_cfg), n_classes, cfg.pool, n_channels, cfg.amp_head, cfg.amp_gain, cfg.amp_content)
+    net.load_state_dict(state)
+    if (cfg.probe_blend > 0) != (probe_state is not None):
+        raise ValueError(f"probe_blend={cfg.probe_blend:g} needs {'a' if cfg.probe_blend > 0 else 'no'} probe network")
+    probe = None
+    if probe_state is not None:
+        probe = probe_classifier(Encoder(enc_cfg), n_classes, cfg, n_channels)
+        probe.load_state_dict(probe_state)
+        probe.requires_grad_(False)
+        probe.eval()
+    return net.eval(), probe
 
 
 # ------------------------------------------------------------------ registry

@@ -1,6 +1,6 @@
 """A fine-tuned model directory (``aemg finetune``): what a later decoder needs to classify a new user's trials.
 
-``MODEL_DIR`` holds three files, each written into a temporary sibling folder that is then swapped
+``MODEL_DIR`` holds three files (four with a blended probe), each written into a temporary sibling folder that is then swapped
 in (an interrupted save leaves the old model, or none, never half of one):
 
 * ``model.json``: :class:`ModelInfo`, the metadata: class order (gesture keys and the dataset's
@@ -10,6 +10,9 @@ in (an interrupted save leaves the old model, or none, never half of one):
   ``summary.json``), the corpus, the trials trained on, the fine-tuning and encoder configs.
 * ``weights.pt``: the plain ``state_dict`` of the classifier (encoder + head), ``torch.save``-d and read
   back with ``torch.load(..., weights_only=True)`` (no pickled code runs on load).
+* ``probe.pt`` (with ``FinetuneConfig.probe_blend`` > 0 only): the plain ``state_dict`` of the frozen probe's
+  network (:meth:`ProbeMethod.network <aemg.evaluate.encoder_methods.ProbeMethod.network>`: the pre-trained encoder
+  and the LDA folded into a linear head), read like ``weights.pt``.
 * ``run.json``: the pre-trained run's provenance (its ``run.json`` copied), which the leakage guard of
   :meth:`FinetuneMethod.predict <aemg.evaluate.encoder_methods.FinetuneMethod.predict>` reads.
 
@@ -45,6 +48,7 @@ FORMAT = 1
 INFO = "model.json"
 WEIGHTS = "weights.pt"
 RUN = "run.json"
+PROBE = "probe.pt"
 FILES = (INFO, WEIGHTS, RUN)
 BUILDING = ".{name}.building-"
 OLD = ".{name}.old-"
@@ -151,6 +155,7 @@ class SavedModel:
     info: ModelInfo
     state: dict[str, Any]  # str -> torch.Tensor
     run_provenance: dict[str, Any]
+    probe_state: dict[str, Any] | None = None  # probe.pt (FinetuneConfig.probe_blend > 0), else None
 
 
 # ------------------------------------------------------------------ what goes into model.json
@@ -236,9 +241,6 @@ def save_model(method: FinetuneMethod, train: TrialSet, out: str | Path, *, run_
 
     if method.model is None:
         raise ValueError("save_model needs a fitted method (call fit first)")
-    if method.probe is not None:
-        raise ValueError("save_model: a model directory holds the fine-tuned network only, not a blended probe "
-                         "(FinetuneConfig.probe_blend is an evaluation option): fit with probe_blend=0")
     out = check_target(out, overwrite)
     run_dir = Path(run_dir)
     info = describe(method, train, run_dir=run_dir, run_name=run_name, reps=reps)
@@ -256,8 +258,10 @@ def save_model(method: FinetuneMethod, train: TrialSet, out: str | Path, *, run_
         raise err from exc
     try:
         atomic_write_text(tmp / RUN, provenance.read_text())
-        state = {k: v.detach().clone().contiguous() for k, v in method.model.state_dict().items()}
-        atomic_torch_save({k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, tmp / WEIGHTS)
+        for net, name in ((method.model, WEIGHTS), (method.probe_net, PROBE)):
+            if net is not None:
+                state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+                atomic_torch_save({k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, tmp / name)
         atomic_write_text(tmp / INFO, json.dumps(info.to_json(), indent=1))  # last: marks a complete model
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the model from the group
         _swap(tmp, out)
@@ -295,8 +299,6 @@ def _swap(tmp: Path, out: Path) -> None:
 
 def read_model(path: str | Path) -> SavedModel:
     """A model directory read back; a missing or damaged file is an error naming it."""
-    import torch
-
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: expected a model directory written by aemg finetune; found no such folder")
@@ -310,14 +312,26 @@ def read_model(path: str | Path) -> SavedModel:
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataFormatError(path / INFO, "JSON written by aemg finetune", f"found {exc}") from None
     info = ModelInfo.from_json(raw, path / INFO)
+    blended = float(finetune_fields(info.finetune_config).get("probe_blend", 0.0)) > 0
+    if blended and not (path / PROBE).is_file():
+        raise DataFormatError(path / PROBE, f"the probe network of a model fine-tuned with probe_blend > 0 ({INFO})",
+                              "found none: write the model again (aemg finetune --overwrite)")
+    return SavedModel(path, info, _read_state(path / WEIGHTS), run if isinstance(run, dict) else {},
+                      _read_state(path / PROBE) if blended else None)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """A ``torch.save``-d state dict of tensors, loaded with ``weights_only=True``; anything else is an error."""
+    import torch
+
     try:
-        state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds on a damaged or foreign file
-        raise DataFormatError(path / WEIGHTS, "a state dict of tensors (torch.save)",
+        raise DataFormatError(path, "a state dict of tensors (torch.save)",
                               f"found {' '.join(str(exc).split())[:160]}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataFormatError(path / WEIGHTS, "a state dict of tensors (torch.save)", f"found {type(state).__name__}")
-    return SavedModel(path, info, state, run if isinstance(run, dict) else {})
+        raise DataFormatError(path, "a state dict of tensors (torch.save)", f"found {type(state).__name__}")
+    return state
 
 
 def check_compatible(info: ModelInfo, corpus: Corpus, tokens: TrialTokens, subjects: Sequence[str],
@@ -358,8 +372,9 @@ def _get(d: dict[str, Any], key: str) -> Any:
 
 def finetune_fields(stored: dict[str, Any]) -> dict[str, Any]:
     """``model.json``'s ``finetune_config`` as FinetuneConfig fields: a model written before the head's amplitude
-    path (no ``amp_head`` entry) has none (``amp_head=False``), whatever today's default."""
-    return {"amp_head": False, **stored}
+    path (no ``amp_head`` entry) has none (``amp_head=False``), one written before the blended probe (no
+    ``probe_blend`` entry) no probe (``probe_blend=0``), whatever today's defaults."""
+    return {"amp_head": False, "probe_blend": 0.0, **stored}
 
 
 def load_model(path: str | Path | SavedModel, corpus: Corpus, subjects: Sequence[str] | None = None) -> FinetuneMethod:
@@ -379,8 +394,10 @@ def load_model(path: str | Path | SavedModel, corpus: Corpus, subjects: Sequence
                               f"found {exc}") from None
     method = FinetuneMethod(saved.path, tokens, cfg, pretrained=True)
     try:
-        method.restore(info.encoder_config, saved.state, info.n_classes, info.fallback)
+        method.restore(info.encoder_config, saved.state, info.n_classes, info.fallback, saved.probe_state)
     except (RuntimeError, ValueError, TypeError) as exc:
-        raise DataFormatError(saved.path / WEIGHTS, f"weights of the network described in {INFO}",
+        where = saved.path / WEIGHTS if saved.probe_state is None else saved.path
+        raise DataFormatError(where, f"weights ({WEIGHTS}{', ' + PROBE if saved.probe_state else ''}) of the "
+                              f"networks described in {INFO}",
                               f"found {' '.join(str(exc).split())[:200]}") from None
     return method

@@ -1,7 +1,8 @@
 """The classifier of a model directory, applied to token groups as they close (no token set needed).
 
 :class:`LiveModel` rebuilds the network of ``aemg finetune`` (encoder + linear head,
-:func:`aemg.evaluate.encoder_methods.classifier`) from ``weights.pt`` and turns a run of
+:func:`aemg.evaluate.encoder_methods.classifier`) from ``weights.pt`` (and, for a model fine-tuned with
+``probe_blend``, the frozen probe's network from ``probe.pt``, blended span by span as offline) and turns a run of
 :class:`~aemg.tokens.groups.GroupBatch` rows into the same per-token arrays as the token set's
 ``collate`` (:class:`~aemg.tokens.builder.TokenSetBuilder` then :meth:`TokenSet.collate
 <aemg.tokens.tokenset.TokenSet.collate>`), padded by the one :func:`~aemg.tokens.batch.pad_batch`.
@@ -16,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from aemg.errors import DataFormatError
-from aemg.evaluate.encoder_methods import amp_weight, channel_amplitude, pad_amp, pool_states
+from aemg.evaluate.encoder_methods import (
+    amp_weight,
+    blend_log_probs,
+    channel_amplitude,
+    pad_amp,
+    pool_states,
+    restore_networks,
+    span_log_probs,
+)
 from aemg.evaluate.model_dir import INFO, SavedModel, finetune_fields, read_model
 from aemg.recording import Electrode
 from aemg.tokens.batch import FLOAT_KEYS, IGNORE, INT_KEYS, pad_batch
@@ -35,9 +44,7 @@ class LiveModel:
     def __init__(self, model: str | Path | SavedModel) -> None:
         import torch
 
-        from aemg.evaluate.encoder_methods import FinetuneConfig, classifier
-        from aemg.model import Encoder, EncoderConfig
-        from aemg.model.config import config_from_dict
+        from aemg.evaluate.encoder_methods import FinetuneConfig
 
         saved = model if isinstance(model, SavedModel) else read_model(model)
         self.saved, self.info = saved, saved.info
@@ -51,14 +58,12 @@ class LiveModel:
         except TypeError as exc:
             raise DataFormatError(saved.path / INFO, "finetune_config fields of this aemg's FinetuneConfig",
                                   f"found {exc}") from None
-        self.net = classifier(Encoder(config_from_dict(EncoderConfig, info.encoder_config)), info.n_classes,
-                              self.cfg.pool, info.n_channels, self.cfg.amp_head, self.cfg.amp_gain, self.cfg.amp_content)
         try:
-            self.net.load_state_dict(saved.state)
+            self.net, self.probe = restore_networks(info.encoder_config, saved.state, saved.probe_state, self.cfg,
+                                                    info.n_classes, info.n_channels)
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise DataFormatError(saved.path / "weights.pt", f"weights of the network described in {INFO}",
+            raise DataFormatError(saved.path, f"weights of the networks described in {INFO}",
                                   f"found {' '.join(str(exc).split())[:200]}") from None
-        self.net.eval()
         self._torch = torch
         electrodes = tuple(Electrode(**{k: e[k] for k in ("site", "angle_deg", "z", "layout", "index") if k in e})
                            for e in info.electrodes)
@@ -66,7 +71,7 @@ class LiveModel:
         self.ms = 1000.0 / float(self.settings.fs)
         self.span = int(self.cfg.span_groups)
         self.stride = int(self.cfg.predict_stride or self.cfg.span_groups)
-        self._terms: tuple[Any, Any] | None = None  # position-only embedding terms (_position_terms)
+        self._terms: dict[int, tuple[Any, Any]] = {}  # per network: its position-only embedding terms
         self._amp_weight = amp_weight(self.cfg.amp_gain, int(self.net.encoder.cfg.d_model))
 
     @property
@@ -139,28 +144,37 @@ class LiveModel:
 
     def span_log_probs(self, groups: GroupBatch, a: int, b: int, amp_offset: np.ndarray | None = None) -> np.ndarray:
         """``(K,)`` float64 class log-probabilities of the span of groups ``a:b``: the network of
-        ``aemg finetune`` on :meth:`encoder_input`, with what a batch of one without padding allows (no
-        attention mask, the token embedding's per-position terms computed once, the per-channel pool as a
-        reshape); equal to :meth:`reference_log_probs` within float32 rounding (tests/test_live.py).
-        ``amp_offset``: as :meth:`item`."""
+        ``aemg finetune`` on :meth:`encoder_input` (blended with the probe's, :func:`blend_log_probs`, for a
+        model with one), with what a batch of one without padding allows (no attention mask, the token
+        embedding's per-position terms computed once, the per-channel pool as a reshape); equal to
+        :meth:`reference_log_probs` within float32 rounding (tests/test_live.py). ``amp_offset``: as :meth:`item`."""
         torch = self._torch
         with torch.inference_mode():
             batch = self.encoder_input(groups, a, b, amp_offset)
-            x = self._embed(batch)
-            enc = self.net.encoder
-            for block in enc.blocks:
-                x = block(x, None)  # no padding: every token may attend to every other
-            h = enc.ln_f(x)
-            n = h.shape[1]
-            c = self.info.n_channels
-            if self.cfg.pool == "channel" and n % c == 0:  # whole groups, channel-minor: the mean per channel
-                pooled = h.view(n // c, c, h.shape[2]).mean(0).reshape(1, -1)
-            else:
-                pooled = pool_states(h, batch, self.cfg.pool, c)
-            if self.uses_amplitude:
-                amp = channel_amplitude(batch, c, self.net.amp_mu, self.net.amp_sd) * self._amp_weight
-                pooled = torch.cat([pooled, amp], dim=1)
-            return torch.log_softmax(self.net.head(pooled), dim=1)[0].double().numpy()
+            logp = self._log_probs(self.net, batch, self._amp_weight)
+            if self.probe is not None:
+                logp = blend_log_probs(logp, self._log_probs(self.probe, batch, 1.0), self.cfg.probe_blend)
+            return logp[0].double().numpy()
+
+    def _log_probs(self, net: Any, batch: dict[str, Any], amp_weight: float) -> Any:
+        """(1, K) log-softmax of one network (:func:`~aemg.evaluate.encoder_methods.classifier`) on a batch of
+        one, the fast way (:meth:`span_log_probs`); ``amp_weight``: the weight of its amplitude columns."""
+        torch = self._torch
+        x = self._embed(net, batch)
+        enc = net.encoder
+        for block in enc.blocks:
+            x = block(x, None)  # no padding: every token may attend to every other
+        h = enc.ln_f(x)
+        n = h.shape[1]
+        c = self.info.n_channels
+        if self.cfg.pool == "channel" and n % c == 0:  # whole groups, channel-minor: the mean per channel
+            pooled = h.view(n // c, c, h.shape[2]).mean(0).reshape(1, -1)
+        else:
+            pooled = pool_states(h, batch, self.cfg.pool, c)
+        if self.uses_amplitude:
+            amp = channel_amplitude(batch, c, net.amp_mu, net.amp_sd) * amp_weight
+            pooled = torch.cat([pooled, amp], dim=1)
+        return torch.log_softmax(net.head(pooled), dim=1)
 
     def reference_log_probs(self, groups: GroupBatch, a: int, b: int,
                             amp_offset: np.ndarray | None = None) -> np.ndarray:
@@ -172,27 +186,29 @@ class LiveModel:
         if "amp" in item:
             batch["amp"] = pad_amp([item["amp"]], batch["pad_mask"].shape[1])
         with torch.no_grad():
-            return torch.log_softmax(self.net(batch), dim=1)[0].double().numpy()
+            return span_log_probs(self.net, self.probe, self.cfg.probe_blend, batch)[0].double().numpy()
 
-    def _embed(self, batch: dict[str, Any]) -> Any:
+    def _embed(self, net: Any, batch: dict[str, Any]) -> Any:
         """:class:`~aemg.model.embeddings.TokenEmbedding` of a batch of one (eval mode, no content mask), in its
         order of terms, with the terms that depend only on a token's position in the span (electrode
         coordinates or channel index, group order) looked up from :meth:`_position_terms`."""
-        e = self.net.encoder.embed
+        e = net.encoder.embed
         n = batch["rank"].shape[1]
-        spatial, group = self._position_terms(n)
+        spatial, group = self._position_terms(net, n)
         x = e.content(batch["content"])
         x = x + spatial[:, :n]
         x = x + e.temporal(batch["onset_ms"], batch["t_ms"], batch["duration_ms"])
         x = x + group[:, :n]
         return x + e.rank(batch["rank"].clamp(0, e.cfg.max_rank - 1))
 
-    def _position_terms(self, n: int) -> tuple[Any, Any]:
-        """The spatial (or channel) and group-order embedding terms of a span's first ``n`` tokens ``(1, n, D)``
-        (tokens are group-major, channel-minor: token ``i`` is channel ``i % C`` of group ``i // C``), cached."""
-        if self._terms is None or self._terms[0].shape[1] < n:
+    def _position_terms(self, net: Any, n: int) -> tuple[Any, Any]:
+        """The spatial (or channel) and group-order embedding terms of ``net``'s encoder for a span's first ``n``
+        tokens ``(1, n, D)`` (tokens are group-major, channel-minor: token ``i`` is channel ``i % C`` of group
+        ``i // C``), cached per network."""
+        terms = self._terms.get(id(net))
+        if terms is None or terms[0].shape[1] < n:
             torch = self._torch
-            e = self.net.encoder.embed
+            e = net.encoder.embed
             c = self.info.n_channels
             m = max(n, (self.span or 1) * c)
             idx = np.arange(m)
@@ -202,8 +218,8 @@ class LiveModel:
             with torch.inference_mode():
                 spatial = e.channel(channel) if e.cfg.position == "index" else e.spatial(coords)
                 group = e.group(order.clamp(0, e.cfg.max_groups - 1))
-            self._terms = (spatial, group)
-        return self._terms
+            self._terms[id(net)] = terms = (spatial, group)
+        return terms
 
 
 __all__ = ["LiveModel"]
