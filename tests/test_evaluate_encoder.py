@@ -271,6 +271,30 @@ def test_span_finetune_and_probe_predict_by_mean_span_log_probs(tiny_run, corpus
     assert np.array_equal(p._predict_rows(rows), p.clf.classes_[xs.argmax(1)])
 
 
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_linear_head_equals_the_scikit_learn_classifier_on_raw_inputs(n_classes):
+    """linear_head folds a scaler into a fitted LDA / LogisticRegression: softmax(W x + b) = predict_proba of
+    (x - mean) / scale, binary ones included; a class the classifier never saw gets weight 0 and bias -30."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.linear_model import LogisticRegression
+
+    from aemg.evaluate.encoder_methods import linear_head
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(n_classes), 30)
+    x = rng.normal(size=(len(y), 6)) * [1, 2, 3, 4, 5, 6] + y[:, None] + 10.0
+    mean, scale = x.mean(0), x.std(0) * 2.0
+    z = (x - mean) / scale
+    for clf in (LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"), LogisticRegression(max_iter=500)):
+        clf.fit(z, y + 1)  # classes 1..n: class 0 of the head is never seen
+        w, b = linear_head(clf, n_classes + 1, mean, scale)
+        logits = x @ w.T + b
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        assert np.allclose(p[:, 1:], clf.predict_proba(z), atol=1e-9)
+        assert not w[0].any() and b[0] == -30.0
+
+
 def test_probe_blend_averages_the_fine_tuned_and_the_probe_span_log_probs(tiny_run, corpus_cote_allard, tmp_path):
     """probe_blend=w: a trial's log-probabilities are the mean over its spans of the log of (1 - w) x the network's
     + w x a frozen LDA probe's probabilities (probe_config, fitted on the same fold); the probe travels as a torch network equal to the

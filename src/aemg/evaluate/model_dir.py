@@ -1,7 +1,7 @@
 """A fine-tuned model directory (``aemg finetune``): what a later decoder needs to classify a new user's trials.
 
-``MODEL_DIR`` holds three files (four with a blended probe), each written into a temporary sibling folder that is then swapped
-in (an interrupted save leaves the old model, or none, never half of one):
+``MODEL_DIR`` holds three files (four with a blended probe), each written into a temporary sibling
+folder that is then swapped in (an interrupted save leaves the old model, or none, never half of one):
 
 * ``model.json``: :class:`ModelInfo`, the metadata: class order (gesture keys and the dataset's
   names), the token set's settings (detector config, notch, window, corpus rate, feature names),
