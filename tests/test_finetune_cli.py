@@ -330,6 +330,12 @@ def test_the_blended_probe_travels_and_older_models_load_without_it(model_k1, co
     (broken / PROBE).unlink()
     err = _cli(["predict", str(broken), "--corpus", str(corpus_cote_allard.path), "--json"], code=1)
     assert str(broken / PROBE) in err and "probe_blend" in err
+    foreign = tmp_path / "foreign"  # a state dict of another network
+    shutil.copytree(src, foreign)
+    torch.save({"head.weight": torch.zeros(2, 2)}, foreign / PROBE)
+    with pytest.raises(DataFormatError, match="probe.pt") as e:
+        load_model(foreign, corpus_cote_allard, [USER])
+    assert str(foreign) in str(e.value)
     older = tmp_path / "older"
     shutil.copytree(broken, older)
     del info["finetune_config"]["probe_blend"]

@@ -396,8 +396,14 @@ def load_model(path: str | Path | SavedModel, corpus: Corpus, subjects: Sequence
     try:
         method.restore(info.encoder_config, saved.state, info.n_classes, info.fallback, saved.probe_state)
     except (RuntimeError, ValueError, TypeError) as exc:
-        where = saved.path / WEIGHTS if saved.probe_state is None else saved.path
-        raise DataFormatError(where, f"weights ({WEIGHTS}{', ' + PROBE if saved.probe_state else ''}) of the "
-                              f"networks described in {INFO}",
-                              f"found {' '.join(str(exc).split())[:200]}") from None
+        raise weights_error(saved, exc) from None
     return method
+
+
+def weights_error(saved: SavedModel, exc: BaseException) -> DataFormatError:
+    """The error of saved weights that do not fit the networks ``model.json`` describes (``load_state_dict``'s
+    message, shortened), naming ``weights.pt``, or the folder when the model also holds ``probe.pt``."""
+    where = saved.path / WEIGHTS if saved.probe_state is None else saved.path
+    files = WEIGHTS if saved.probe_state is None else f"{WEIGHTS}, {PROBE}"
+    return DataFormatError(where, f"weights ({files}) of the networks described in {INFO}",
+                           f"found {' '.join(str(exc).split())[:200]}")

@@ -26,7 +26,7 @@ from aemg.evaluate.encoder_methods import (
     restore_networks,
     span_log_probs,
 )
-from aemg.evaluate.model_dir import INFO, SavedModel, finetune_fields, read_model
+from aemg.evaluate.model_dir import INFO, SavedModel, finetune_fields, read_model, weights_error
 from aemg.recording import Electrode
 from aemg.tokens.batch import FLOAT_KEYS, IGNORE, INT_KEYS, pad_batch
 from aemg.tokens.builder import _coords
@@ -62,8 +62,7 @@ class LiveModel:
             self.net, self.probe = restore_networks(info.encoder_config, saved.state, saved.probe_state, self.cfg,
                                                     info.n_classes, info.n_channels)
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise DataFormatError(saved.path, f"weights of the networks described in {INFO}",
-                                  f"found {' '.join(str(exc).split())[:200]}") from None
+            raise weights_error(saved, exc) from None
         self._torch = torch
         electrodes = tuple(Electrode(**{k: e[k] for k in ("site", "angle_deg", "z", "layout", "index") if k in e})
                            for e in info.electrodes)
